@@ -1,0 +1,75 @@
+"""eincalc: an Einstein-notation tensor calculus compiler.
+
+Build tensor expressions (from NumPy-syntax strings, the MatrixCalculus.org language or
+Python operators), differentiate them symbolically, and evaluate or compile them.
+"""
+
+from eincalc.errors import (
+    EincalcError,
+    IndexMismatchError,
+    NotDifferentiableError,
+    ParseError,
+    ShapeError,
+    SizeError,
+    UnknownNameError,
+    UnsupportedNodeError,
+)
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.graph import dump, topo_order
+from eincalc.interpreter import evaluate
+from eincalc.ops import (
+    abs,
+    cos,
+    det,
+    diag,
+    divide,
+    dot,
+    einsum,
+    exp,
+    eye,
+    identity,
+    inv,
+    log,
+    log_softmax,
+    logdet,
+    logsumexp,
+    matmul,
+    matrix,
+    mean,
+    multiply,
+    norm1,
+    norm2,
+    ones,
+    outer,
+    relu,
+    scalar,
+    sigmoid,
+    sign,
+    sin,
+    softmax,
+    softplus,
+    sqrt,
+    step,
+    sum,
+    tan,
+    tanh,
+    tensor,
+    trace,
+    transpose,
+    vector,
+    zeros,
+)
+from eincalc.parser import parse
+from eincalc.printing import einsum_form, to_numpy_syntax
+
+__all__ = [
+    "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
+    "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
+    "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
+    "einsum_form", "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet",
+    "logsumexp", "matmul", "matrix", "mean", "multiply", "norm1", "norm2", "ones", "outer", "parse",
+    "relu", "scalar", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "step", "sum", "tan",
+    "tanh", "tensor", "to_numpy_syntax", "topo_order", "trace", "transpose", "vector", "zeros",
+]  # fmt: skip
+
+__version__ = "0.1.0"

@@ -1,0 +1,371 @@
+"""Smart constructors: the only way nodes are built, and where local simplification lives.
+
+Every node passes through one of :func:`einsum`, :func:`add`, :func:`elementwise`,
+:func:`unary`, :func:`const`, :func:`delta`, :func:`variable`. They validate their
+arguments (dims, indices) and return a *canonical* node, so that equal mathematics built
+twice is one interned node and the derivative rules never special-case zeros or unit
+tensors. Rules applied here, each shrinking the expression (so repeated application
+terminates):
+
+* ``fold_consts``: a zero factor makes the product zero; scalar factors merge into ``coef``.
+* ``flatten``: an Einsum operand of an Einsum is inlined (its summed indices renamed).
+* ``eliminate_deltas``: δ *(pq, …) with ``q`` contracted renames ``q`` to ``p``
+  (Σ_q δ_pq F_q = F_p); a δ whose both indices survive stays (it is the compressed
+  "δ ⊗ core" structure, kept symbolic).
+* ``drop_ones``: a ones factor over indices that other factors already carry is 1.
+* ``combine_terms``: ``a·X + b·X → (a+b)·X``; zero terms vanish; constants add up.
+* canonical order: operands sorted by structural digest, indices renamed a, b, c, … in
+  order of first appearance (output first), so ``A*B`` and ``B*A`` are one node.
+
+Stable-form rewrites that look deeper than one node live in :mod:`eincalc.rewrite`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from opt_einsum import get_symbol
+
+from eincalc import dims as dimsmod
+from eincalc._types import Dims, Index, IndexTuple
+from eincalc.errors import IndexMismatchError, ShapeError
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+
+_fresh_counter = itertools.count()
+
+
+def fresh_index() -> Index:
+    """An index name that cannot clash with canonical names (they never contain '#')."""
+    return f"#{next(_fresh_counter)}"
+
+
+def symbols(n: int, start: int = 0) -> IndexTuple:
+    """``n`` canonical index names: ``('a', 'b', …)``."""
+    return tuple(get_symbol(i) for i in range(start, start + n))
+
+
+# --------------------------------------------------------------------------------------
+# leaves
+# --------------------------------------------------------------------------------------
+def variable(name: str, dims: Dims) -> Var:
+    """The variable ``name`` with dims ``dims`` (validated)."""
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+        raise ShapeError(f"variable name {name!r} is not a valid identifier")
+    import keyword
+
+    if keyword.iskeyword(name):
+        raise ShapeError(f"variable name {name!r} is a Python keyword")
+    return Var.make(name, dimsmod.parse_dims(dims, f"dims of {name}"))
+
+
+def const(value: float, dims: Dims = ()) -> Const:
+    """A tensor of ``dims`` filled with ``value``."""
+    if not math.isfinite(float(value)):
+        raise ShapeError(f"constant {value!r} is not a finite number")
+    return Const.make(value, tuple(dims))
+
+
+def zeros(dims: Dims) -> Const:
+    """The zero tensor of ``dims``."""
+    return Const.make(0.0, tuple(dims))
+
+
+def delta(base: Dims) -> Node:
+    """The unit tensor over ``base`` (dims ``base + base``); a scalar 1 for ``base == ()``."""
+    base = tuple(base)
+    return Delta.make(base) if base else Const.make(1.0, ())
+
+
+def is_zero(node: Node) -> bool:
+    """True if ``node`` is the symbolic zero."""
+    return isinstance(node, Const) and node.value == 0.0
+
+
+def is_ones(node: Node) -> bool:
+    """True for a Const filled with 1 (of any dims)."""
+    return isinstance(node, Const) and node.value == 1.0
+
+
+# --------------------------------------------------------------------------------------
+# einsum
+# --------------------------------------------------------------------------------------
+def einsum(operands: Sequence[Node], in_idx: Sequence[Sequence[Index]], out_idx: Sequence[Index], coef: float = 1.0) -> Node:
+    """``coef · einsum(in_idx -> out_idx, *operands)``, validated and canonicalised.
+
+    Examples:
+        >>> import eincalc as ec
+        >>> A, B = ec.matrix("A", "m k"), ec.matrix("B", "k n")
+        >>> einsum([A, B], ["ij", "jk"], "ik") is (A @ B)
+        True
+    """
+    operands = tuple(operands)
+    ins = tuple(tuple(s) for s in in_idx)
+    out = tuple(out_idx)
+    _validate(operands, ins, out)
+    return _normalise([(op, idx) for op, idx in zip(operands, ins)], out, float(coef))
+
+
+def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: IndexTuple) -> dict[Index, str]:
+    if len(operands) != len(ins):
+        raise IndexMismatchError(f"einsum has {len(ins)} index groups but {len(operands)} operands")
+    index_dim: dict[Index, str] = {}
+    where: dict[Index, int] = {}
+    for k, (op, idx) in enumerate(zip(operands, ins)):
+        if not isinstance(op, Node):
+            raise IndexMismatchError(f"einsum operand {k} is not an expression: {op!r}")
+        if len(idx) != op.ndim:
+            raise IndexMismatchError(
+                f"einsum operand {k} has {op.ndim} dims {dimsmod.fmt(op.dims)} but {len(idx)} indices {''.join(idx)!r}"
+            )
+        for i, d in zip(idx, op.dims):
+            if i in index_dim:
+                dimsmod.require_same(index_dim[i], d, f"einsum index {i!r} (operand {where[i]} and operand {k})")
+            else:
+                index_dim[i] = d
+                where[i] = k
+    seen: set[Index] = set()
+    for i in out:
+        if i in seen:
+            raise IndexMismatchError(f"einsum output index {i!r} appears twice")
+        seen.add(i)
+        if i not in index_dim:
+            raise IndexMismatchError(f"einsum output index {i!r} appears in no operand")
+    return index_dim
+
+
+Factor = tuple[Node, IndexTuple]
+
+
+def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
+    index_dim: dict[Index, str] = {}
+    for op, idx in factors:
+        for i, d in zip(idx, op.dims):
+            index_dim.setdefault(i, d)
+    out_dims = tuple(index_dim[i] for i in out)
+
+    flat: list[Factor] = []
+    for op, idx in factors:
+        if isinstance(op, Const):
+            if op.value == 0.0 or coef == 0.0:
+                return zeros(out_dims)
+            coef *= op.value
+            flat.extend(_ones_factors(idx, index_dim))
+        elif isinstance(op, Einsum):
+            coef *= op.coef
+            flat.extend(_inline(op, idx, index_dim))
+        elif isinstance(op, Delta):
+            k = len(op.base)
+            flat.extend((Delta.make((d,)), (idx[i], idx[k + i])) for i, d in enumerate(op.base))
+        else:
+            flat.append((op, idx))
+    if coef == 0.0:
+        return zeros(out_dims)
+
+    flat = _eliminate_deltas(flat, set(out), index_dim)
+    flat = _drop_ones(flat)
+
+    if not flat:
+        return Const.make(coef, ())
+    if all(is_ones(op) for op, _ in flat):
+        present = {i for _, idx in flat for i in idx}
+        if present == set(out):  # nothing summed: a filled constant
+            return Const.make(coef, out_dims)
+    if len(flat) == 1 and coef == 1.0 and flat[0][1] == out:
+        return flat[0][0]
+    return _canonical(flat, out, coef, index_dim)
+
+
+def _ones_factors(idx: IndexTuple, index_dim: dict[Index, str]) -> list[Factor]:
+    """ones over ``idx`` as one 1-D ones factor per distinct index."""
+    return [(Const.make(1.0, (index_dim[i],)), (i,)) for i in dict.fromkeys(idx)]
+
+
+def _inline(inner: Einsum, outer_idx: IndexTuple, index_dim: dict[Index, str]) -> list[Factor]:
+    """The factors of ``inner`` with its output indices renamed to ``outer_idx``.
+
+    Its summed indices get fresh names. A repeated outer index (a trace of a product)
+    simply maps two inner output indices to one name, which is the diagonal.
+    """
+    rename: dict[Index, Index] = dict(zip(inner.out_idx, outer_idx))
+    out: list[Factor] = []
+    for op, idx in zip(inner.operands, inner.in_idx):
+        new_idx = []
+        for i, d in zip(idx, op.dims):
+            if i not in rename:
+                rename[i] = fresh_index()
+                index_dim[rename[i]] = d
+            new_idx.append(rename[i])
+        out.append((op, tuple(new_idx)))
+    return out
+
+
+def _eliminate_deltas(flat: list[Factor], out: set[Index], index_dim: dict[Index, str]) -> list[Factor]:
+    """Remove every 1-D δ with a contracted index by renaming (Σ_q δ_pq F_q = F_p)."""
+    changed = True
+    while changed:
+        changed = False
+        for k, (op, idx) in enumerate(flat):
+            if not isinstance(op, Delta):
+                continue
+            p, q = idx
+            if p == q:  # δ_pp is 1 for every p: ones over p keeps p's range
+                flat[k] = (Const.make(1.0, (index_dim[p],)), (p,))
+            elif q not in out or p not in out:
+                old, new = (q, p) if q not in out else (p, q)
+                rest = flat[:k] + flat[k + 1 :]
+                flat = [(o, tuple(new if i == old else i for i in ix)) for o, ix in rest]
+                flat.append((Const.make(1.0, (index_dim[new],)), (new,)))
+            else:
+                continue  # both indices survive: the δ ⊗ core structure
+            changed = True
+            break
+    return flat
+
+
+def _drop_ones(flat: list[Factor]) -> list[Factor]:
+    """Drop ones factors whose indices another factor carries; one ones per index at most."""
+    carried = {i for op, idx in flat if not is_ones(op) for i in idx}
+    kept: list[Factor] = []
+    for op, idx in flat:
+        if is_ones(op):
+            if len(set(idx)) != len(idx) or len(idx) != 1:
+                raise AssertionError("ones factors are 1-D after normalisation")
+            if idx[0] in carried:
+                continue
+            carried.add(idx[0])
+        kept.append((op, idx))
+    return kept
+
+
+def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict[Index, str]) -> Node:
+    """Intern the product in canonical form.
+
+    Operands are sorted by digest; output indices are named first (a, b, …), summed ones
+    by first appearance. Equal operands (same digest) can be ordered in several ways; the
+    one giving the smallest index pattern wins, which makes ``w @ A @ w`` and
+    ``w @ (w @ A)`` one node without ever identifying ``A`` with ``Aᵀ``.
+    """
+    groups: dict[bytes, list[Factor]] = {}
+    for f in sorted(flat, key=lambda f: f[0].digest):
+        groups.setdefault(f[0].digest, []).append(f)
+    group_list = list(groups.values())
+
+    def realise(order: list[Factor]) -> tuple[tuple[IndexTuple, ...], dict[Index, Index]]:
+        names: dict[Index, Index] = {}
+        for i in out:
+            names[i] = get_symbol(len(names))
+        for _, idx in order:
+            for i in idx:
+                if i not in names:
+                    names[i] = get_symbol(len(names))
+        return tuple(tuple(names[i] for i in idx) for _, idx in order), names
+
+    choices = 1
+    for g in group_list:
+        choices *= math.factorial(len(g))
+    if choices <= 720:
+        options = itertools.product(*(itertools.permutations(g) for g in group_list))
+        orders = [[f for g in option for f in g] for option in options]
+    else:  # too many ties to try them all: a deterministic, not necessarily unique, order
+        out_pos = {i: n for n, i in enumerate(out)}
+        orders = [sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))]
+    best = min(orders, key=lambda order: realise(order)[0])
+    ins, names = realise(best)
+    operands = tuple(op for op, _ in best)
+    new_out = tuple(names[i] for i in out)
+    return Einsum.make(operands, ins, new_out, coef, tuple(index_dim[i] for i in out))
+
+
+def scale(node: Node, factor: float) -> Node:
+    """``factor · node``."""
+    idx = symbols(node.ndim)
+    return einsum([node], [idx], idx, factor)
+
+
+def split_coef(node: Node) -> tuple[float, Node]:
+    """``(c, base)`` with ``node == c · base`` and ``base`` free of a scalar factor."""
+    if isinstance(node, Einsum) and node.coef != 1.0:
+        return node.coef, einsum(node.operands, node.in_idx, node.out_idx, 1.0)
+    if isinstance(node, Const) and node.value != 0.0:
+        return node.value, Const.make(1.0, node.dims)
+    return 1.0, node
+
+
+def permute(node: Node, axes: Sequence[int]) -> Node:
+    """``numpy.transpose(node, axes)``."""
+    idx = symbols(node.ndim)
+    return einsum([node], [idx], tuple(idx[a] for a in axes))
+
+
+# --------------------------------------------------------------------------------------
+# add
+# --------------------------------------------------------------------------------------
+def add(terms: Sequence[Node]) -> Node:
+    """The sum of ``terms`` (equal dims), with like terms combined and zeros dropped."""
+    terms = list(terms)
+    if not terms:
+        raise ShapeError("add needs at least one term")
+    dims = terms[0].dims
+    flat: list[Node] = []
+    for t in terms:
+        dimsmod.require_same_dims(dims, t.dims, "addition")
+        flat.extend(t.terms if isinstance(t, Add) else (t,))
+    const_total = 0.0
+    coefs: dict[int, list] = {}
+    for t in flat:
+        if isinstance(t, Const):
+            const_total += t.value
+            continue
+        c, base = split_coef(t)
+        entry = coefs.setdefault(id(base), [base, 0.0])
+        entry[1] += c
+    out = [base if c == 1.0 else scale(base, c) for base, c in coefs.values() if c != 0.0]
+    out = [t for t in out if not is_zero(t)]
+    if const_total != 0.0:
+        out.append(Const.make(const_total, dims))
+    if not out:
+        return zeros(dims)
+    if len(out) == 1:
+        return out[0]
+    out.sort(key=lambda t: t.digest)
+    return Add.make(tuple(out))
+
+
+# --------------------------------------------------------------------------------------
+# functions
+# --------------------------------------------------------------------------------------
+def elementwise(fn: str, x: Node, param: float | None = None) -> Node:
+    """``fn(x)`` entry-wise; constants fold, ``x**1`` is ``x`` and ``x**0`` is ones."""
+    from eincalc.functions import get_elementwise
+
+    entry = get_elementwise(fn)
+    if entry.has_param != (param is not None):
+        raise ShapeError(f"{fn} {'needs' if entry.has_param else 'takes no'} parameter")
+    if fn == "pow":
+        assert param is not None
+        if param == 1.0:
+            return x
+        if param == 0.0:
+            return Const.make(1.0, x.dims)
+        if isinstance(x, Elementwise) and x.fn == "pow" and float(param).is_integer():
+            assert x.param is not None  # (x^a)^n = x^(a n) holds for integer n
+            return elementwise("pow", x.arg, x.param * param)
+    if isinstance(x, Const):
+        with np.errstate(all="ignore"):
+            value = float(entry.numpy(np.float64(x.value), param))
+        if math.isfinite(value):
+            return Const.make(value, x.dims)
+    return Elementwise.make(fn, x, param)
+
+
+def unary(fn: str, x: Node, axis: int | None = None) -> Node:
+    """A general (not entry-wise) function ``fn(x, axis)`` from :mod:`eincalc.functions`."""
+    from eincalc.functions import get_unary
+
+    entry = get_unary(fn)
+    axis = entry.normalise_axis(x.dims, axis)
+    out_dims = entry.out_dims(x.dims, axis)
+    return Unary.make(fn, x, axis, out_dims)

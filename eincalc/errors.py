@@ -1,0 +1,60 @@
+"""The exception hierarchy of eincalc.
+
+Every error eincalc raises on purpose is an ``EincalcError``. Each subclass also inherits
+the matching built-in exception, so ``except ValueError`` keeps working for callers who
+do not know about eincalc.
+"""
+
+from __future__ import annotations
+
+
+class EincalcError(Exception):
+    """Base class of every error raised deliberately by eincalc."""
+
+
+class ParseError(EincalcError, ValueError):
+    """A string could not be parsed; ``pos`` is the 0-based column of the problem.
+
+    ``str(err)`` shows the message, the source line and a caret under the column.
+    """
+
+    def __init__(self, message: str, text: str = "", pos: int | None = None) -> None:
+        self.message = message
+        self.text = text
+        self.pos = pos
+        if text and pos is not None:
+            line_start = text.rfind("\n", 0, pos) + 1
+            line_end = text.find("\n", pos)
+            line = text[line_start : line_end if line_end >= 0 else len(text)]
+            col = pos - line_start
+            full = f"{message} (column {col + 1})\n  {line}\n  {' ' * col}^"
+        else:
+            full = message
+        super().__init__(full)
+
+
+class ShapeError(EincalcError, ValueError):
+    """Dims of operands do not fit together (the message names the dims and operands)."""
+
+
+class IndexMismatchError(ShapeError):
+    """An einsum specification is malformed or inconsistent with its operands."""
+
+
+class UnknownNameError(EincalcError, KeyError):
+    """A name (variable, function, option) is not known; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class SizeError(EincalcError, ValueError):
+    """Arrays bound to an expression disagree about the size of a dim, or are missing."""
+
+
+class NotDifferentiableError(EincalcError, NotImplementedError):
+    """A derivative was requested that eincalc cannot (or mathematically does not) provide."""
+
+
+class UnsupportedNodeError(EincalcError, NotImplementedError):
+    """A printer or backend met a node kind it has no rule for."""

@@ -1,0 +1,321 @@
+"""The expression DAG: immutable, hash-consed node kinds.
+
+The node set is closed:
+
+=============  ===================================================================
+``Var``        an input tensor with named dims, e.g. ``X: (m, n)``
+``Const``      a tensor of the given dims filled with one number (a scalar if dims is ())
+``Delta``      the unit tensor over ``dims``: dims ``dims + dims``, δ[i…, j…] = Π δ(iₖ, jₖ)
+``Einsum``     ``coef · einsum('s1,s2,…->s0', A1, A2, …)``; ``C = A *(s1,s2,s3) B`` is the
+               two-operand case
+``Add``        the sum of terms of equal dims
+``Elementwise`` ``f(A)`` applied entry-wise; ``f`` is an entry of :mod:`eincalc.functions`
+``Unary``      a tensor function that is not entry-wise (inv, det, softmax, …)
+=============  ===================================================================
+
+Nodes are built only through the smart constructors of :mod:`eincalc.algebra` and
+:mod:`eincalc.ops`, which validate and canonicalise; the classes here just intern. Equal
+structure means the same object (hash-consing), so ``is`` is structural equality and
+common sub-expressions are shared. ``digest`` is a deterministic structural hash used for
+canonical ordering (never Python's salted ``hash``).
+
+Nothing here differentiates, simplifies or prints beyond ``repr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from typing import Any, ClassVar
+
+from eincalc._types import Dims, IndexTuple
+
+_INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+
+
+class Node:
+    """Base of all node kinds: immutable, interned, with ``dims`` and ``children``."""
+
+    __slots__ = ("dims", "children", "digest", "__weakref__")
+    kind: ClassVar[str] = "node"
+    __array_priority__ = 1000  # so `ndarray * node` defers to the node's reflected operator
+
+    dims: Dims
+    children: tuple[Node, ...]
+    digest: bytes
+
+    @classmethod
+    def _intern(cls, params: tuple, children: tuple[Node, ...], dims: Dims) -> Any:
+        # Children are interned already, so their ids identify their structure; the key
+        # keeps them alive only as long as this node lives (weak values).
+        key = (cls, params, tuple(id(c) for c in children))
+        node = _INTERNED.get(key)
+        if node is None:
+            node = object.__new__(cls)
+            h = hashlib.blake2b(repr((cls.kind, params, dims)).encode(), digest_size=16)
+            for c in children:
+                h.update(c.digest)
+            object.__setattr__(node, "dims", dims)
+            object.__setattr__(node, "children", children)
+            object.__setattr__(node, "digest", h.digest())
+            node._init_params(params)
+            _INTERNED[key] = node
+        return node
+
+    def _init_params(self, params: tuple) -> None:
+        raise NotImplementedError
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} nodes are immutable")
+
+    def __reduce__(self) -> Any:
+        raise TypeError("eincalc nodes are not picklable; save the printed expression or generated code")
+
+    def __copy__(self) -> Node:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Node:
+        return self
+
+    # -- convenience -------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return len(self.dims)
+
+    def variables(self) -> dict[str, Dims]:
+        """Every variable this expression depends on, name -> dims, in first-seen order."""
+        from eincalc.graph import topo_order
+
+        return {n.name: n.dims for n in topo_order(self) if isinstance(n, Var)}
+
+    def __str__(self) -> str:
+        from eincalc.printing import to_numpy_syntax
+
+        return to_numpy_syntax(self)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self} : ({', '.join(self.dims)})>"
+
+    def _repr_latex_(self) -> str | None:
+        try:
+            from eincalc.latex import latex
+        except ImportError:  # pragma: no cover - printer is optional while building
+            return None
+        return "$" + latex(self) + "$"
+
+    # -- Python operators: front end 2 (symbolic tensor objects) ------------------------
+    def __add__(self, other: object) -> Node:
+        return _ops().add(self, other)
+
+    def __radd__(self, other: object) -> Node:
+        return _ops().add(other, self)
+
+    def __sub__(self, other: object) -> Node:
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other: object) -> Node:
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other: object) -> Node:
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other: object) -> Node:
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other: object) -> Node:
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other: object) -> Node:
+        return _ops().divide(other, self)
+
+    def __pow__(self, other: object) -> Node:
+        return _ops().power(self, other)
+
+    def __rpow__(self, other: object) -> Node:
+        return _ops().power(other, self)
+
+    def __matmul__(self, other: object) -> Node:
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other: object) -> Node:
+        return _ops().matmul(other, self)
+
+    def __neg__(self) -> Node:
+        return _ops().negative(self)
+
+    def __pos__(self) -> Node:
+        return self
+
+    @property
+    def T(self) -> Node:  # noqa: N802 - NumPy's name
+        """Reverse the axes (NumPy's ``.T``)."""
+        return _ops().transpose(self)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        raise TypeError("eincalc expressions are symbolic and cannot be iterated")
+
+    def __array__(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("an eincalc expression is symbolic; use ec.evaluate(expr, **arrays) for values")
+
+
+def _ops() -> Any:
+    from eincalc import ops
+
+    return ops
+
+
+class Var(Node):
+    """An input tensor ``name`` with dims ``dims``."""
+
+    __slots__ = ("name",)
+    kind = "var"
+    name: str
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "name", params[0])
+
+    @staticmethod
+    def make(name: str, dims: Dims) -> Var:
+        return Var._intern((name, dims), (), dims)
+
+
+class Const(Node):
+    """A tensor of ``dims`` with every entry equal to ``value`` (``Const(0, dims)`` is zero)."""
+
+    __slots__ = ("value",)
+    kind = "const"
+    value: float
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "value", params[0])
+
+    @staticmethod
+    def make(value: float, dims: Dims = ()) -> Const:
+        value = float(value)
+        if value == 0.0:
+            value = 0.0  # one zero, not two (-0.0 would intern separately)
+        return Const._intern((value, dims), (), dims)
+
+    @property
+    def is_zero(self) -> bool:
+        return self.value == 0.0
+
+
+class Delta(Node):
+    """The unit tensor over ``base``: dims ``base + base``, δ[i…, j…] = Π δ(iₖ, jₖ).
+
+    ``Delta((n,))`` is the n×n identity matrix.
+    """
+
+    __slots__ = ("base",)
+    kind = "delta"
+    base: Dims
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "base", params[0])
+
+    @staticmethod
+    def make(base: Dims) -> Delta:
+        return Delta._intern((base,), (), base + base)
+
+
+class Einsum(Node):
+    """``coef · einsum('in_idx[0],in_idx[1],…->out_idx', *operands)``.
+
+    ``C = A *(s1,s2,s3) B`` is ``Einsum((A, B), (s1, s2), s3)``: C[s3] = Σ A[s1]·B[s2] over
+    the indices not in s3. Invariants (checked by :func:`eincalc.algebra.einsum`):
+    ``len(in_idx[k]) == operands[k].ndim``; every output index occurs in some operand;
+    no output index repeats; an index has one dim wherever it occurs. Operand indices may
+    repeat (a trace ``'ii->'`` or a diagonal ``'ii->i'``).
+    """
+
+    __slots__ = ("in_idx", "out_idx", "coef")
+    kind = "einsum"
+    in_idx: tuple[IndexTuple, ...]
+    out_idx: IndexTuple
+    coef: float
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "in_idx", params[0])
+        object.__setattr__(self, "out_idx", params[1])
+        object.__setattr__(self, "coef", params[2])
+
+    @staticmethod
+    def make(operands: tuple[Node, ...], in_idx: tuple[IndexTuple, ...], out_idx: IndexTuple, coef: float, dims: Dims) -> Einsum:
+        return Einsum._intern((in_idx, out_idx, float(coef)), operands, dims)
+
+    @property
+    def operands(self) -> tuple[Node, ...]:
+        return self.children
+
+    @property
+    def spec(self) -> str:
+        """The einsum subscripts, e.g. ``'ab,b->a'``."""
+        return ",".join("".join(s) for s in self.in_idx) + "->" + "".join(self.out_idx)
+
+
+class Add(Node):
+    """The sum of ``terms`` (two or more, all of the same dims)."""
+
+    __slots__ = ()
+    kind = "add"
+
+    def _init_params(self, params: tuple) -> None:
+        pass
+
+    @staticmethod
+    def make(terms: tuple[Node, ...]) -> Add:
+        return Add._intern((), terms, terms[0].dims)
+
+    @property
+    def terms(self) -> tuple[Node, ...]:
+        return self.children
+
+
+class Elementwise(Node):
+    """``fn(arg)`` entry-wise; ``param`` is the exponent of ``pow`` (else None)."""
+
+    __slots__ = ("fn", "param")
+    kind = "elementwise"
+    fn: str
+    param: float | None
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "fn", params[0])
+        object.__setattr__(self, "param", params[1])
+
+    @staticmethod
+    def make(fn: str, arg: Node, param: float | None = None) -> Elementwise:
+        return Elementwise._intern((fn, None if param is None else float(param)), (arg,), arg.dims)
+
+    @property
+    def arg(self) -> Node:
+        return self.children[0]
+
+
+class Unary(Node):
+    """A tensor function ``fn(arg, axis=…)`` that is not entry-wise (see :mod:`eincalc.functions`)."""
+
+    __slots__ = ("fn", "axis")
+    kind = "unary"
+    fn: str
+    axis: int | None
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "fn", params[0])
+        object.__setattr__(self, "axis", params[1])
+
+    @staticmethod
+    def make(fn: str, arg: Node, axis: int | None, dims: Dims) -> Unary:
+        return Unary._intern((fn, axis), (arg,), dims)
+
+    @property
+    def arg(self) -> Node:
+        return self.children[0]
+
+
+NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Delta, Einsum, Add, Elementwise, Unary)

@@ -1,0 +1,388 @@
+"""Text front ends: NumPy syntax (``ast`` under a strict whitelist) and the dialect hook.
+
+``parse(text, **declarations)`` turns a string into a DAG node. The NumPy dialect reads
+the text with :func:`ast.parse` and walks only whitelisted node types — numbers, declared
+names, ``+ - * / ** @``, unary minus, ``.T`` and calls of functions in
+:data:`eincalc.ops.FUNCTIONS`. Nothing is ever evaluated: a hostile string is a
+:class:`~eincalc.errors.ParseError` pointing at the offending column.
+
+Undeclared dims are inferred in two passes: the first builds with placeholder dims under
+a :class:`~eincalc.dims.Unifier` (node constructors unify instead of failing), the second
+rebuilds with the solved names. The MatrixCalculus.org language lives in
+:mod:`eincalc.mcparser` and plugs in through :data:`DIALECTS`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from eincalc import dims as dimsmod
+from eincalc import ops
+from eincalc._types import Dim, Dims
+from eincalc.errors import EincalcError, ParseError, ShapeError, UnknownNameError
+from eincalc.expr import Node
+
+MAX_LENGTH = 100_000
+
+
+class Dialect(Protocol):
+    """A text front end: ``syntax`` validates text into a tree, ``build`` makes nodes from it."""
+
+    name: str
+
+    def syntax(self, text: str) -> Any: ...
+
+    def build(self, tree: Any, ctx: BuildContext) -> Node: ...
+
+    def default_dims(self, name: str, ctx: BuildContext) -> Dims | None: ...
+
+
+class BuildContext:
+    """What a dialect's builder may ask while making nodes: variables, fresh dims, errors."""
+
+    def __init__(self, text: str, declared: dict[str, tuple[str, ...]], dialect: Dialect, fresh: Callable[[str, str], Dim]) -> None:
+        self.text = text
+        self.declared = declared
+        self.dialect = dialect
+        self._fresh = fresh
+        self._vars: dict[str, Node] = {}
+
+    def fresh(self, hint: str, origin: str) -> Dim:
+        """A dim to be inferred; ``hint`` names it if nothing fixes it."""
+        return self._fresh(hint, origin)
+
+    def var(self, name: str, pos: int) -> Node:
+        """The variable ``name`` (declared, or given default dims by the dialect)."""
+        if name in self._vars:
+            return self._vars[name]
+        if name in self.declared:
+            spec = self.declared[name]
+            dims = tuple(
+                self.fresh(f"{name}{k}" if len(spec) > 1 else f"n_{name}", f"axis {k} of {name}") if d == "?" else d
+                for k, d in enumerate(spec)
+            )
+        else:
+            found = self.dialect.default_dims(name, self)
+            if found is None:
+                known = ", ".join(sorted(self.declared)) or "none declared"
+                raise ParseError(f"unknown name {name!r}; declared variables: {known}", self.text, pos)
+            dims = found
+        node = ops.tensor(name, dims) if not any(d.startswith(dimsmod.FRESH_PREFIX) for d in dims) else _fresh_var(name, dims)
+        self._vars[name] = node
+        return node
+
+    def error(self, message: str, pos: int | None) -> ParseError:
+        """A ParseError at ``pos`` of the text."""
+        return ParseError(message, self.text, pos)
+
+    @contextmanager
+    def at(self, pos: int | None) -> Iterator[None]:
+        """Attach the text position to shape errors raised while building one construct."""
+        try:
+            yield
+        except ShapeError as err:
+            if getattr(err, "_positioned", False) or pos is None:
+                raise
+            located = ParseError(str(err), self.text, pos)
+            new = type(err)(str(located))
+            new._positioned = True  # type: ignore[attr-defined]
+            raise new from None
+
+
+def _fresh_var(name: str, dims: Dims) -> Node:
+    from eincalc.expr import Var
+
+    return Var.make(name, dims)  # placeholder dims are not valid names, so skip validation
+
+
+def _parse_declaration(name: str, spec: object) -> tuple[str, ...]:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ParseError(f"declared name {name!r} is not an identifier")
+    if isinstance(spec, str):
+        parts = spec.replace(",", " ").split()
+        return tuple("?" if p == "?" else dimsmod.parse_dims(p, f"dims of {name}")[0] for p in parts)
+    return dimsmod.parse_dims(spec, f"dims of {name}")
+
+
+def parse(text: str, /, dialect: str = "numpy", **declarations: object) -> Node:
+    """Parse ``text`` into an expression; keywords declare variables' dims.
+
+    Dims are a space-separated string (``X="m n"``), ``""`` for a scalar, a tuple, or an int
+    for a fixed size; ``"?"`` marks a dim to infer. ``dialect`` is ``"numpy"`` (default) or
+    ``"matrixcalculus"``.
+
+    Examples:
+        >>> import eincalc as ec
+        >>> f = ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m")
+        >>> f is ec.parse(str(f), X="m n", w="n", y="m")
+        True
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"parse needs a string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ParseError(f"expression text is longer than {MAX_LENGTH} characters")
+    front = get_dialect(dialect)
+    declared = {name: _parse_declaration(name, spec) for name, spec in declarations.items()}
+    tree = front.syntax(text)
+    return _infer_and_build(front, tree, text, declared)
+
+
+def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, tuple[str, ...]]) -> Node:
+    unifier = dimsmod.Unifier()
+    hints: list[tuple[Dim, str]] = []
+
+    def fresh1(hint: str, origin: str) -> Dim:
+        d = unifier.fresh(origin)
+        hints.append((d, hint))
+        return d
+
+    try:
+        with dimsmod.unifying(unifier):
+            first = front.build(tree, BuildContext(text, declared, front, fresh1))
+    except RecursionError:
+        raise ParseError("expression is nested too deeply", text, 0) from None
+    if not hints:
+        return first
+
+    taken = {d for spec in declared.values() for d in spec} | {unifier.find(d) for d, _ in hints}
+    names: dict[Dim, Dim] = {}
+    for d, hint in hints:
+        root = unifier.find(d)
+        if root not in names:
+            if root.startswith(dimsmod.FRESH_PREFIX):
+                name, k = hint, 1
+                while name in taken:
+                    k += 1
+                    name = f"{hint}_{k}"
+                taken.add(name)
+                names[root] = name
+            else:
+                names[root] = root
+    resolved = iter([names[unifier.find(d)] for d, _ in hints])
+    final_decl = dict(declared)
+    for name, spec in declared.items():
+        if "?" in spec:
+            final_decl[name] = spec  # replayed in order through `fresh2`
+
+    def fresh2(hint: str, origin: str) -> Dim:
+        return next(resolved)
+
+    return front.build(tree, BuildContext(text, final_decl, front, fresh2))
+
+
+# --------------------------------------------------------------------------------------
+# the NumPy dialect
+# --------------------------------------------------------------------------------------
+_BINOPS: dict[type, Callable[[Any, Any], Node]] = {
+    ast.Add: ops.add,
+    ast.Sub: ops.subtract,
+    ast.Mult: ops.multiply,
+    ast.Div: ops.divide,
+    ast.Pow: ops.power,
+    ast.MatMult: ops.matmul,
+}
+_DIMS_FUNCTIONS = {"eye", "ones", "zeros"}
+
+
+class NumpyDialect:
+    """Python/NumPy syntax, read with :mod:`ast` and a whitelist of node types."""
+
+    name = "numpy"
+
+    def syntax(self, text: str) -> ast.Expression:
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError as err:
+            offset = (err.offset or 1) - 1
+            raise ParseError(f"invalid syntax: {err.msg}", text.strip(), offset) from None
+        except (ValueError, MemoryError, RecursionError) as err:
+            raise ParseError(f"cannot read the expression: {err}") from None
+        return tree
+
+    def default_dims(self, name: str, ctx: BuildContext) -> Dims | None:
+        return None
+
+    def build(self, tree: ast.Expression, ctx: BuildContext) -> Node:
+        ctx.text = ctx.text.strip()
+        result = self._node(tree.body, ctx)
+        if not isinstance(result, Node):
+            return ops.as_node(result)
+        return result
+
+    # Each _node call returns a Node or a plain Python number (folded constant).
+    def _node(self, node: ast.AST, ctx: BuildContext) -> Any:
+        pos = _pos(node, ctx.text)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise ctx.error(f"constant {node.value!r} is not allowed here (only numbers)", pos)
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return ctx.var(node.id, pos)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = self._node(node.operand, ctx)
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            with ctx.at(pos):
+                return -operand if isinstance(operand, float) else ops.negative(operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left, right = self._node(node.left, ctx), self._node(node.right, ctx)
+            if isinstance(left, float) and isinstance(right, float):
+                return _fold(node.op, left, right, ctx, pos)
+            with ctx.at(_pos(node.right, ctx.text) if isinstance(node.op, ast.MatMult) else pos):
+                return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.Attribute):
+            if node.attr != "T":
+                raise ctx.error(f"attribute .{node.attr} is not allowed (only .T)", pos)
+            base = self._node(node.value, ctx)
+            with ctx.at(pos):
+                return ops.transpose(ops.as_node(base))
+        if isinstance(node, ast.Call):
+            return self._call(node, ctx, pos)
+        raise ctx.error(f"{_describe(node)} is not allowed in an expression", pos)
+
+    def _call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        if not isinstance(node.func, ast.Name):
+            raise ctx.error(f"only calls of known functions are allowed, not {_describe(node.func)}", pos)
+        name = node.func.id
+        if name not in ops.FUNCTIONS:
+            known = ", ".join(sorted(ops.FUNCTIONS))
+            raise ctx.error(f"unknown function {name!r}; known functions: {known}", pos)
+        fn, n_args, keywords = ops.FUNCTIONS[name]
+        if name in _DIMS_FUNCTIONS:
+            return self._dims_call(node, ctx, pos, name)
+        args: list[Any] = []
+        for k, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                raise ctx.error("*arguments are not allowed", _pos(arg, ctx.text))
+            if name == "einsum" and k == 0:
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                    raise ctx.error("einsum needs its subscripts as a string literal first", _pos(arg, ctx.text))
+                args.append(arg.value)
+            else:
+                args.append(self._node(arg, ctx))
+        if n_args is not None and len(args) != n_args:
+            raise ctx.error(f"{name} takes {n_args} argument(s), got {len(args)}", pos)
+        kwargs: dict[str, Any] = {}
+        for kw in node.keywords:
+            if kw.arg is None or kw.arg not in keywords:
+                allowed = ", ".join(keywords) or "none"
+                raise ctx.error(f"{name} has no keyword {kw.arg!r} (allowed: {allowed})", _pos(kw.value, ctx.text))
+            kwargs[kw.arg] = _axis_literal(kw.value, ctx)
+        with ctx.at(pos):
+            try:
+                return fn(*args, **kwargs)
+            except (UnknownNameError, ParseError):
+                raise
+            except EincalcError:
+                raise
+            except TypeError as err:
+                raise ctx.error(f"bad arguments to {name}: {err}", pos) from None
+
+    def _dims_call(self, node: ast.Call, ctx: BuildContext, pos: int, name: str) -> Node:
+        if node.keywords or not node.args:
+            raise ctx.error(f"{name} takes dims, e.g. {name}('m n') or {name}('n', 3)", pos)
+        dims: list[object] = []
+        for arg in node.args:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, (str, int)) and not isinstance(arg.value, bool):
+                dims.extend(arg.value.replace(",", " ").split() if isinstance(arg.value, str) else [arg.value])
+            else:
+                raise ctx.error(f"{name} takes dim names or sizes as literals", _pos(arg, ctx.text))
+        with ctx.at(pos):
+            return ops.FUNCTIONS[name][0](tuple(dims))
+
+
+def _axis_literal(node: ast.AST, ctx: BuildContext) -> Any:
+    if isinstance(node, ast.Constant) and (node.value is None or (isinstance(node.value, int) and not isinstance(node.value, bool))):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _axis_literal(node.operand, ctx)
+        if isinstance(inner, int):
+            return -inner
+    if isinstance(node, ast.Tuple):
+        return tuple(_axis_literal(e, ctx) for e in node.elts)
+    raise ctx.error("axis must be an integer literal, a tuple of them, or None", _pos(node, ctx.text))
+
+
+def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> float:
+    try:
+        if isinstance(op, ast.Add):
+            return a + b
+        if isinstance(op, ast.Sub):
+            return a - b
+        if isinstance(op, ast.Mult):
+            return a * b
+        if isinstance(op, ast.Div):
+            return a / b
+        if isinstance(op, ast.Pow):
+            value = a**b
+            if isinstance(value, complex):
+                raise ctx.error(f"{a} ** {b} is not a real number", pos)
+            return float(value)
+    except (ZeroDivisionError, OverflowError) as err:
+        raise ctx.error(f"constant arithmetic failed: {err}", pos) from None
+    raise ctx.error("@ needs tensors, not numbers", pos)
+
+
+def _pos(node: ast.AST, text: str) -> int:
+    line = getattr(node, "lineno", 1)
+    col = getattr(node, "col_offset", 0)
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+    # col_offset counts UTF-8 bytes; convert to characters for the caret
+    line_text = text[start:].split("\n", 1)[0]
+    return start + len(line_text.encode()[:col].decode(errors="ignore"))
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a list comprehension",
+        ast.GeneratorExp: "a generator expression",
+        ast.DictComp: "a dict comprehension",
+        ast.SetComp: "a set comprehension",
+        ast.Subscript: "subscripting ([...])",
+        ast.JoinedStr: "an f-string",
+        ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operator",
+        ast.IfExp: "a conditional expression",
+        ast.NamedExpr: "an assignment expression",
+        ast.Await: "await",
+        ast.Yield: "yield",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.Attribute: "attribute access",
+        ast.Call: "a call",
+    }
+    if isinstance(node, ast.BinOp):
+        return f"the operator {type(node.op).__name__}"
+    if isinstance(node, ast.UnaryOp):
+        return f"the unary operator {type(node.op).__name__}"
+    return names.get(type(node), type(node).__name__)
+
+
+DIALECTS: dict[str, Dialect] = {"numpy": NumpyDialect()}
+
+
+def register_dialect(front: Dialect) -> None:
+    """Add a text front end under ``front.name``."""
+    if front.name in DIALECTS:
+        raise KeyError(f"dialect {front.name!r} is already registered")
+    DIALECTS[front.name] = front
+
+
+def get_dialect(name: str) -> Dialect:
+    """The dialect ``name``, or an error listing the known dialects."""
+    if name not in DIALECTS and name in ("matrixcalculus", "mc"):
+        import eincalc.mcparser  # noqa: F401 - registers itself
+    if name == "mc":
+        name = "matrixcalculus"
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS) + ['matrixcalculus'])}") from None

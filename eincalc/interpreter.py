@@ -32,6 +32,13 @@ def bind_sizes(roots: Node | list[Node], arrays: Mapping[str, object], sizes: Ma
     missing = [name for name in variables if name not in arrays]
     if missing:
         raise SizeError(f"no array given for {', '.join(missing)} (the expression needs {', '.join(variables)})")
+    all_dims = {d for n in nodes for d in n.dims}
+    sizes = dict(sizes or {})
+    for name in list(arrays):
+        # an int keyword naming a dim (not a variable) is that dim's size: evaluate(H, V=..., m=4)
+        if name not in variables and name in all_dims and isinstance(arrays[name], int):
+            sizes[name] = arrays[name]  # type: ignore[assignment]
+    arrays = {k: v for k, v in arrays.items() if k not in sizes or k in variables}
     extra = [name for name in arrays if name not in variables]
     if extra:
         raise SizeError(f"array(s) given for {', '.join(extra)}, which the expression does not use (it uses {', '.join(variables) or 'no variables'})")
@@ -82,8 +89,9 @@ def evaluate(
 ) -> object:
     """Dense values of ``expr`` (or of each expression in a list) for the given arrays.
 
-    Arrays come as keywords (``X=...``) or as a mapping; dims are bound from their shapes,
-    and ``sizes`` binds dims that no variable carries.
+    Arrays come as keywords (``X=...``) or as a mapping; dims are bound from their shapes.
+    Dims that no variable carries get sizes from ``sizes`` or from int keywords named
+    after the dim (``evaluate(H, V=Vv, m=4)``).
 
     Examples:
         >>> import numpy as np, eincalc as ec

@@ -1,0 +1,237 @@
+"""Compressed (δ ⊗ core) results: finding the structure and computing with it.
+
+After simplification a unit tensor survives only where both of its indices are output
+indices: the value is ``δ ⊗ core``. :func:`compress` finds that structure symbolically —
+the core expression and the *labels* of the output axes, in which axes joined by a δ
+share a label (``H[i,a,j,b] = 2 δ_ij (VᵀV)_ab`` has labels ``('a','b','a','c')`` and the
+k×k core over ``('b','c')``). :class:`StructuredTensor` holds the core's values and
+offers ``dense()``, ``matvec(v)`` and ``solve(b)`` that use the structure: the
+matrix-factorisation Newton step is a k×k solve, not an nk×nk one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eincalc import algebra as alg
+from eincalc._types import Dims
+from eincalc.errors import ShapeError
+from eincalc.expr import Add, Delta, Einsum, Node
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """``expr`` as ``core`` embedded along ``labels``.
+
+    ``labels[k]`` names output axis k; equal labels mean "only the diagonal is non-zero".
+    ``core`` has one axis per label in ``core_labels`` (labels absent from the core are
+    constant along the diagonal, as the i of δ_ij C_ab).
+    """
+
+    expr: Node
+    core: Node
+    labels: tuple[str, ...]
+    core_labels: tuple[str, ...]
+
+    @property
+    def is_compressed(self) -> bool:
+        """True when some output axes share a label (the result is not stored dense)."""
+        return len(set(self.labels)) < len(self.labels)
+
+    @property
+    def label_dims(self) -> dict[str, str]:
+        return dict(zip(self.labels, self.expr.dims))
+
+    def __str__(self) -> str:
+        if not self.is_compressed:
+            return str(self.core)
+        return f"{_delta_text(self)} ⊗ ({self.core})"
+
+
+def _delta_text(c: Compressed) -> str:
+    dims = c.label_dims
+    shared = [lab for lab in dict.fromkeys(c.labels) if c.labels.count(lab) > 1 and lab not in c.core_labels]
+    diag = [lab for lab in dict.fromkeys(c.labels) if c.labels.count(lab) > 1 and lab in c.core_labels]
+    parts = [f"δ({dims[lab]})" for lab in shared] + [f"diag({dims[lab]})" for lab in diag]
+    return " ⊗ ".join(parts)
+
+
+def compress(expr: Node) -> Compressed:
+    """The δ ⊗ core structure of ``expr`` (trivial when there is none).
+
+    Examples:
+        >>> import eincalc as ec
+        >>> x = ec.vector("x", "n")
+        >>> c = compress(ec.diag(ec.exp(x)))
+        >>> c.labels, c.core_labels, c.core is ec.exp(x)
+        (('a', 'a'), ('a',), True)
+    """
+    if isinstance(expr, Einsum):
+        return _compress_einsum(expr)
+    if isinstance(expr, Add):
+        parts = [compress(t) for t in expr.terms]
+        pattern = _pattern(parts[0].labels)
+        if all(_pattern(p.labels) == pattern for p in parts) and parts[0].is_compressed:
+            labels = parts[0].labels
+            unique = tuple(dict.fromkeys(labels))
+            cores = [_broadcast_core(p, unique, labels) for p in parts]
+            return Compressed(expr, alg.add(cores), labels, unique)
+    labels = alg.symbols(expr.ndim)
+    return Compressed(expr, expr, labels, labels)
+
+
+def _pattern(labels: tuple[str, ...]) -> tuple[int, ...]:
+    first: dict[str, int] = {}
+    return tuple(first.setdefault(lab, k) for k, lab in enumerate(labels))
+
+
+def _broadcast_core(part: Compressed, unique: tuple[str, ...], labels: tuple[str, ...]) -> Node:
+    # Rename this part's labels to the shared ones (patterns are equal, so positions agree).
+    rename = dict(zip(part.labels, labels))
+    core_idx = tuple(rename[lab] for lab in part.core_labels)
+    missing = tuple(lab for lab in unique if lab not in core_idx)
+    dims = dict(zip(labels, part.expr.dims))
+    if not missing:
+        return alg.einsum([part.core], [core_idx], unique)
+    return alg.einsum([part.core, alg.const(1.0, tuple(dims[m] for m in missing))], [core_idx, missing], unique)
+
+
+def _compress_einsum(expr: Einsum) -> Compressed:
+    parent: dict[str, str] = {}
+
+    def find(i: str) -> str:
+        while parent.get(i, i) != i:
+            i = parent[i]
+        return i
+
+    rest_ops, rest_idx = [], []
+    for op, idx in zip(expr.operands, expr.in_idx):
+        if isinstance(op, Delta) and len(op.base) == 1:
+            a, b = find(idx[0]), find(idx[1])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        else:
+            rest_ops.append(op)
+            rest_idx.append(idx)
+    labels = tuple(find(i) for i in expr.out_idx)
+    if len(set(labels)) == len(labels):
+        plain = alg.symbols(expr.ndim)
+        return Compressed(expr, expr, plain, plain)
+    renamed = [tuple(find(i) for i in idx) for idx in rest_idx]
+    present = {i for idx in renamed for i in idx}
+    core_labels = tuple(lab for lab in dict.fromkeys(labels) if lab in present)
+    core = alg.einsum(rest_ops, renamed, core_labels, expr.coef) if rest_ops else alg.const(expr.coef)
+    return Compressed(expr, core, labels, core_labels)
+
+
+# --------------------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------------------
+class StructuredTensor:
+    """Values of a compressed result: ``core`` over ``core_labels`` embedded along ``labels``.
+
+    ``shape`` is the dense shape. ``np.asarray(t)`` and ``t.dense()`` expand it.
+    """
+
+    def __init__(self, core: np.ndarray, core_labels: str, labels: str, shape: tuple[int, ...]) -> None:
+        self.core = np.asarray(core, dtype=float)
+        self.core_labels = core_labels
+        self.labels = labels
+        self.shape = tuple(shape)
+        if len(labels) != len(shape) or len(core_labels) != self.core.ndim:
+            raise ShapeError(f"structure labels {labels!r}/{core_labels!r} do not fit shapes {shape}/{self.core.shape}")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return (
+            f"StructuredTensor(shape={self.shape}, labels={self.labels!r}, "
+            f"core over {self.core_labels!r} with shape {self.core.shape})"
+        )
+
+    def _sizes(self) -> dict[str, int]:
+        return dict(zip(self.labels, self.shape))
+
+    def dense(self) -> np.ndarray:
+        """The full array (allocates every entry)."""
+        out = np.zeros(self.shape)
+        unique = "".join(dict.fromkeys(self.labels))
+        view = np.einsum(f"{self.labels}->{unique}", out)  # a writeable view of the diagonal
+        sizes = self._sizes()
+        expanded = np.einsum(f"{self.core_labels}->{self.core_labels}", self.core)
+        missing = [lab for lab in unique if lab not in self.core_labels]
+        src = self.core_labels + "".join(missing)
+        full = expanded.reshape(expanded.shape + (1,) * len(missing))
+        full = np.broadcast_to(full, expanded.shape + tuple(sizes[m] for m in missing))
+        view[...] = np.einsum(f"{src}->{unique}", full)
+        return out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        dense = self.dense()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """Contract with ``v`` over the trailing ``v.ndim`` axes (H·v for a Hessian)."""
+        v = np.asarray(v, dtype=float)
+        r = self.ndim - v.ndim
+        if r < 0 or v.shape != self.shape[r:]:
+            raise ShapeError(f"matvec: vector of shape {v.shape} does not fit the trailing axes of {self.shape}")
+        row, col = self.labels[:r], self.labels[r:]
+        if len(set(row)) == len(row) and len(set(col)) == len(col):
+            missing = "".join(lab for lab in row if lab not in self.core_labels and lab not in col)
+            if not missing:
+                return np.einsum(f"{self.core_labels},{col}->{row}", self.core, v)
+        dense = self.dense()
+        return np.tensordot(dense, v, axes=v.ndim)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """``x`` with ``self.matvec(x) == b``, using the block structure where there is one."""
+        b = np.asarray(b, dtype=float)
+        r = self.ndim - b.ndim
+        if r != b.ndim or b.shape != self.shape[:r] or self.shape[:r] != self.shape[r:]:
+            raise ShapeError(f"solve: right-hand side of shape {b.shape} does not fit an operator of shape {self.shape}")
+        row, col = self.labels[:r], self.labels[r:]
+        sizes = self._sizes()
+        batch = [lab for lab in row if lab in col]
+        row_only = [lab for lab in row if lab not in col]
+        col_only = [lab for lab in col if lab not in row]
+        distinct = len(set(row)) == len(row) and len(set(col)) == len(col)
+        n_ro = int(np.prod([sizes[x] for x in row_only], dtype=np.int64))
+        n_co = int(np.prod([sizes[x] for x in col_only], dtype=np.int64))
+        if not distinct or n_ro != n_co or any(lab not in self.core_labels for lab in row_only + col_only):
+            n = int(np.prod(self.shape[:r], dtype=np.int64))
+            x = np.linalg.solve(self.dense().reshape(n, n), b.reshape(n))
+            return x.reshape(self.shape[r:])
+        in_core = [lab for lab in batch if lab in self.core_labels]
+        outside = [lab for lab in batch if lab not in self.core_labels]
+        m_labels = "".join(in_core + row_only + col_only)
+        mat = np.einsum(f"{self.core_labels}->{m_labels}", self.core)
+        n_b = int(np.prod([sizes[x] for x in in_core], dtype=np.int64))
+        mat = mat.reshape(n_b, n_ro, n_co)
+        rhs_labels = "".join(in_core + row_only + outside)
+        rhs = np.einsum(f"{row}->{rhs_labels}", b).reshape(n_b, n_ro, -1)
+        sol = np.linalg.solve(mat, rhs)
+        sol_labels = "".join(in_core + col_only + outside)
+        sol = sol.reshape([sizes[x] for x in sol_labels])
+        return np.einsum(f"{sol_labels}->{col}", sol)
+
+
+def structured_value(c: Compressed, core_value: np.ndarray, sizes: dict[str, int]) -> StructuredTensor | np.ndarray:
+    """Wrap ``core_value`` (the value of ``c.core``) as a StructuredTensor (or return it dense)."""
+    if not c.is_compressed:
+        return core_value
+    letters = {lab: alg.symbols(1, k)[0] for k, lab in enumerate(dict.fromkeys(c.labels))}
+    shape = tuple(sizes[d] for d in c.expr.dims)
+    return StructuredTensor(
+        core_value, "".join(letters[lab] for lab in c.core_labels), "".join(letters[lab] for lab in c.labels), shape
+    )
+
+
+def dims_of_labels(c: Compressed) -> Dims:
+    """Dims of the core axes."""
+    d = c.label_dims
+    return tuple(d[lab] for lab in c.core_labels)

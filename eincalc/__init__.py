@@ -14,6 +14,8 @@ from eincalc.errors import (
     UnknownNameError,
     UnsupportedNodeError,
 )
+from eincalc.costmodel import CostReport, cost
+from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import dump, topo_order
 from eincalc.interpreter import evaluate
@@ -61,8 +63,12 @@ from eincalc.ops import (
 )
 from eincalc.parser import parse
 from eincalc.printing import einsum_form, to_numpy_syntax
+from eincalc.rewrite import SimplifyOptions, simplify
+from eincalc.structure import Compressed, StructuredTensor, compress
 
 __all__ = [
+    "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
+    "derivative", "grad", "hessian", "jacobian", "simplify",
     "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",

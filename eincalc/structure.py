@@ -44,6 +44,16 @@ class Compressed:
     def label_dims(self) -> dict[str, str]:
         return dict(zip(self.labels, self.expr.dims))
 
+    def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredTensor | np.ndarray:
+        """Values: the core computed by the reference interpreter, wrapped with the structure."""
+        from eincalc.interpreter import bind_sizes, evaluate
+
+        given = {**(arrays or {}), **named_arrays}
+        _, sizes = bind_sizes(self.expr, given)
+        core_vars = self.core.variables()
+        core_value = np.asarray(evaluate(self.core, {k: v for k, v in given.items() if k in core_vars}, sizes))
+        return structured_value(self, core_value, sizes)
+
     def __str__(self) -> str:
         if not self.is_compressed:
             return str(self.core)

@@ -95,7 +95,12 @@ class Node:
         return to_numpy_syntax(self)
 
     def __repr__(self) -> str:
-        return f"<{self.kind} {self} : ({', '.join(self.dims)})>"
+        text = str(self)
+        if isinstance(self, Einsum) and any(isinstance(op, Delta) for op in self.operands):
+            from eincalc.structure import compress  # show δ ⊗ core rather than the einsum
+
+            text = str(compress(self))
+        return f"<{self.kind} {text} : ({', '.join(self.dims)})>"
 
     def _repr_latex_(self) -> str | None:
         try:

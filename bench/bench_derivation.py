@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 
-import eincalc as ec
 from problems import PROBLEMS
+
+import eincalc as ec
 
 MODES = ["reverse", "forward", "cross_country", "auto"]
 

@@ -36,8 +36,16 @@ class Problem:
 
 PROBLEMS = [
     Problem("quadratic x'Ax", "x @ A @ x", dict(x="n", A="n n"), "x", dict(n=1000)),
-    Problem("logistic regression", "sum(log(1 + exp(-y * (X @ w))))", dict(X="m n", w="n", y="m"), "w", dict(m=5000, n=1000)),
-    Problem("matrix factorisation", "sum((T - U @ V.T) ** 2)", dict(T="m n", U="m k", V="n k"), "U", dict(m=1000, n=1000, k=10)),
+    Problem(
+        "logistic regression", "sum(log(1 + exp(-y * (X @ w))))", dict(X="m n", w="n", y="m"), "w", dict(m=5000, n=1000)
+    ),
+    Problem(
+        "matrix factorisation",
+        "sum((T - U @ V.T) ** 2)",
+        dict(T="m n", U="m k", V="n k"),
+        "U",
+        dict(m=1000, n=1000, k=10),
+    ),
     Problem(
         "MLP layer",
         "-sum(Y * log_softmax(tanh(X @ W1 + b1) @ W2))",

@@ -4,6 +4,8 @@ Build tensor expressions (from NumPy-syntax strings, the MatrixCalculus.org lang
 Python operators), differentiate them symbolically, and evaluate or compile them.
 """
 
+from eincalc.costmodel import CostReport, cost
+from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
 from eincalc.errors import (
     EincalcError,
     IndexMismatchError,
@@ -14,8 +16,6 @@ from eincalc.errors import (
     UnknownNameError,
     UnsupportedNodeError,
 )
-from eincalc.costmodel import CostReport, cost
-from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import dump, topo_order
 from eincalc.interpreter import evaluate

@@ -92,7 +92,9 @@ def is_ones(node: Node) -> bool:
 # --------------------------------------------------------------------------------------
 # einsum
 # --------------------------------------------------------------------------------------
-def einsum(operands: Sequence[Node], in_idx: Sequence[Sequence[Index]], out_idx: Sequence[Index], coef: float = 1.0) -> Node:
+def einsum(
+    operands: Sequence[Node], in_idx: Sequence[Sequence[Index]], out_idx: Sequence[Index], coef: float = 1.0
+) -> Node:
     """``coef · einsum(in_idx -> out_idx, *operands)``, validated and canonicalised.
 
     Examples:

@@ -250,7 +250,9 @@ class Einsum(Node):
         object.__setattr__(self, "coef", params[2])
 
     @staticmethod
-    def make(operands: tuple[Node, ...], in_idx: tuple[IndexTuple, ...], out_idx: IndexTuple, coef: float, dims: Dims) -> Einsum:
+    def make(
+        operands: tuple[Node, ...], in_idx: tuple[IndexTuple, ...], out_idx: IndexTuple, coef: float, dims: Dims
+    ) -> Einsum:
         return Einsum._intern((in_idx, out_idx, float(coef)), operands, dims)
 
     @property

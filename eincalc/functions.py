@@ -118,7 +118,9 @@ for _entry in [
         lambda x, p: _alg().zeros(x.dims),
         undefined_at=(0.0,),
     ),
-    ElementwiseFn("abs", _np(np.abs), _sp(sympy.Abs), lambda x, p: _ops().sign(x), domain="nonzero", undefined_at=(0.0,)),
+    ElementwiseFn(
+        "abs", _np(np.abs), _sp(sympy.Abs), lambda x, p: _ops().sign(x), domain="nonzero", undefined_at=(0.0,)
+    ),
     ElementwiseFn(
         "sign", _np(np.sign), _sp(sympy.sign), lambda x, p: _alg().zeros(x.dims), domain="nonzero", undefined_at=(0.0,)
     ),
@@ -140,7 +142,9 @@ def get_elementwise(name: str) -> ElementwiseFn:
     try:
         return ELEMENTWISE[name]
     except KeyError:
-        raise UnknownNameError(f"unknown element-wise function {name!r}; known: {', '.join(sorted(ELEMENTWISE))}") from None
+        raise UnknownNameError(
+            f"unknown element-wise function {name!r}; known: {', '.join(sorted(ELEMENTWISE))}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------

@@ -66,11 +66,11 @@ def dump(roots: Node | Iterable[Node]) -> str:
         >>> print(dump(ec.sum(ec.exp(x) * ec.exp(x) + x)))
         v0 einsum 'a->' : ()
           v1 add : (n)
-            v2 einsum 'a,a->a' : (n)
-              v3 exp : (n)
-                v4 x : (n)
-              ^v3
-            ^v4
+            v2 x : (n)
+            v3 einsum 'a,a->a' : (n)
+              v4 exp : (n)
+                ^v2
+              ^v4
     """
     root_list = [roots] if isinstance(roots, Node) else list(roots)
     names: dict[int, str] = {}

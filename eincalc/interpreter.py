@@ -18,7 +18,9 @@ from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
 
-def bind_sizes(roots: Node | list[Node], arrays: Mapping[str, object], sizes: Mapping[str, int] | None = None) -> tuple[dict[str, np.ndarray], SizeDict]:
+def bind_sizes(
+    roots: Node | list[Node], arrays: Mapping[str, object], sizes: Mapping[str, int] | None = None
+) -> tuple[dict[str, np.ndarray], SizeDict]:
     """Check ``arrays`` against the variables of ``roots`` and bind every dim to a size.
 
     Raises :class:`SizeError` naming the variable and dim for a missing or extra array, a
@@ -41,7 +43,10 @@ def bind_sizes(roots: Node | list[Node], arrays: Mapping[str, object], sizes: Ma
     arrays = {k: v for k, v in arrays.items() if k not in sizes or k in variables}
     extra = [name for name in arrays if name not in variables]
     if extra:
-        raise SizeError(f"array(s) given for {', '.join(extra)}, which the expression does not use (it uses {', '.join(variables) or 'no variables'})")
+        raise SizeError(
+            f"array(s) given for {', '.join(extra)}, which the expression does not use "
+            f"(it uses {', '.join(variables) or 'no variables'})"
+        )
     bound: SizeDict = {}
     source: dict[str, str] = {}
     if sizes:
@@ -52,7 +57,9 @@ def bind_sizes(roots: Node | list[Node], arrays: Mapping[str, object], sizes: Ma
     for name, var in variables.items():
         value = np.asarray(arrays[name], dtype=float)
         if value.ndim != var.ndim:
-            raise SizeError(f"{name} has dims {dimsmod.fmt(var.dims)} (rank {var.ndim}) but the array has shape {value.shape}")
+            raise SizeError(
+                f"{name} has dims {dimsmod.fmt(var.dims)} (rank {var.ndim}) but the array has shape {value.shape}"
+            )
         for axis, (d, s) in enumerate(zip(var.dims, value.shape)):
             _bind(bound, source, d, int(s), f"axis {axis} of {name}")
         values[name] = value

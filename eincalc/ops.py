@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from typing import Any
 
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
@@ -45,7 +44,9 @@ def vector(name: str, dim: object) -> Node:
 
 def matrix(name: str, rows: object, cols: object = None) -> Node:
     """A matrix variable: ``matrix("X", "m", "n")`` or ``matrix("X", "m n")``."""
-    dims = dimsmod.parse_dims(rows, f"dims of {name!r}") + (() if cols is None else dimsmod.parse_dims(cols, f"dims of {name!r}"))
+    dims = dimsmod.parse_dims(rows, f"dims of {name!r}") + (
+        () if cols is None else dimsmod.parse_dims(cols, f"dims of {name!r}")
+    )
     if len(dims) != 2:
         raise ShapeError(f"matrix {name!r} needs two dims, got {dimsmod.fmt(dims)}")
     return tensor(name, dims)
@@ -289,7 +290,9 @@ def einsum(spec: str, *operands: Operand) -> Node:
                 counts[ch] = counts.get(ch, 0) + 1
         rhs = "".join(sorted(ch for ch, c in counts.items() if c == 1))
     if len(groups) != len(operands):
-        raise IndexMismatchError(f"einsum {spec!r} has {len(groups)} index groups but {len(operands)} operands were given")
+        raise IndexMismatchError(
+            f"einsum {spec!r} has {len(groups)} index groups but {len(operands)} operands were given"
+        )
     nodes = [as_node(op, f"einsum operand {k}") for k, op in enumerate(operands)]
     return alg.einsum(nodes, [tuple(g) for g in groups], tuple(rhs))
 

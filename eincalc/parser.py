@@ -43,7 +43,9 @@ class Dialect(Protocol):
 class BuildContext:
     """What a dialect's builder may ask while making nodes: variables, fresh dims, errors."""
 
-    def __init__(self, text: str, declared: dict[str, tuple[str, ...]], dialect: Dialect, fresh: Callable[[str, str], Dim]) -> None:
+    def __init__(
+        self, text: str, declared: dict[str, tuple[str, ...]], dialect: Dialect, fresh: Callable[[str, str], Dim]
+    ) -> None:
         self.text = text
         self.declared = declared
         self.dialect = dialect
@@ -70,7 +72,11 @@ class BuildContext:
                 known = ", ".join(sorted(self.declared)) or "none declared"
                 raise ParseError(f"unknown name {name!r}; declared variables: {known}", self.text, pos)
             dims = found
-        node = ops.tensor(name, dims) if not any(d.startswith(dimsmod.FRESH_PREFIX) for d in dims) else _fresh_var(name, dims)
+        node = (
+            ops.tensor(name, dims)
+            if not any(d.startswith(dimsmod.FRESH_PREFIX) for d in dims)
+            else _fresh_var(name, dims)
+        )
         self._vars[name] = node
         return node
 
@@ -295,7 +301,9 @@ class NumpyDialect:
 
 
 def _axis_literal(node: ast.AST, ctx: BuildContext) -> Any:
-    if isinstance(node, ast.Constant) and (node.value is None or (isinstance(node.value, int) and not isinstance(node.value, bool))):
+    if isinstance(node, ast.Constant) and (
+        node.value is None or (isinstance(node.value, int) and not isinstance(node.value, bool))
+    ):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         inner = _axis_literal(node.operand, ctx)
@@ -385,4 +393,6 @@ def get_dialect(name: str) -> Dialect:
     try:
         return DIALECTS[name]
     except KeyError:
-        raise UnknownNameError(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS) + ['matrixcalculus'])}") from None
+        raise UnknownNameError(
+            f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS) + ['matrixcalculus'])}"
+        ) from None

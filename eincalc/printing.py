@@ -78,7 +78,11 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         for k, (term, entry) in enumerate(zip(node.terms, child)):
             negative = isinstance(term, Einsum) and term.coef < 0 or isinstance(term, Const) and term.value < 0
             if negative and k > 0:
-                positive = _print_einsum(term, [memo[id(c)] for c in term.children], -term.coef) if isinstance(term, Einsum) else (_num(-term.value), ATOM)  # type: ignore[union-attr]
+                positive = (
+                    _print_einsum(term, [memo[id(c)] for c in term.children], -term.coef)
+                    if isinstance(term, Einsum)
+                    else (_num(-term.value), ATOM)
+                )  # type: ignore[union-attr]
                 parts.append(f"- {_wrap(positive, SUM + 1)}")
             else:
                 text = _num(term.value) if isinstance(term, Const) else _wrap(entry, SUM + 1 if k else SUM)
@@ -164,7 +168,7 @@ def _binary_pattern(
         return f"{_wrap(ca, PRODUCT + 1)} * {_wrap(cb, PRODUCT + 1)}", PRODUCT
     if len(set(sa)) != len(sa) or len(set(sb)) != len(sb):
         return None
-    for (x, sx, cx), (y, sy, cy) in (((a, sa, ca), (b, sb, cb)), ((b, sb, cb), (a, sa, ca))):
+    for (_, sx, cx), (y, sy, cy) in (((a, sa, ca), (b, sb, cb)), ((b, sb, cb), (a, sa, ca))):
         if not sx and sy == out:  # scalar times tensor
             return f"{_wrap(cx, PRODUCT)} * {_wrap(cy, PRODUCT + 1)}", PRODUCT
         if sx == out and len(sy) < len(sx) and sx[len(sx) - len(sy) :] == sy and sy:  # broadcast
@@ -195,7 +199,11 @@ def node_line(node: Node, names: list[str]) -> str:
     if isinstance(node, Const):
         if not node.dims:
             return _num(node.value)
-        return f"ones({', '.join(node.dims)})" if node.value == 1.0 else f"{_num(node.value)} * ones({', '.join(node.dims)})"
+        return (
+            f"ones({', '.join(node.dims)})"
+            if node.value == 1.0
+            else f"{_num(node.value)} * ones({', '.join(node.dims)})"
+        )
     if isinstance(node, Delta):
         return f"δ({', '.join(node.base)})"
     if isinstance(node, Elementwise):
@@ -220,9 +228,9 @@ def einsum_form(roots: Node | list[Node]) -> str:
         >>> import eincalc as ec
         >>> X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
         >>> print(einsum_form(X @ w))
-        v0 = X                   : (m, n)
-        v1 = w                   : (n)
-        v2 = v0 *(ab,b,a) v1     : (m)
+        v0 = X                    : (m, n)
+        v1 = w                    : (n)
+        v2 = v0 *(ab,b,a) v1      : (m)
     """
     nodes = topo_order(roots)
     names = {id(n): f"v{i}" for i, n in enumerate(nodes)}

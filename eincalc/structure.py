@@ -203,7 +203,9 @@ class StructuredTensor:
         b = np.asarray(b, dtype=float)
         r = self.ndim - b.ndim
         if r != b.ndim or b.shape != self.shape[:r] or self.shape[:r] != self.shape[r:]:
-            raise ShapeError(f"solve: right-hand side of shape {b.shape} does not fit an operator of shape {self.shape}")
+            raise ShapeError(
+                f"solve: right-hand side of shape {b.shape} does not fit an operator of shape {self.shape}"
+            )
         row, col = self.labels[:r], self.labels[r:]
         sizes = self._sizes()
         batch = [lab for lab in row if lab in col]

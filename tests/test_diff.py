@@ -35,7 +35,9 @@ def evaluate_dense(expr, arrays: dict, sizes: dict) -> np.ndarray:
     """Evaluate with only the arrays the expression uses (a derivative may drop some)."""
     used = expr.variables()
     needed = {d for n in ec.topo_order(expr) for d in n.dims}
-    return ec.evaluate(expr, {k: v for k, v in arrays.items() if k in used}, {d: s for d, s in sizes.items() if d in needed})
+    return ec.evaluate(
+        expr, {k: v for k, v in arrays.items() if k in used}, {d: s for d, s in sizes.items() if d in needed}
+    )
 
 
 def contract_trailing(value: np.ndarray, directions: list[np.ndarray]) -> np.ndarray:
@@ -92,7 +94,12 @@ CASES = [
     ("same variable several times", "sum(x * x * x) + x @ x", dict(x="n"), "x"),
     ("norm2", "norm2(A @ x - y)", dict(A="m n", x="n", y="m"), "x"),
     ("mlp", "sum(softplus(W2 @ tanh(W1 @ x + b1)))", dict(W1="h n", W2="k h", x="n", b1="h"), "W1"),
-    ("elementwise zoo", "sum(sin(x) * cos(x) + tanh(x) + sigmoid(x) + sqrt(exp(x)) + x ** 3 + tan(x / 4))", dict(x="n"), "x"),
+    (
+        "elementwise zoo",
+        "sum(sin(x) * cos(x) + tanh(x) + sigmoid(x) + sqrt(exp(x)) + x ** 3 + tan(x / 4))",
+        dict(x="n"),
+        "x",
+    ),
     ("outer", "outer(x, x)", dict(x="n"), "x"),
     ("mean", "mean((X @ w) ** 2)", dict(X="m n", w="n"), "w"),
     ("broadcast bias", "sum(tanh(X @ W + b))", dict(X="m n", W="n h", b="h"), "b"),

@@ -33,7 +33,7 @@ def test_matrix_factorisation_hessian_is_delta_times_kxk_core(mf, mode, rng):
     assert sum(isinstance(op, Delta) for op in H.operands) == 1  # δ over the rows of U
     report = ec.cost(H, m=1000, n=1000, k=10)
     assert report.largest_intermediate <= 10 * 10  # no (mk)x(mk), no m x m
-    T, U, V = rng.normal(size=(5, 4)), rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    V = rng.normal(size=(4, 3))
     closed = 2 * np.einsum("ij,ab->iajb", np.eye(5), V.T @ V)
     dense = ec.evaluate(H, V=V, m=5)
     np.testing.assert_allclose(dense, closed, rtol=1e-12)

@@ -35,9 +35,7 @@ def fresh(n: int) -> IndexTuple:
     return tuple(alg.fresh_index() for _ in range(n))
 
 
-def transpose_einsum(
-    node: Einsum, k: int, cotangent: Node, lead: IndexTuple
-) -> Node:
+def transpose_einsum(node: Einsum, k: int, cotangent: Node, lead: IndexTuple) -> Node:
     """The contribution of ``cotangent`` (dims ``lead dims + node.dims``) to operand ``k``.
 
     ``lead`` are fresh names for the cotangent's leading (output-of-f) axes. The result

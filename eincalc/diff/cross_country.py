@@ -112,7 +112,9 @@ def order_reverse(g: LinearisedGraph) -> Callable[[], int | None]:
 
 def order_markowitz(g: LinearisedGraph) -> Callable[[], int | None]:
     """Fewest new edges first: min |preds(v)| · |succs(v)| (ties: topological)."""
-    return lambda: min(g.intermediates(), key=lambda v: (len(g.preds[v]) * len(g.succs[v]), g.position[v]), default=None)
+    return lambda: min(
+        g.intermediates(), key=lambda v: (len(g.preds[v]) * len(g.succs[v]), g.position[v]), default=None
+    )
 
 
 def order_min_cost(g: LinearisedGraph) -> Callable[[], int | None]:

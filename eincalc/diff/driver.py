@@ -89,7 +89,7 @@ def derivative(
         >>> import eincalc as ec
         >>> x, A = ec.vector("x", "n"), ec.matrix("A", "n n")
         >>> print(ec.derivative(x @ A @ x, x))
-        x @ A + A @ x
+        x @ A + x @ A.T
     """
     if not isinstance(expr, Node):
         raise TypeError(f"derivative needs an eincalc expression, got {type(expr).__name__}")
@@ -138,7 +138,9 @@ def grad(expr: Node, wrt: Var | str, mode: str = "auto") -> Node:
     return derivative(expr, wrt, 1, mode)
 
 
-def hessian(expr: Node, wrt: Var | str, mode: str | Sequence[str] = "auto", sizes: Mapping[str, int] | None = None) -> Node:
+def hessian(
+    expr: Node, wrt: Var | str, mode: str | Sequence[str] = "auto", sizes: Mapping[str, int] | None = None
+) -> Node:
     """The Hessian of a scalar expression: dims ``wrt.dims * 2`` (compressed where δ survives)."""
     if not isinstance(expr, Node):
         raise TypeError(f"hessian needs an eincalc expression, got {type(expr).__name__}")

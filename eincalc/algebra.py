@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -268,13 +269,15 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     choices = 1
     for g in group_list:
         choices *= math.factorial(len(g))
-    if choices <= 720:
+    if choices == 1:
+        best = [g[0] for g in group_list]
+    elif choices <= 720:
         options = itertools.product(*(itertools.permutations(g) for g in group_list))
         orders = [[f for g in option for f in g] for option in options]
+        best = min(orders, key=lambda order: realise(order)[0])
     else:  # too many ties to try them all: a deterministic, not necessarily unique, order
         out_pos = {i: n for n, i in enumerate(out)}
-        orders = [sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))]
-    best = min(orders, key=lambda order: realise(order)[0])
+        best = sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)
@@ -287,10 +290,16 @@ def scale(node: Node, factor: float) -> Node:
     return einsum([node], [idx], idx, factor)
 
 
+_SPLIT_CACHE: weakref.WeakKeyDictionary[Node, tuple[float, Node]] = weakref.WeakKeyDictionary()
+
+
 def split_coef(node: Node) -> tuple[float, Node]:
     """``(c, base)`` with ``node == c · base`` and ``base`` free of a scalar factor."""
     if isinstance(node, Einsum) and node.coef != 1.0:
-        return node.coef, einsum(node.operands, node.in_idx, node.out_idx, 1.0)
+        cached = _SPLIT_CACHE.get(node)
+        if cached is None:
+            cached = _SPLIT_CACHE[node] = (node.coef, einsum(node.operands, node.in_idx, node.out_idx, 1.0))
+        return cached
     if isinstance(node, Const) and node.value != 0.0:
         return node.value, Const.make(1.0, node.dims)
     return 1.0, node

@@ -95,6 +95,7 @@ class BuildContext:
             located = ParseError(str(err), self.text, pos)
             new = type(err)(str(located))
             new._positioned = True  # type: ignore[attr-defined]
+            new.pos = pos  # type: ignore[attr-defined]
             raise new from None
 
 

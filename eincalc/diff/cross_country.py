@@ -37,6 +37,9 @@ class LinearisedGraph:
         self.position = {nid: k for k, nid in enumerate(self.nodes)}
         self.source, self.sink = id(wrt), id(f)
         self.edges: Edges = {}
+        # products keyed by the two partials they multiply (nodes are immutable, so a
+        # product stays valid; the cache holds the operands so their ids stay unique)
+        self._products: dict[tuple[int, int, int, int, int], tuple[Node, Node, Node]] = {}
         self.preds: dict[int, set[int]] = {nid: set() for nid in self.nodes}
         self.succs: dict[int, set[int]] = {nid: set() for nid in self.nodes}
         for nid, node in self.nodes.items():
@@ -62,8 +65,11 @@ class LinearisedGraph:
         """``∂w/∂v · ∂v/∂u`` contracted over ``v``'s dims."""
         ew, eu = self.edges[(w, v)], self.edges[(v, u)]
         nw, nv, nu = self.nodes[w].ndim, self.nodes[v].ndim, self.nodes[u].ndim
-        iw, iv, iu = alg.symbols(nw), alg.symbols(nv, nw), alg.symbols(nu, nw + nv)
-        return alg.einsum([ew, eu], [iw + iv, iv + iu], iw + iu)
+        key = (id(ew), id(eu), nw, nv, nu)
+        if key not in self._products:
+            iw, iv, iu = alg.symbols(nw), alg.symbols(nv, nw), alg.symbols(nu, nw + nv)
+            self._products[key] = (ew, eu, alg.einsum([ew, eu], [iw + iv, iv + iu], iw + iu))
+        return self._products[key][2]
 
     def eliminate(self, v: int) -> None:
         """Remove ``v``, joining every predecessor to every successor."""
@@ -119,7 +125,7 @@ def order_markowitz(g: LinearisedGraph) -> Callable[[], int | None]:
 
 def order_min_cost(g: LinearisedGraph) -> Callable[[], int | None]:
     """Cheapest elimination first (lowest-order products first); Markowitz on large graphs."""
-    if len(g.nodes) > 80:
+    if len(g.nodes) > 40:
         return order_markowitz(g)
     return lambda: min(g.intermediates(), key=lambda v: (g.elimination_cost(v), g.position[v]), default=None)
 

@@ -1,0 +1,15 @@
+"""Code generation: expressions become readable, standalone NumPy functions.
+
+``compile(outputs)`` returns a :class:`CompiledFunction` (call it, read ``.source``,
+``.save()`` it). The printers and the contraction planner are importable for backends.
+"""
+
+from eincalc.codegen.compile import BACKENDS, CompiledFunction, compile
+from eincalc.codegen.numpy_printer import ELEMENTWISE_CODE, UNARY_CODE, NumPyPrinter
+from eincalc.codegen.planning import Plan, Step, plan_einsum
+from eincalc.codegen.printer import Context, Expr, Printer
+
+__all__ = [
+    "BACKENDS", "CompiledFunction", "Context", "ELEMENTWISE_CODE", "Expr", "NumPyPrinter", "Plan", "Printer",
+    "Step", "UNARY_CODE", "compile", "plan_einsum",
+]  # fmt: skip

@@ -1,0 +1,543 @@
+"""``compile``: expressions become the source of a standalone Python function, and a callable.
+
+This module owns the *program*: which DAG nodes get a statement (each surviving node
+once, shared nodes computed once across all outputs), their names (``_t0``, ``_t1``, …
+in topological order, so the source is byte-identical for the same input), the
+parameters (the user's variable names, renamed only where they would shadow a name the
+code needs), the returned values (compressed δ ⊗ core outputs return their core), the
+module around the function, and the per-size-signature cache of compiled variants in
+:class:`CompiledFunction`. How a node is spelled is the printer's job
+(:mod:`eincalc.codegen.numpy_printer`); how an einsum is split into steps is
+:mod:`eincalc.codegen.planning`'s.
+
+Only generated source is ever executed; the user's text reaches it only as variable
+and dim names, which are validated identifiers, and as comments on single lines.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import itertools
+import keyword
+import linecache
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eincalc import __version__
+from eincalc import algebra as alg
+from eincalc import dims as dimsmod
+from eincalc._types import Dim, SizeDict
+from eincalc.codegen.numpy_printer import NumPyPrinter
+from eincalc.codegen.printer import Context, Expr, Printer
+from eincalc.errors import SizeError, UnknownNameError
+from eincalc.expr import Delta, Einsum, Node, Var
+from eincalc.graph import topo_order
+from eincalc.interpreter import bind_sizes
+from eincalc.printing import node_line, to_numpy_syntax
+from eincalc.structure import Compressed, StructuredTensor, compress
+
+BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
+"""Printer class per backend name."""
+
+RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "expand"})
+"""Names the generated module uses or may use; a variable with such a name is renamed."""
+
+TEMP_NAME = re.compile(r"_t\d+")
+"""Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""
+
+NOMINAL_SIZE = 1000
+"""Size assumed for unknown dims when planning the source shown before the first call."""
+
+MAX_VARIANTS = 64
+"""Size signatures kept per compiled function (the oldest is dropped beyond this)."""
+
+FORMULA_NODES = 40
+"""Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
+
+COMMENT_CHARS = 64
+LINE_CHARS = 110
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """The code for one size signature."""
+
+    sizes: SizeDict
+    source: str
+    function: Callable[..., Any]
+
+
+def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable as builtins.compile
+    outputs: Node | Sequence[Node],
+    backend: str = "numpy",
+    sizes: Mapping[str, int] | None = None,
+    dense: bool = False,
+    name: str = "f",
+) -> CompiledFunction:
+    """Generate and compile a Python function computing ``outputs``.
+
+    Args:
+        outputs: one expression, or a list of expressions sharing nodes (a value, its
+            gradient and its Hessian): shared nodes are computed once.
+        backend: the printer (``"numpy"``).
+        sizes: sizes of dims, ``{"n": 1000}``. When every dim has one, the contraction
+            order is planned now for these sizes; otherwise at the first call for each
+            new size signature (and cached). Given sizes also bind: arrays must agree.
+            Dims no variable carries (the m of δ(m) ⊗ core) take their size from here
+            or from an int keyword at call time.
+        dense: return compressed δ ⊗ core outputs as dense arrays instead of
+            :class:`~eincalc.structure.StructuredTensor` objects.
+        name: the generated function's name (an identifier).
+
+    Returns:
+        A :class:`CompiledFunction`; call it with arrays positionally (in the order of
+        ``.arg_names``, the variables' first appearance) or by name.
+
+    Raises:
+        SizeError: for bad ``sizes``.
+        UnknownNameError: for an unknown backend.
+        UnsupportedNodeError: when the backend cannot print a node.
+
+    Examples:
+        >>> import numpy as np, eincalc as ec
+        >>> X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
+        >>> f = compile(X @ w)
+        >>> f(np.eye(2), np.array([1.0, 2.0]))
+        array([1., 2.])
+        >>> print(f.source.split("def ")[1])
+        f(X, w):
+            _t0 = X @ w
+            return _t0
+        <BLANKLINE>
+    """
+    return CompiledFunction(outputs, backend=backend, sizes=sizes, dense=dense, name=name)
+
+
+class CompiledFunction:
+    """A compiled expression (or list of expressions): call it, read ``.source``, ``.save()`` it.
+
+    Calling: ``f(*arrays, **named_arrays)``. Positional arrays bind to ``arg_names`` in
+    order (variables sorted by first appearance in the outputs); keywords bind by
+    variable name, and an int keyword named after a dim that no variable carries gives
+    that dim's size. Sizes are checked as :func:`eincalc.evaluate` checks them (a
+    :class:`~eincalc.errors.SizeError` naming the variable and dim). A single expression
+    returns its value; a list returns a tuple. A compressed output (δ ⊗ core) is a
+    :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
+
+    Attributes:
+        outputs: the expressions, as given.
+        arg_names: the variables, in positional order.
+        dims: every dim the expressions use, in order of first appearance.
+        name: the generated function's name.
+        backend: the printer used.
+        dense: whether compressed outputs are expanded.
+    """
+
+    def __init__(
+        self,
+        outputs: Node | Sequence[Node],
+        backend: str = "numpy",
+        sizes: Mapping[str, int] | None = None,
+        dense: bool = False,
+        name: str = "f",
+    ) -> None:
+        self._single = isinstance(outputs, Node)
+        out_list = [outputs] if isinstance(outputs, Node) else list(outputs)
+        if not out_list:
+            raise ValueError("compile needs at least one expression")
+        for k, o in enumerate(out_list):
+            if not isinstance(o, Node):
+                raise TypeError(f"compile: output {k} is not an eincalc expression but {type(o).__name__}")
+        if backend not in BACKENDS:
+            raise UnknownNameError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"compile: function name {name!r} is not a valid identifier")
+        if name in RESERVED_NAMES or TEMP_NAME.fullmatch(name):
+            raise ValueError(f"compile: function name {name!r} is reserved for generated code")
+        self.outputs: tuple[Node, ...] = tuple(out_list)
+        self.backend = backend
+        self.dense = dense
+        self.name = name
+
+        # Compressed outputs compute only their core (dense=True expands in the code).
+        self._compressed: list[Compressed | None] = []
+        roots: list[Node] = []
+        for o in self.outputs:
+            c = None if dense else compress(o)
+            if c is not None and c.is_compressed:
+                self._compressed.append(c)
+                roots.append(c.core)
+            else:
+                self._compressed.append(None)
+                roots.append(o)
+        self._roots = roots
+        self._order = topo_order(roots)
+        self._scaled_of = _shared_products(self._order)
+        everything = topo_order([*self.outputs, *roots])
+        variables: dict[str, Var] = {}
+        for n in topo_order(list(self.outputs)):
+            if isinstance(n, Var):
+                variables.setdefault(n.name, n)
+        self.arg_names: tuple[str, ...] = tuple(variables)
+        self._var_dims = tuple((v.name, v.dims) for v in variables.values())
+        self.dims: tuple[Dim, ...] = tuple(dict.fromkeys(d for n in everything for d in n.dims))
+        carried = {d for v in variables.values() for d in v.dims}
+        self._free_dims = tuple(d for d in self.dims if d not in carried and not dimsmod.is_literal(d))
+        self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d))
+        self._params, self._dim_code = self._names()
+        self._fixed = self._check_sizes(sizes)
+
+        self._variants: dict[tuple[int, ...], _Variant] = {}
+        self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
+        planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
+        complete = all(d in self._fixed for d in self._key_dims)
+        self._last = self._build(planned, nominal=not complete)
+        if complete:
+            self._variants[self._key(planned)] = self._last
+
+    # -- names and sizes ----------------------------------------------------------------
+    def _names(self) -> tuple[dict[str, str], dict[Dim, str]]:
+        """Parameter names (hygienic) and the code spelling each dim's size."""
+        taken: set[str] = set()
+
+        def fresh(base: str) -> str:
+            p = base
+            while p in RESERVED_NAMES or TEMP_NAME.fullmatch(p) or p in taken:
+                p += "_"
+            taken.add(p)
+            return p
+
+        params = {v: fresh(v) for v in self.arg_names}
+        dim_code: dict[Dim, str] = {}
+        for v, dims in self._var_dims:
+            for axis, d in enumerate(dims):
+                dim_code.setdefault(d, d if dimsmod.is_literal(d) else f"{params[v]}.shape[{axis}]")
+        for d in self.dims:
+            if d not in dim_code:
+                dim_code[d] = d if dimsmod.is_literal(d) else fresh(d)
+        return params, dim_code
+
+    def _check_sizes(self, sizes: Mapping[str, int] | None) -> SizeDict:
+        if sizes is None:
+            return {}
+        if not isinstance(sizes, Mapping):
+            raise SizeError(f"sizes must be a dict of dim -> int, got {type(sizes).__name__}")
+        unknown = [d for d in sizes if d not in self.dims]
+        if unknown:
+            raise SizeError(
+                f"sizes given for {', '.join(map(str, unknown))}, which the expressions do not use "
+                f"(dims: {', '.join(self.dims) or 'none'})"
+            )
+        fixed: SizeDict = {}
+        for d, s in sizes.items():
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+                raise SizeError(f"size of dim {d!r} must be a non-negative int, got {s!r}")
+            if dimsmod.is_literal(d) and int(d) != s:
+                raise SizeError(f"dim {d!r} is fixed to {d} but sizes gives {s}")
+            fixed[d] = int(s)
+        return fixed
+
+    def _key(self, sizes: Mapping[Dim, int]) -> tuple[int, ...]:
+        return tuple(sizes[d] for d in self._key_dims)
+
+    # -- code generation ----------------------------------------------------------------
+    def _build(self, sizes: Mapping[Dim, int], nominal: bool) -> _Variant:
+        source = self._generate(sizes, nominal)
+        function = self._functions.get(source)
+        if function is None:
+            function = _load(source, self.name)
+            self._functions[source] = function
+        return _Variant(dict(sizes), source, function)
+
+    def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
+        printer = BACKENDS[self.backend]()
+        printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
+        counter = itertools.count()
+        consumers: dict[int, list[Node]] = {}
+        for node in self._order:
+            for child in node.children:
+                consumers.setdefault(id(child), []).append(node)
+        ctx = Context(
+            values={},
+            sizes=sizes,
+            dim_code=self._dim_code,
+            consumers=consumers,
+            roots={id(r) for r in self._roots},
+            new_temp=lambda: f"_t{next(counter)}",
+            params=self._params,
+            scaled_of=self._scaled_of,
+        )
+        formula = _Formulas(self._order)
+        ctx.describe = lambda node: formula.text(node, ctx.values)
+        body: list[str] = []
+        for node in self._order:
+            ctx.lines, ctx.post = [], []
+            expr = printer.print_node(node, ctx)
+            body.extend(ctx.lines)
+            if expr is None:
+                continue
+            if expr.inline and not ctx.post:
+                ctx.values[id(node)] = expr
+                continue
+            if ctx.is_root(node) and expr.readonly:
+                expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
+            target = ctx.new_temp()
+            comment = expr.note + formula.text(node, ctx.values)
+            body.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
+            body.extend(post(target) for post in ctx.post)
+            ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
+
+        results = []
+        for root, c in zip(self._roots, self._compressed):
+            code = ctx.values[id(root)].text
+            if c is None:
+                results.append(code)
+            else:
+                letters = {lab: chr(ord("a") + k) for k, lab in enumerate(dict.fromkeys(c.labels))}
+                core_labels = "".join(letters[lab] for lab in c.core_labels)
+                labels = "".join(letters[lab] for lab in c.labels)
+                shape = (
+                    "(" + ", ".join(self._dim_code[d] for d in c.expr.dims) + ("," if c.expr.ndim == 1 else "") + ")"
+                )
+                results.append(f"({code}, {core_labels!r}, {labels!r}, {shape})")
+        if self._single:
+            body.append(f"return {results[0]}")
+        else:
+            body.append(f"return {', '.join(results)}" + ("," if len(results) == 1 else ""))
+        return self._module(printer, body, sizes, nominal)
+
+    def _module(self, printer: Printer, body: list[str], sizes: Mapping[Dim, int], nominal: bool) -> str:
+        params = [self._params[v] for v in self.arg_names]
+        free = [self._dim_code[d] for d in self._free_dims]
+        signature = ", ".join(params + (["*", *free] if free else []))
+        described = []
+        for k, (o, c) in enumerate(zip(self.outputs, self._compressed)):
+            if c is None:
+                text = _truncate(to_numpy_syntax_bounded(o), 90)
+            else:  # the δ ⊗ core text, when the core is small enough to print
+                small = _tree_sizes(topo_order(c.core), FORMULA_NODES)[id(c.core)] <= FORMULA_NODES
+                text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core), 90)
+            how = " as (core, core_labels, labels, shape)" if c is not None else ""
+            described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
+        planned = ", ".join(f"{d}={sizes[d]}" for d in self._key_dims)
+        doc = [
+            f"{self.name}({signature}): generated by eincalc {__version__}.",
+            "",
+            "Returns:",
+            *described,
+            "",
+            (f"Contraction order planned for {'nominal sizes ' if nominal else ''}{planned}; " if planned else "")
+            + "the code is correct for any sizes.",
+        ]
+        if any(c is not None for c in self._compressed):
+            doc += ["A compressed result is (core, core_labels, labels, shape): δ ⊗ core, with equal",
+                    "labels sharing a diagonal; expand(*result) gives the dense array."]  # fmt: skip
+        doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
+        doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
+        lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
+        if any(c is not None for c in self._compressed):
+            lines += ["", "", *_EXPAND_SOURCE.splitlines()]
+        lines += ["", "", f"def {self.name}({signature}):"]
+        lines += [f"    {line}" for line in body]
+        return "\n".join(lines) + "\n"
+
+    # -- calling ------------------------------------------------------------------------
+    def __call__(self, *arrays: object, **named_arrays: object) -> Any:
+        if len(arrays) > len(self.arg_names):
+            raise SizeError(
+                f"{self.name} takes {len(self.arg_names)} array(s) ({', '.join(self.arg_names)}) "
+                f"but {len(arrays)} were given"
+            )
+        named = dict(named_arrays)
+        for arg, value in zip(self.arg_names, arrays):
+            if arg in named:
+                raise SizeError(f"array {arg!r} given both by position and by name")
+            named[arg] = value
+        bound = self._fast_bind(named)
+        if bound is None:
+            values_map, sizes = bind_sizes(list(self.outputs), named, self._fixed)
+            values = [values_map[v] for v in self.arg_names]
+        else:
+            values, sizes = bound
+        key = self._key(sizes)
+        variant = self._variants.get(key)
+        if variant is None:
+            variant = self._build({d: sizes[d] for d in self.dims}, nominal=False)
+            if len(self._variants) >= MAX_VARIANTS:
+                self._variants.pop(next(iter(self._variants)))
+            self._variants[key] = variant
+        self._last = variant
+        result = variant.function(*values, **{self._dim_code[d]: sizes[d] for d in self._free_dims})
+        if self._single:
+            return self._finish(result, self._compressed[0])
+        return tuple(self._finish(r, c) for r, c in zip(result, self._compressed))
+
+    def _fast_bind(self, named: dict[str, object]) -> tuple[list[np.ndarray], SizeDict] | None:
+        """Sizes from float64 arrays without walking the DAG; None when anything is unusual.
+
+        The slow path (:func:`eincalc.interpreter.bind_sizes`) then converts, checks
+        and raises the errors ``evaluate`` raises.
+        """
+        if len(named) != len(self.arg_names):
+            return None
+        sizes = dict(self._fixed)
+        values = []
+        for arg, dims in self._var_dims:
+            a = named.get(arg)
+            if type(a) is not np.ndarray or a.dtype != np.float64 or a.ndim != len(dims):
+                return None
+            for d, s in zip(dims, a.shape):
+                if sizes.setdefault(d, s) != s or (dimsmod.is_literal(d) and int(d) != s):
+                    return None
+            values.append(a)
+        for d in self.dims:
+            if d not in sizes:
+                if not dimsmod.is_literal(d):
+                    return None
+                sizes[d] = int(d)
+        return values, sizes
+
+    @staticmethod
+    def _finish(value: Any, c: Compressed | None) -> Any:
+        if c is None:
+            return value
+        core, core_labels, labels, shape = value
+        return StructuredTensor(core, core_labels, labels, shape)
+
+    # -- inspection -----------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The generated module for the last size signature called (or planned at compile time).
+
+        Before the first call, and without complete ``sizes``, it is planned for nominal
+        sizes; the code is correct for any sizes, only its contraction order may change.
+        """
+        return self._last.source
+
+    @property
+    def variants(self) -> dict[tuple[tuple[Dim, int], ...], str]:
+        """The source for every size signature seen so far, keyed by ``((dim, size), …)``."""
+        return {tuple(zip(self._key_dims, key)): v.source for key, v in self._variants.items()}
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write :attr:`source` as a module that imports nothing but NumPy; returns the path."""
+        path = os.fspath(path)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.source)
+        return path
+
+    def __repr__(self) -> str:
+        outs = "; ".join(_truncate(to_numpy_syntax_bounded(o), 60) for o in self.outputs)
+        dims = ", ".join(self.dims) or "none"
+        return (
+            f"<CompiledFunction {self.name}({', '.join(self.arg_names)}) -> {outs} | dims {dims} | "
+            f"backend {self.backend} | {len(self._variants)} size variant(s)>"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+_EXPAND_SOURCE = '''def expand(core, core_labels, labels, shape):
+    """The dense array of a compressed result: core written along the diagonals of labels."""
+    out = numpy.zeros(shape)
+    unique = "".join(dict.fromkeys(labels))
+    present = "".join(lab for lab in unique if lab in core_labels)
+    view = numpy.einsum(labels + "->" + unique, out)  # a writeable view of the diagonal
+    sizes = dict(zip(labels, shape))
+    core = numpy.einsum(core_labels + "->" + present, numpy.asarray(core, dtype=float))
+    view[...] = core.reshape([sizes[lab] if lab in core_labels else 1 for lab in unique])
+    return out
+'''
+
+
+def _load(source: str, name: str) -> Callable[..., Any]:
+    """Execute the generated ``source`` in a fresh namespace; returns its function ``name``."""
+    filename = f"<eincalc {name} {hashlib.blake2b(source.encode(), digest_size=6).hexdigest()}>"
+    code = builtins.compile(source, filename, "exec")
+    namespace: dict[str, Any] = {"__name__": "eincalc_generated"}
+    exec(code, namespace)  # noqa: S102 - generated code only; user text enters as validated identifiers
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
+    return namespace[name]
+
+
+def _shared_products(order: list[Node]) -> dict[int, Node]:
+    """Einsum nodes that are ``coef ·`` one product, for products met more than once.
+
+    Maps each such node (by ``id``) to the product with coefficient 1 (an interned node,
+    maybe not in the DAG itself). Products with unit tensors keep their own code, as
+    their value is a diagonal embedding.
+    """
+    groups: dict[int, list[Node]] = {}
+    bases: dict[int, Node] = {}
+    for node in order:
+        if isinstance(node, Einsum) and not any(isinstance(op, Delta) for op in node.operands):
+            base = node if node.coef == 1.0 else alg.einsum(node.operands, node.in_idx, node.out_idx, 1.0)
+            if isinstance(base, Einsum):  # a bare transpose-free single operand is no product
+                groups.setdefault(id(base), []).append(node)
+                bases[id(base)] = base
+    return {id(n): bases[key] for key, members in groups.items() if len(members) > 1 for n in members}
+
+
+def _statement(code: str, comment: str) -> list[str]:
+    """``code`` with its comment: trailing when the line stays short, else on the line above."""
+    if not comment:
+        return [code]
+    if len(code) + len(comment) + 8 <= LINE_CHARS:
+        return [f"{code}  # {comment}"]
+    return [f"# {comment}", code]
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())  # one line, whatever the printer did
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def to_numpy_syntax_bounded(node: Node, limit: int = FORMULA_NODES) -> str:
+    """``to_numpy_syntax(node)`` when the formula is small as a tree, else its top node.
+
+    NumPy syntax repeats shared sub-expressions, so the text of a deep DAG can grow
+    exponentially; past ``limit`` tree nodes only the top node is shown.
+    """
+    size = _tree_sizes(topo_order(node), limit)
+    if size[id(node)] <= limit:
+        return to_numpy_syntax(node)
+    return node_line(node, [_leaf_text(c) for c in node.children])
+
+
+WIDE_EINSUM = 5
+"""Einsums with more operands are not printed in NumPy syntax (its search grows factorially)."""
+
+
+def _tree_sizes(order: list[Node], limit: int) -> dict[int, int]:
+    """Per node, its size as a tree, capped at ``limit + 1`` (also when an einsum is too wide)."""
+    size: dict[int, int] = {}
+    for n in order:
+        wide = isinstance(n, Einsum) and len(n.operands) > WIDE_EINSUM
+        size[id(n)] = limit + 1 if wide else min(limit + 1, 1 + sum(size[id(c)] for c in n.children))
+    return size
+
+
+def _leaf_text(node: Node) -> str:
+    return node_line(node, []) if not node.children else "…"
+
+
+class _Formulas:
+    """Comment text per node: the formula (truncated), or its top node for large DAGs."""
+
+    def __init__(self, order: list[Node]) -> None:
+        self.size = _tree_sizes(order, FORMULA_NODES)
+
+    def text(self, node: Node, values: Mapping[int, Expr]) -> str:
+        if id(node) not in self.size:  # a node built during code generation
+            self.size.update(_tree_sizes(topo_order(node), FORMULA_NODES))
+        if self.size[id(node)] <= FORMULA_NODES:
+            return _truncate(to_numpy_syntax(node), COMMENT_CHARS)
+        names = [values[id(c)].text if id(c) in values else _leaf_text(c) for c in node.children]
+        return _truncate(node_line(node, names), COMMENT_CHARS)

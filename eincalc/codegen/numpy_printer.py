@@ -1,0 +1,425 @@
+"""The NumPy backend: how each node kind and each planned step is spelled in NumPy.
+
+This module owns the NumPy spelling of everything: the element-wise function table
+(:data:`ELEMENTWISE_CODE`, one entry per name of :data:`eincalc.functions.ELEMENTWISE`),
+the general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
+(BLAS ``@``/``tensordot``/``vdot``, broadcasting ``*`` with ``[:, None]`` reshapes,
+``.sum(axis=…)``, diagonal views ``numpy.einsum('ii->i', a)``, pairwise
+``numpy.einsum(..., optimize=False)``), and of unit tensors, which are never
+materialised inside a product: a δ ⊗ core value is written into the diagonal view of a
+zero (or of a sum's) result.
+
+Forms are chosen for stability where it matters: sigmoid as ``0.5 * (1 + tanh(x / 2))``
+(no overflow), softplus as ``logaddexp(0, x)``, softmax, log-softmax and logsumexp with
+the maximum subtracted, logdet through ``slogdet``. Which operations a node needs is
+decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
+:mod:`eincalc.codegen.compile`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from eincalc._types import IndexTuple
+from eincalc.algebra import symbols
+from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
+from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
+from eincalc.errors import UnsupportedNodeError
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+
+NESTING_LIMIT = 72
+"""A planned step whose code grows longer than this gets its own temporary."""
+
+ELEMENTWISE_CODE: dict[str, tuple[str, int, str] | None] = {
+    "exp": ("numpy.exp({x})", ATOM, ""),
+    "log": ("numpy.log({x})", ATOM, ""),
+    "sin": ("numpy.sin({x})", ATOM, ""),
+    "cos": ("numpy.cos({x})", ATOM, ""),
+    "tan": ("numpy.tan({x})", ATOM, ""),
+    "tanh": ("numpy.tanh({x})", ATOM, ""),
+    # tanh never overflows; as fast as 1 / (1 + exp(-x)) and without its warnings
+    "sigmoid": ("0.5 * (1.0 + numpy.tanh(0.5 * {x}))", PRODUCT, "*"),
+    "softplus": ("numpy.logaddexp(0.0, {x})", ATOM, ""),
+    "relu": ("numpy.maximum({x}, 0.0)", ATOM, ""),
+    "step": ("numpy.heaviside({x}, 0.5)", ATOM, ""),
+    "abs": ("numpy.abs({x})", ATOM, ""),
+    "sign": ("numpy.sign({x})", ATOM, ""),
+    "sqrt": ("numpy.sqrt({x})", ATOM, ""),
+    "pow": None,  # depends on the exponent: NumPyPrinter._pow
+}
+"""Code template (``{x}`` is the argument), precedence and top operator per element-wise function."""
+
+UNARY_CODE: dict[str, str] = {
+    "inv": "_unary_inv",
+    "det": "_unary_det",
+    "logdet": "_unary_logdet",
+    "softmax": "_unary_softmax",
+    "log_softmax": "_unary_log_softmax",
+    "logsumexp": "_unary_logsumexp",
+}
+"""The NumPyPrinter method that prints each general function of :data:`eincalc.functions.UNARY`."""
+
+
+@dataclass(frozen=True)
+class Diagonal:
+    """A value kept as δ ⊗ core: ``labels`` per axis (equal labels share a δ).
+
+    The code of the node is its core, whose axes are ``core_idx`` (a subset of
+    ``unique``, the distinct labels in order).
+    """
+
+    labels: IndexTuple
+    unique: IndexTuple
+    core_idx: IndexTuple
+
+
+def transpose(e: Expr, perm: tuple[int, ...]) -> Expr:
+    """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix."""
+    if perm == tuple(range(len(perm))):
+        return e
+    text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.transpose({', '.join(map(str, perm))})"
+    return Expr(text, readonly=e.readonly)
+
+
+def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
+    """View ``e`` (axes ``idx``) so it broadcasts against axes ``res``.
+
+    Axes are permuted into ``res`` order and ``None`` inserted for the missing ones;
+    leading ``None`` are left out (NumPy broadcasting aligns trailing axes) and so is
+    the trailing ``:``: ``x[:, None]``.
+    """
+    if not idx:
+        return e
+    present = tuple(i for i in res if i in idx)
+    e = transpose(e, tuple(idx.index(i) for i in present))
+    first = next(k for k, i in enumerate(res) if i in idx)
+    subs = [":" if i in idx else "None" for i in res[first:]]
+    while subs and subs[-1] == ":":
+        subs.pop()
+    if subs:
+        e = Expr(f"{e.atom}[{', '.join(subs)}]", readonly=e.readonly)
+    return e
+
+
+def _axes_text(axes: tuple[int, ...]) -> str:
+    return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+
+
+class NumPyPrinter(Printer):
+    """Prints nodes as NumPy code; see the module docstring for the forms used."""
+
+    name = "numpy"
+    numpy = "numpy"
+
+    def np(self, member: str) -> str:
+        """``numpy.<member>``, recording the import."""
+        return self.module(f"{self.numpy}.{member}")
+
+    # -- leaves -------------------------------------------------------------------------
+    def _print_Var(self, node: Var, ctx: Context) -> Expr:
+        return Expr(ctx.params.get(node.name, node.name), inline=True)
+
+    def _print_Const(self, node: Const, ctx: Context) -> Expr | None:
+        if not node.dims:
+            return literal(node.value)
+        if not ctx.needs_value(node):
+            return None  # einsum factors and sum terms use the value itself
+        shape = ctx.shape(node.dims)
+        if node.value == 0.0:
+            return call(self.np("zeros"), shape)
+        if node.value == 1.0:
+            return call(self.np("ones"), shape)
+        return call(self.np("full"), shape, repr(node.value))
+
+    def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
+        k = len(node.base)
+        unique = symbols(k)
+        info = Diagonal(unique + unique, unique, ())
+        if ctx.needs_value(node):
+            if k == 1:
+                return call(self.np("eye"), ctx.size(node.base[0]))
+            ctx.after(lambda name: self._diag_write(name, info, literal(1.0), "="))
+            return call(self.np("zeros"), ctx.shape(node.dims))
+        if any(isinstance(u, Add) for u in ctx.uses(node)):
+            ctx.embeds[id(node)] = info  # the sums add 1 on their diagonal
+            return literal(1.0)
+        return None  # only an einsum factor: the plan merges its indices
+
+    # -- products -----------------------------------------------------------------------
+    def _print_Einsum(self, node: Einsum, ctx: Context) -> Expr:
+        kinds = []
+        for op in node.operands:
+            if isinstance(op, Delta):
+                kinds.append("delta")
+            elif isinstance(op, Const) and op.value == 1.0:
+                kinds.append("ones")
+            elif isinstance(op, Const):  # pragma: no cover - algebra folds constants into coef
+                raise UnsupportedNodeError(f"einsum with a non-unit constant operand {op.value!r}")
+            else:
+                kinds.append("array")
+        index_dim = {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
+        uses = ctx.uses(node)
+        # A negative term used by exactly one sum is computed positive and subtracted
+        # there: `a - b` instead of `a + -1.0 * b`, one pass over the data fewer.
+        negate = (
+            node.coef < 0
+            and "delta" not in kinds
+            and not ctx.is_root(node)
+            and len(uses) == 1
+            and isinstance(uses[0], Add)
+        )
+        coef = -node.coef if negate else node.coef
+        if negate:
+            ctx.negated.add(id(node))
+        base = ctx.scaled_of.get(id(node))
+        if base is not None:
+            return self._print_scaled(node, base, coef, kinds, index_dim, ctx)
+        plan = plan_einsum(kinds, node.in_idx, node.out_idx, coef, index_dim, ctx.sizes)
+        core = self.render_plan(plan, [ctx.arg(node.operands[k]) for k in plan.inputs], ctx)
+        if plan.embed is None:
+            return core
+        core_idx = plan.value_idx[plan.result] if plan.result is not None else ()
+        info = Diagonal(plan.embed.labels, plan.embed.unique, core_idx)
+        if ctx.only_added(node):
+            ctx.embeds[id(node)] = info  # stays compressed: each sum writes it into its diagonal
+            return replace(core, note="core of ")
+        if len(info.labels) == 2 and core_idx == info.unique:
+            return call(self.np("diag"), core.text)
+        ctx.after(lambda name: self._diag_write(name, info, core, "="))
+        return call(self.np("zeros"), ctx.shape(node.dims))
+
+    def _print_scaled(
+        self, node: Einsum, base: Node, coef: float, kinds: list[str], index_dim: dict, ctx: Context
+    ) -> Expr:
+        """``coef · base`` where the product ``base`` (coefficient 1) is shared with other nodes.
+
+        ``U @ V.T`` and ``-2.0 * (U @ V.T)`` are different nodes; the product is computed
+        once (by whichever comes first) and the others scale its value.
+        """
+        known = ctx.values.get(id(base)) or ctx.shared.get(id(base))
+        if node is base:
+            return (
+                known
+                if known is not None
+                else self.render_plan(
+                    plan_einsum(kinds, node.in_idx, node.out_idx, 1.0, index_dim, ctx.sizes),
+                    [ctx.arg(op) for op, k in zip(node.operands, kinds) if k == "array"],
+                    ctx,
+                )
+            )
+        if known is None:
+            plan = plan_einsum(kinds, node.in_idx, node.out_idx, 1.0, index_dim, ctx.sizes)
+            core = self.render_plan(plan, [ctx.arg(node.operands[k]) for k in plan.inputs], ctx)
+            known = ctx.temp(core, ctx.describe(base)) if not core.inline else core
+            ctx.shared[id(base)] = known
+        if coef == 1.0:
+            return known
+        if coef == -1.0:
+            return Expr(f"-{known.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
+        return binary(literal(coef), "*", known)
+
+    def _diag_write(self, target: str, info: Diagonal, core: Expr, op: str) -> str:
+        """``numpy.einsum('abac->abc', target)[...] op core``: writes through a diagonal view."""
+        spec = spec_of([info.labels], info.unique)
+        value = align(core, info.core_idx, info.unique)
+        return f"{self.np('einsum')}({spec!r}, {target})[...] {op} {value.text}"
+
+    # -- sums ---------------------------------------------------------------------------
+    def _print_Add(self, node: Add, ctx: Context) -> Expr:
+        positive: list[Expr] = []
+        negative: list[Expr] = []
+        diagonals: list[tuple[Diagonal, Expr]] = []
+        constant = 0.0
+        for term in node.terms:
+            if isinstance(term, Const):
+                constant += term.value
+            elif id(term) in ctx.embeds:
+                diagonals.append((ctx.embeds[id(term)], ctx.arg(term)))  # type: ignore[arg-type]
+            elif id(term) in ctx.negated:
+                negative.append(ctx.arg(term))
+            else:
+                positive.append(ctx.arg(term))
+        expr: Expr | None = None
+        if not positive and constant > 0:  # 1.0 - x reads better than -x + 1.0
+            expr, constant = literal(constant), 0.0
+        for e in positive:
+            expr = e if expr is None else binary(expr, "+", e, SUM)
+        for e in negative:
+            expr = (
+                Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
+                if expr is None
+                else binary(expr, "-", e, SUM)
+            )
+        if constant:
+            if expr is None:
+                expr = literal(constant)
+            else:
+                expr = binary(expr, "-" if constant < 0 else "+", literal(abs(constant)), SUM)
+        if not diagonals:
+            assert expr is not None, "a sum has at least one term that is not constant"
+            return expr
+        # δ ⊗ core terms are added into the diagonal of a fresh array holding the rest.
+        dense = [t for t in node.terms if not isinstance(t, Const) and id(t) not in ctx.embeds]
+        if not dense:
+            shape = ctx.shape(node.dims)
+            base = call(self.np("full"), shape, repr(constant)) if constant else call(self.np("zeros"), shape)
+        elif len(dense) == 1 and not constant and id(dense[0]) not in ctx.negated:
+            (term,) = dense
+            e = ctx.arg(term)
+            # a fresh array nobody else reads can take the writes itself; anything else is copied
+            reusable = e.owned and len(ctx.uses(term)) == 1 and not ctx.is_root(term)
+            base = e if reusable else Expr(f"{e.atom}.copy()", owned=True)
+        else:
+            assert expr is not None
+            base = expr
+        for info, core in diagonals:
+            ctx.after(lambda name, info=info, core=core: self._diag_write(name, info, core, "+="))
+        return replace(base, owned=True)
+
+    # -- functions ----------------------------------------------------------------------
+    def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
+        if node.fn not in ELEMENTWISE_CODE:
+            raise UnsupportedNodeError(f"the {self.name} printer has no code for the element-wise function {node.fn!r}")
+        x = ctx.arg(node.arg)
+        form = ELEMENTWISE_CODE[node.fn]
+        if form is None:
+            assert node.param is not None
+            return self._pow(x, node.param)
+        template, prec, op = form
+        self.module(self.numpy)  # every template spells numpy members
+        return Expr(template.format(x=x.atom), prec, op, owned=True)
+
+    def _pow(self, x: Expr, p: float) -> Expr:
+        """``x ** p`` with the cheap forms for common exponents."""
+        base = x.atom
+        if p == 2.0:
+            return Expr(f"{base} * {base}", PRODUCT, "*", owned=True)
+        if p == 3.0:
+            return Expr(f"{base} * {base} * {base}", PRODUCT, "*", owned=True)
+        if p == -1.0:
+            return Expr(f"1.0 / {base}", PRODUCT, "/", owned=True)
+        if p == -2.0:
+            return Expr(f"1.0 / ({base} * {base})", PRODUCT, "/", owned=True)
+        if p == 0.5:
+            return call(self.np("sqrt"), x.text)
+        if p == -0.5:
+            return Expr(f"1.0 / {self.np('sqrt')}({x.text})", PRODUCT, "/", owned=True)
+        return Expr(f"{base} ** {p!r}", POWER, "**", owned=True)
+
+    def _print_Unary(self, node: Unary, ctx: Context) -> Expr:
+        method = UNARY_CODE.get(node.fn)
+        if method is None:
+            raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
+        return getattr(self, method)(ctx.arg(node.arg), node.axis, ctx)
+
+    def _unary_inv(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        return call(self.np("linalg.inv"), x.text)
+
+    def _unary_det(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        return call(self.np("linalg.det"), x.text)
+
+    def _unary_logdet(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        # log|det x| without overflow; the sign is not part of the value
+        return Expr(f"{self.np('linalg.slogdet')}({x.text})[1]", owned=True)
+
+    def _shifted(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        where = "" if axis is None else f"axis={axis}, "
+        return ctx.temp(
+            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True)", SUM, "-", owned=True), "minus the max, for stability"
+        )
+
+    def _unary_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        z = self._shifted(x, axis, ctx)
+        ctx.lines.append(f"{self.np('exp')}({z.text}, out={z.text})")
+        return Expr(f"{z.text} / {z.text}.sum(axis={axis}, keepdims=True)", PRODUCT, "/", owned=True)
+
+    def _unary_log_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        z = self._shifted(x, axis, ctx)
+        lse = f"{self.np('log')}({self.np('exp')}({z.text}).sum(axis={axis}, keepdims=True))"
+        return Expr(f"{z.text} - {lse}", SUM, "-", owned=True)
+
+    def _unary_logsumexp(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        if axis is None:
+            m = ctx.temp(Expr(f"{x.atom}.max()"), "the max, for stability")
+            return Expr(
+                f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum()) + {m.text}", SUM, "+", owned=True
+            )
+        m = ctx.temp(Expr(f"{x.atom}.max(axis={axis}, keepdims=True)"), "the max, for stability")
+        body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
+        return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
+
+    # -- plans --------------------------------------------------------------------------
+    def render_plan(self, plan: Plan, operands: list[Expr], ctx: Context) -> Expr:
+        """Code computing a planned einsum, given the code of its array operands.
+
+        Intermediate values are nested into one expression while it stays short (each
+        is used once), and get a temporary beyond :data:`NESTING_LIMIT` characters.
+        """
+        values: list[Expr] = []
+        for v, e in enumerate(operands):
+            values.append(self._scaled(e, plan, ctx) if v == plan.scale_at else e)
+        for s, step in enumerate(plan.steps):
+            v = len(operands) + s
+            e = self._step(step, [values[a] for a in step.args], [plan.value_idx[a] for a in step.args], plan, ctx)
+            if v == plan.scale_at:
+                e = self._scaled(e, plan, ctx)
+            last = v == plan.result
+            if not last and len(e.text) > NESTING_LIMIT:
+                e = ctx.temp(e)
+            values.append(e)
+        if plan.result is not None:
+            return values[plan.result]
+        scalar = self._scale_text(plan.coef, plan, ctx)  # no array factor: a constant
+        if plan.embed is None and plan.out:
+            return call(self.np("full"), ctx.shape(tuple(plan.index_dim[i] for i in plan.out)), scalar.text)
+        return scalar
+
+    def _scale_text(self, coef: float, plan: Plan, ctx: Context) -> Expr:
+        """The coefficient times the sizes of the summed constant indices."""
+        factor = coef
+        symbolic = []
+        for dim in plan.counts:
+            if dim.isdigit():
+                factor *= int(dim)
+            else:
+                symbolic.append(ctx.size(dim))
+        if not symbolic:
+            return literal(factor)
+        if factor == 1.0 and plan.result is not None:  # an array carries the float type
+            return Expr(" * ".join(symbolic), PRODUCT if len(symbolic) > 1 else ATOM, "*" if len(symbolic) > 1 else "")
+        return Expr(" * ".join([repr(float(factor)), *symbolic]), PRODUCT, "*")
+
+    def _scaled(self, e: Expr, plan: Plan, ctx: Context) -> Expr:
+        factor = self._scale_text(plan.coef, plan, ctx)
+        if factor.text == "-1.0":
+            return Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
+        return binary(factor, "*", e)
+
+    def _step(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
+        out = step.out
+        if step.op == "diagonal":
+            return Expr(f"{self.np('einsum')}({spec_of(idx, out)!r}, {args[0].text})")
+        if step.op == "sum":
+            axes = "" if len(step.axes) == len(idx[0]) else f"axis={_axes_text(step.axes)}"
+            return Expr(f"{args[0].atom}.sum({axes})", owned=True)
+        if step.op == "transpose":
+            return transpose(args[0], step.axes)
+        if step.op == "matmul":
+            left, right = (transpose(a, perm) if perm else a for a, perm in zip(args, step.axes))
+            return binary(left, "@", right)
+        if step.op == "vdot":
+            return call(self.np("vdot"), args[0].text, args[1].text)
+        if step.op == "tensordot":
+            axes = f"axes=({_axes_text(step.axes[0])}, {_axes_text(step.axes[1])})"
+            return call(self.np("tensordot"), args[0].text, args[1].text, axes)
+        if step.op == "multiply":
+            if len(idx[0]) == 1 and len(idx[1]) == 1 and out == idx[0] + idx[1] and idx[0] != idx[1]:
+                return call(self.np("outer"), args[0].text, args[1].text)
+            left, right = (align(a, i, out) for a, i in zip(args, idx))
+            return binary(left, "*", right)
+        if step.op == "einsum":
+            return call(self.np("einsum"), repr(spec_of(idx, out)), args[0].text, args[1].text, "optimize=False")
+        if step.op == "broadcast":
+            shape = ctx.shape(tuple(plan.index_dim[i] for i in out))
+            return Expr(f"{self.np('broadcast_to')}({align(args[0], idx[0], out).text}, {shape})", readonly=True)
+        raise UnsupportedNodeError(f"the {self.name} printer cannot render a {step.op!r} step")  # pragma: no cover

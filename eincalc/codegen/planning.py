@@ -1,0 +1,382 @@
+"""Contraction planning: one Einsum node becomes a sequence of array operations.
+
+This module owns the index arithmetic of code generation, and nothing backend specific:
+it decides *which* operations compute a node (a diagonal view, a sum over axes, a BLAS
+product, a broadcast multiplication, a pairwise ``einsum``, the embedding of a δ ⊗ core
+result), in *which order* (the contraction path comes from ``opt_einsum.contract_path``
+with the real sizes), and *where* the scalar coefficient is applied (on the smallest
+array). A printer (:mod:`eincalc.codegen.numpy_printer`) turns the resulting
+:class:`Plan` into text. The DAG never sees a path: plans live only here, per size
+signature.
+
+Steps, in the order a plan uses them:
+
+* unit tensors (``Delta`` factors) whose indices both survive are never materialised:
+  their index pairs are merged, the rest is computed as a *core* over the merged
+  labels, and :class:`Embed` says how to write it into the diagonal of the result;
+* ones factors over summed indices become a size factor of the coefficient, ones
+  factors over output indices a broadcast;
+* each array factor first loses its repeated indices (a diagonal view) and the indices
+  nothing else needs (a sum over axes);
+* the remaining factors are contracted pairwise along the opt_einsum path; each pair
+  becomes the cheapest kind of operation that fits (see :func:`pair_step`).
+
+Nothing here walks the DAG or knows about node classes beyond the operand kinds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import opt_einsum
+from opt_einsum import get_symbol
+
+from eincalc._types import Dim, Index, IndexTuple
+from eincalc.errors import UnsupportedNodeError
+
+MAX_EINSUM_LETTERS = 52
+"""``numpy.einsum`` accepts the 52 ASCII letters as indices, and no more."""
+
+OPTIMAL_UP_TO = 4
+"""Operand counts up to which the exhaustive ``"optimal"`` path search is used."""
+
+OPERAND_KINDS = ("array", "delta", "ones")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One array operation; its result is the next value number of the plan.
+
+    ``op`` is one of:
+
+    ``"diagonal"``  single-operand ``einsum`` (repeated indices: a diagonal view, maybe summed)
+    ``"sum"``       sum over ``axes`` of ``args[0]``
+    ``"transpose"`` permute ``args[0]`` by ``axes``
+    ``"matmul"``    ``L @ R``; ``axes`` = (perm of L, perm of R) applied first (``()``: none)
+    ``"vdot"``      full inner product of two arrays with equal indices in equal order
+    ``"tensordot"`` ``tensordot(L, R, axes)`` with ``axes`` = (axes of L, axes of R)
+    ``"multiply"``  entry-wise product with broadcasting (Hadamard, outer, scaling)
+    ``"einsum"``    pairwise ``einsum`` (batch indices that are also contracted)
+    ``"broadcast"`` broadcast ``args[0]`` to ``out`` (ones factors over output indices)
+
+    ``args`` are value numbers of earlier values; ``out`` names the result's axes.
+    """
+
+    op: str
+    args: tuple[int, ...]
+    out: IndexTuple
+    axes: tuple = ()
+
+
+@dataclass(frozen=True)
+class Embed:
+    """Write the core into the diagonal of a zero result.
+
+    ``labels[k]`` is the label of output axis k (equal labels: a δ joins the axes);
+    ``unique`` are the distinct labels in order, and the core's axes are the labels of
+    ``unique`` that some array factor carries (the others are constant along the diagonal,
+    so the write broadcasts over them).
+    """
+
+    labels: IndexTuple
+    unique: IndexTuple
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to compute ``coef · einsum(...)`` from the node's array operands.
+
+    Values ``0 … len(inputs)-1`` are operands (``inputs[k]`` is the operand's position in
+    the node); value ``len(inputs) + s`` is the result of ``steps[s]``. ``value_idx``
+    names the axes of every value. ``result`` is the value holding the core, or None
+    when there is no array factor (the core is the scalar coefficient). The coefficient
+    times the sizes of ``counts`` multiplies value ``scale_at`` (None: nothing to scale,
+    or a scalar core). ``embed`` is set when unit tensors survive.
+    """
+
+    inputs: tuple[int, ...]
+    steps: tuple[Step, ...]
+    value_idx: tuple[IndexTuple, ...]
+    result: int | None
+    coef: float
+    counts: tuple[Dim, ...]
+    scale_at: int | None
+    embed: Embed | None
+    out: IndexTuple
+    index_dim: Mapping[Index, Dim]
+
+
+def letters(*groups: Sequence[Index]) -> dict[Index, str]:
+    """Map the indices of ``groups`` to einsum letters ``a, b, …`` in order of appearance.
+
+    Raises:
+        UnsupportedNodeError: when more than 52 distinct indices meet in one call, the
+            limit of ``numpy.einsum``.
+
+    Examples:
+        >>> letters(("#3", "x"), ("x",))
+        {'#3': 'a', 'x': 'b'}
+    """
+    mapping: dict[Index, str] = {}
+    for group in groups:
+        for i in group:
+            if i not in mapping:
+                mapping[i] = get_symbol(len(mapping))
+    if len(mapping) > MAX_EINSUM_LETTERS:
+        raise UnsupportedNodeError(
+            f"one einsum call would need {len(mapping)} distinct indices; numpy.einsum accepts at most "
+            f"{MAX_EINSUM_LETTERS} (split the expression into smaller products)"
+        )
+    return mapping
+
+
+def spec_of(inputs: Sequence[Sequence[Index]], out: Sequence[Index]) -> str:
+    """The einsum subscripts of one call, with indices mapped to letters per call."""
+    table = letters(*inputs, out)
+    return ",".join("".join(table[i] for i in idx) for idx in inputs) + "->" + "".join(table[i] for i in out)
+
+
+class _Builder:
+    """Accumulates values and steps while a plan is built."""
+
+    def __init__(self, value_idx: list[IndexTuple], index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]) -> None:
+        self.value_idx = value_idx
+        self.steps: list[Step] = []
+        self.index_dim = index_dim
+        self.sizes = sizes
+
+    def add(self, op: str, args: tuple[int, ...], out: IndexTuple, axes: tuple = ()) -> int:
+        self.steps.append(Step(op, args, out, axes))
+        self.value_idx.append(out)
+        return len(self.value_idx) - 1
+
+    def size(self, idx: Sequence[Index]) -> int:
+        return math.prod(self.sizes[self.index_dim[i]] for i in idx)
+
+    def transpose_to(self, value: int, out: IndexTuple) -> int:
+        idx = self.value_idx[value]
+        if idx == out:
+            return value
+        return self.add("transpose", (value,), out, tuple(idx.index(i) for i in out))
+
+
+def plan_einsum(
+    kinds: Sequence[str],
+    in_idx: Sequence[IndexTuple],
+    out_idx: IndexTuple,
+    coef: float,
+    index_dim: Mapping[Index, Dim],
+    sizes: Mapping[Dim, int],
+) -> Plan:
+    """Plan ``coef · einsum(in_idx -> out_idx)`` over operands of the given kinds.
+
+    Args:
+        kinds: per operand, ``"array"`` (a computed value), ``"delta"`` (a unit tensor,
+            first half of its indices paired with the second half) or ``"ones"``.
+        in_idx: the operands' indices.
+        out_idx: the result's indices (distinct).
+        coef: the scalar factor.
+        index_dim: the dim of every index.
+        sizes: the size of every dim (real or nominal; only the order of operations
+            depends on them, never the result).
+
+    Returns:
+        The plan; see :class:`Plan`.
+
+    Examples:
+        >>> p = plan_einsum(["array", "array"], [("a", "b"), ("b",)], ("a",), 1.0,
+        ...                 {"a": "m", "b": "n"}, {"m": 5, "n": 3})
+        >>> [(s.op, s.args, s.out) for s in p.steps]
+        [('matmul', (0, 1), ('a',))]
+    """
+    for kind in kinds:
+        if kind not in OPERAND_KINDS:
+            raise ValueError(f"unknown operand kind {kind!r}; expected one of {OPERAND_KINDS}")
+    # Unit tensors: merge the indices each δ joins (union-find, deterministic roots).
+    parent: dict[Index, Index] = {}
+
+    def find(i: Index) -> Index:
+        while parent.get(i, i) != i:
+            i = parent[i]
+        return i
+
+    rank = {i: k for k, i in enumerate(dict.fromkeys([*out_idx, *(i for idx in in_idx for i in idx)]))}
+    for kind, idx in zip(kinds, in_idx):
+        if kind == "delta":
+            half = len(idx) // 2
+            for p, q in zip(idx[:half], idx[half:]):
+                a, b = find(p), find(q)
+                if a != b:  # the earlier index (output first) names the merged class
+                    parent[max(a, b, key=rank.__getitem__)] = min(a, b, key=rank.__getitem__)
+    labels = tuple(find(i) for i in out_idx)
+    unique = tuple(dict.fromkeys(labels))
+    embedded = len(unique) < len(labels)
+
+    inputs = tuple(k for k, kind in enumerate(kinds) if kind == "array")
+    arrays = [tuple(find(i) for i in in_idx[k]) for k in inputs]
+    carried = {i for idx in arrays for i in idx}
+    present = dict.fromkeys(find(i) for idx in in_idx for i in idx)
+    # A class nobody carries and the output does not keep is summed over a constant:
+    # the sum is its size (Σ_q 1 = n), a factor of the coefficient.
+    counts = tuple(index_dim[i] for i in present if i not in carried and i not in unique)
+    core_out = tuple(i for i in unique if i in carried)
+
+    builder = _Builder(list(arrays), index_dim, sizes)
+    result = _contract(builder, list(range(len(arrays))), core_out)
+    if result is not None and not embedded and core_out != out_idx:
+        # ones factors over output indices: the core is constant along them
+        result = builder.add("broadcast", (result,), out_idx)
+
+    scale_at = None
+    if result is not None and (coef != 1.0 or counts):
+        # Scale the smallest array (ties: the latest, which reads best: 2.0 * (A @ B));
+        # a broadcast view is excluded, scaling it would allocate the full result.
+        candidates = [
+            v
+            for v in range(len(builder.value_idx))
+            if not (v >= len(inputs) and builder.steps[v - len(inputs)].op == "broadcast")
+        ]
+        scale_at = min(candidates, key=lambda v: (builder.size(builder.value_idx[v]), -v))
+    return Plan(
+        inputs=inputs,
+        steps=tuple(builder.steps),
+        value_idx=tuple(builder.value_idx),
+        result=result,
+        coef=coef,
+        counts=counts,
+        scale_at=scale_at,
+        embed=Embed(labels, unique) if embedded else None,
+        out=out_idx,
+        index_dim=index_dim,
+    )
+
+
+def _contract(b: _Builder, live: list[int], out: IndexTuple) -> int | None:
+    """Contract the values ``live`` into one value over ``out``; None if there are none."""
+    if not live:
+        return None
+    # Preprocess each factor: take diagonals, and sum the indices only it carries.
+    for pos, v in enumerate(live):
+        idx = b.value_idx[v]
+        needed = set(out).union(*(b.value_idx[w] for w in live if w != v))
+        keep = tuple(dict.fromkeys(i for i in idx if i in needed))
+        if len(live) == 1:
+            keep = out  # the only factor: produce the output order directly where we can
+        if len(set(idx)) < len(idx):
+            live[pos] = b.add("diagonal", (v,), keep)
+        elif len(keep) < len(idx):
+            reduced = tuple(i for i in idx if i in needed)
+            live[pos] = b.add("sum", (v,), reduced, tuple(k for k, i in enumerate(idx) if i not in needed))
+    if len(live) == 1:
+        return b.transpose_to(live[0], out)
+
+    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for v in live for i in b.value_idx[v]))}
+    spec = ",".join("".join(symbol[i] for i in b.value_idx[v]) for v in live) + "->" + "".join(symbol[i] for i in out)
+    shapes = [tuple(b.sizes[b.index_dim[i]] for i in b.value_idx[v]) for v in live]
+    optimize = "optimal" if len(live) <= OPTIMAL_UP_TO else "auto"
+    path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=optimize)
+    for contraction in path:
+        if len(contraction) != 2:  # pragma: no cover - opt_einsum's pairwise optimisers
+            raise AssertionError(f"expected a pairwise contraction path, got {path}")
+        i, j = sorted(contraction)
+        right = live.pop(j)
+        left = live.pop(i)
+        rest = set().union(*(b.value_idx[w] for w in live))
+        desired = out if not live else None
+        live.append(pair_step(b, left, right, set(out) | rest, desired))
+    return b.transpose_to(live[0], out)
+
+
+def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple | None) -> int:
+    """Contract values ``a`` and ``c`` keeping the indices in ``keep``; returns the new value.
+
+    The kind of operation: with no batch index (an index both share and the result
+    keeps) and something to contract, a BLAS call (``@`` for matrices and vectors,
+    ``tensordot`` otherwise, ``vdot`` for a full inner product); with nothing to contract,
+    a broadcasting ``*``; with both, a batched ``@`` when it is one, else ``einsum``.
+    ``desired`` fixes the result's index order (the node's output); otherwise each kind
+    picks its natural order.
+    """
+    sa, sc = b.value_idx[a], b.value_idx[c]
+    shared = [i for i in sa if i in sc]
+    summed = [i for i in shared if i not in keep]
+    batch = [i for i in shared if i in keep]
+    fa = tuple(i for i in sa if i not in shared)
+    fc = tuple(i for i in sc if i not in shared)
+    if not batch and summed:
+        if not fa and not fc and sa == sc:
+            return b.add("vdot", (a, c), ())
+        if len(sa) <= 2 and len(sc) <= 2 and len(summed) == 1:
+            return _matmul(b, a, c, summed[0], desired)
+        return _tensordot(b, a, c, summed, desired)
+    if not summed:
+        if desired is not None:
+            out = desired
+        elif set(sc) <= set(sa):
+            out = sa
+        elif set(sa) <= set(sc):
+            out = sc
+        else:
+            out = sa + fc
+        return b.add("multiply", (a, c), out)
+    if len(summed) == 1 and len(fa) == 1 and len(fc) == 1:
+        return _batched_matmul(b, a, c, tuple(batch), summed[0], desired)
+    out = desired if desired is not None else tuple(i for i in sa if i in keep) + fc
+    return b.add("einsum", (a, c), out)
+
+
+def _matmul(b: _Builder, a: int, c: int, k: Index, desired: IndexTuple | None) -> int:
+    """``L @ R`` for operands of rank ≤ 2 sharing one summed index ``k``."""
+    options = []
+    for left, right in ((a, c), (c, a)):
+        li, ri = b.value_idx[left], b.value_idx[right]
+        if len(li) == 1 and len(ri) == 2 and ri[0] != k:
+            continue  # v @ M contracts M's first axis; M @ v (the swapped option) fits instead
+        if len(ri) == 1 and len(li) == 2 and li[1] != k:
+            continue
+        t_left = len(li) == 2 and li[1] != k
+        t_right = len(ri) == 2 and ri[0] != k
+        out = tuple(i for i in li if i != k) + tuple(i for i in ri if i != k)
+        options.append((desired is not None and out != desired, int(t_left) + int(t_right), left, right, out))
+    _, _, left, right, out = min(options, key=lambda o: o[:2])
+    li, ri = b.value_idx[left], b.value_idx[right]
+    perm_l = (1, 0) if len(li) == 2 and li[1] != k else ()
+    perm_r = (1, 0) if len(ri) == 2 and ri[0] != k else ()
+    value = b.add("matmul", (left, right), out, (perm_l, perm_r))
+    return b.transpose_to(value, desired) if desired is not None else value
+
+
+def _batched_matmul(b: _Builder, a: int, c: int, batch: IndexTuple, k: Index, desired: IndexTuple | None) -> int:
+    """``L @ R`` over leading batch axes: L as (batch…, f, k), R as (batch…, k, g)."""
+    options = []
+    for left, right in ((a, c), (c, a)):
+        li, ri = b.value_idx[left], b.value_idx[right]
+        (f,) = (i for i in li if i not in ri)
+        (g,) = (i for i in ri if i not in li)
+        want_l, want_r = batch + (f, k), batch + (k, g)
+        out = batch + (f, g)
+        moves = int(li != want_l) + int(ri != want_r)
+        options.append((desired is not None and out != desired, moves, left, right, want_l, want_r, out))
+    _, _, left, right, want_l, want_r, out = min(options, key=lambda o: o[:2])
+    li, ri = b.value_idx[left], b.value_idx[right]
+    perm_l = tuple(li.index(i) for i in want_l) if li != want_l else ()
+    perm_r = tuple(ri.index(i) for i in want_r) if ri != want_r else ()
+    value = b.add("matmul", (left, right), out, (perm_l, perm_r))
+    return b.transpose_to(value, desired) if desired is not None else value
+
+
+def _tensordot(b: _Builder, a: int, c: int, summed: list[Index], desired: IndexTuple | None) -> int:
+    """``tensordot`` over the summed indices; the result is L's free axes, then R's."""
+    sa, sc = b.value_idx[a], b.value_idx[c]
+    left, right = a, c
+    fa = tuple(i for i in sa if i not in summed)
+    fc = tuple(i for i in sc if i not in summed)
+    if desired is not None and desired != fa + fc and desired == fc + fa:
+        left, right = c, a
+    li, ri = b.value_idx[left], b.value_idx[right]
+    axes = (tuple(li.index(i) for i in summed), tuple(ri.index(i) for i in summed))
+    out = tuple(i for i in li if i not in summed) + tuple(i for i in ri if i not in summed)
+    value = b.add("tensordot", (left, right), out, axes)
+    return b.transpose_to(value, desired) if desired is not None else value

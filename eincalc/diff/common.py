@@ -17,8 +17,30 @@ from collections.abc import Sequence
 
 from eincalc import algebra as alg
 from eincalc._types import Dims, Index, IndexTuple
-from eincalc.expr import Einsum, Node, Var
+from eincalc.expr import Add, Delta, Einsum, Node, Var
 from eincalc.graph import topo_order
+
+
+def _has_delta(node: Node) -> bool:
+    return isinstance(node, Delta) or isinstance(node, Einsum) and any(isinstance(op, Delta) for op in node.operands)
+
+
+def product(operands: Sequence[Node], in_idx: Sequence[IndexTuple], out_idx: IndexTuple, coef: float = 1.0) -> Node:
+    """An einsum that first distributes over sum operands containing a unit tensor.
+
+    A Jacobian like softmax's, ``δ ⊙ S − S ⊗ S``, is a sum; multiplied as a whole it
+    would be materialised (a (b·c)² tensor for a batch), while term by term its δ meets
+    the other factors and is renamed away.
+    """
+    for k, op in enumerate(operands):
+        if isinstance(op, Add) and any(_has_delta(t) for t in op.terms):
+            terms = []
+            for t in op.terms:
+                ops = list(operands)
+                ops[k] = t
+                terms.append(product(ops, in_idx, out_idx, coef))
+            return alg.add(terms)
+    return alg.einsum(operands, in_idx, out_idx, coef)
 
 
 def depends_on(roots: Node | Sequence[Node], wrt: Var) -> set[int]:
@@ -65,7 +87,7 @@ def transpose_einsum(node: Einsum, k: int, cotangent: Node, lead: IndexTuple) ->
             ins.append((i,))
             carried.add(i)
         out.append(i)
-    return alg.einsum(ops, ins, lead + tuple(out), node.coef)
+    return product(ops, ins, lead + tuple(out), node.coef)
 
 
 def hadamard_lead(factor: Node, tangent: Node, lead_first: bool) -> Node:
@@ -78,7 +100,7 @@ def hadamard_lead(factor: Node, tangent: Node, lead_first: bool) -> Node:
     s1 = alg.symbols(factor.ndim)
     extra = alg.symbols(n_extra, factor.ndim)
     idx = extra + s1 if lead_first else s1 + extra
-    return alg.einsum([tangent, factor], [idx, s1], idx)
+    return product([tangent, factor], [idx, s1], idx)
 
 
 def contract_with(jac: Node, tangent: Node, n_lead: int, arg_dims: Dims, lead_first: bool) -> Node:
@@ -92,5 +114,5 @@ def contract_with(jac: Node, tangent: Node, n_lead: int, arg_dims: Dims, lead_fi
     a = alg.symbols(len(arg_dims), n_out)
     e = alg.symbols(n_lead, n_out + len(arg_dims))
     if lead_first:
-        return alg.einsum([tangent, jac], [e + o, o + a], e + a)
-    return alg.einsum([jac, tangent], [o + a, a + e], o + e)
+        return product([tangent, jac], [e + o, o + a], e + a)
+    return product([jac, tangent], [o + a, a + e], o + e)

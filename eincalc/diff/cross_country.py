@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from eincalc import algebra as alg
-from eincalc.diff.common import depends_on, fresh
+from eincalc.diff.common import depends_on, fresh, product
 from eincalc.diff.reverse import cotangent
 from eincalc.errors import UnknownNameError
 from eincalc.expr import Einsum, Node, Var
@@ -68,7 +68,7 @@ class LinearisedGraph:
         key = (id(ew), id(eu), nw, nv, nu)
         if key not in self._products:
             iw, iv, iu = alg.symbols(nw), alg.symbols(nv, nw), alg.symbols(nu, nw + nv)
-            self._products[key] = (ew, eu, alg.einsum([ew, eu], [iw + iv, iv + iu], iw + iu))
+            self._products[key] = (ew, eu, product([ew, eu], [iw + iv, iv + iu], iw + iu))
         return self._products[key][2]
 
     def eliminate(self, v: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import singledispatch
 
 from eincalc import algebra as alg
-from eincalc.diff.common import contract_with, depends_on, fresh, hadamard_lead
+from eincalc.diff.common import contract_with, depends_on, fresh, hadamard_lead, product
 from eincalc.expr import Add, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary, not_differentiable
 from eincalc.graph import topo_order
@@ -39,7 +39,7 @@ def tangent_einsum(node: Einsum, tangents: list[Node | None], n_dir: int) -> Nod
         ins = list(node.in_idx)
         ops[k] = tk
         ins[k] = ins[k] + t
-        terms.append(alg.einsum(ops, ins, node.out_idx + t, node.coef))
+        terms.append(product(ops, ins, node.out_idx + t, node.coef))
     return alg.add(terms)
 
 

@@ -36,10 +36,11 @@ from eincalc._types import Dim, SizeDict
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.errors import SizeError, UnknownNameError
-from eincalc.expr import Delta, Einsum, Node, Var
-from eincalc.graph import topo_order
+from eincalc.expr import Add, Delta, Einsum, Node, Var
+from eincalc.graph import rewrite, topo_order
 from eincalc.interpreter import bind_sizes
 from eincalc.printing import node_line, to_numpy_syntax
+from eincalc.rewrite import rebuild
 from eincalc.structure import Compressed, StructuredTensor, compress
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
@@ -59,6 +60,8 @@ MAX_VARIANTS = 64
 
 FORMULA_NODES = 40
 """Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
+
+_FLOAT64 = np.dtype(np.float64)
 
 COMMENT_CHARS = 64
 LINE_CHARS = 110
@@ -176,7 +179,8 @@ class CompiledFunction:
             else:
                 self._compressed.append(None)
                 roots.append(o)
-        self._roots = roots
+        self._roots = _share_scaled_sums(roots)
+        roots = self._roots
         self._order = topo_order(roots)
         self._scaled_of = _shared_products(self._order)
         everything = topo_order([*self.outputs, *roots])
@@ -194,6 +198,8 @@ class CompiledFunction:
         self._fixed = self._check_sizes(sizes)
 
         self._variants: dict[tuple[int, ...], _Variant] = {}
+        self._by_shapes: dict[tuple[tuple[int, ...], ...], tuple[_Variant, dict[str, int]]] = {}
+        self._plain = all(c is None for c in self._compressed)
         self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
         planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
         complete = all(d in self._fixed for d in self._key_dims)
@@ -289,6 +295,8 @@ class CompiledFunction:
                 expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
             target = ctx.new_temp()
             comment = expr.note + formula.text(node, ctx.values)
+            if id(node) in ctx.negated:  # the name holds minus the node's value
+                comment = _negated(comment)
             body.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
             body.extend(post(target) for post in ctx.post)
             ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
@@ -349,22 +357,45 @@ class CompiledFunction:
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *arrays: object, **named_arrays: object) -> Any:
+        # Fast path: float64 arrays whose shapes were seen (and checked) before.
+        if len(arrays) == len(self.arg_names) and not named_arrays:
+            values: Sequence[object] | None = arrays
+        else:
+            values = self._gather(arrays, named_arrays)
+        hit = None
+        if values is not None:
+            for a in values:
+                if type(a) is not np.ndarray or a.dtype != _FLOAT64:
+                    break
+            else:
+                hit = self._by_shapes.get(tuple([a.shape for a in values]))  # type: ignore[union-attr]
+        if hit is None:
+            return self._call_checked(arrays, named_arrays, cache=values is not None)
+        variant, free = hit
+        self._last = variant
+        return self._finish(variant.function(*values, **free))  # type: ignore[misc]
+
+    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> list[object] | None:
+        """The arrays in ``arg_names`` order, or None when the keywords are not exactly the variables."""
         if len(arrays) > len(self.arg_names):
             raise SizeError(
                 f"{self.name} takes {len(self.arg_names)} array(s) ({', '.join(self.arg_names)}) "
                 f"but {len(arrays)} were given"
             )
-        named = dict(named_arrays)
-        for arg, value in zip(self.arg_names, arrays):
-            if arg in named:
+        for arg in self.arg_names[: len(arrays)]:
+            if arg in named_arrays:
                 raise SizeError(f"array {arg!r} given both by position and by name")
-            named[arg] = value
-        bound = self._fast_bind(named)
-        if bound is None:
-            values_map, sizes = bind_sizes(list(self.outputs), named, self._fixed)
-            values = [values_map[v] for v in self.arg_names]
-        else:
-            values, sizes = bound
+        rest = self.arg_names[len(arrays) :]
+        if len(named_arrays) != len(rest) or any(arg not in named_arrays for arg in rest):
+            return None  # missing or extra names, or dim sizes: the checked path says what is wrong
+        return [*arrays, *(named_arrays[arg] for arg in rest)]
+
+    def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
+        """Bind and check sizes as ``evaluate`` does, pick (or plan) the variant, and call it."""
+        named = dict(named_arrays)
+        named.update(zip(self.arg_names, arrays))
+        values_map, sizes = bind_sizes(list(self.outputs), named, self._fixed)
+        values = [values_map[v] for v in self.arg_names]
         key = self._key(sizes)
         variant = self._variants.get(key)
         if variant is None:
@@ -372,43 +403,20 @@ class CompiledFunction:
             if len(self._variants) >= MAX_VARIANTS:
                 self._variants.pop(next(iter(self._variants)))
             self._variants[key] = variant
+        free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
+        if cache:  # the shapes alone now determine the sizes: later calls skip the checks
+            if len(self._by_shapes) >= MAX_VARIANTS:
+                self._by_shapes.clear()
+            self._by_shapes[tuple(a.shape for a in values)] = (variant, free)
         self._last = variant
-        result = variant.function(*values, **{self._dim_code[d]: sizes[d] for d in self._free_dims})
+        return self._finish(variant.function(*values, **free))
+
+    def _finish(self, result: Any) -> Any:
+        if self._plain:
+            return result
         if self._single:
-            return self._finish(result, self._compressed[0])
-        return tuple(self._finish(r, c) for r, c in zip(result, self._compressed))
-
-    def _fast_bind(self, named: dict[str, object]) -> tuple[list[np.ndarray], SizeDict] | None:
-        """Sizes from float64 arrays without walking the DAG; None when anything is unusual.
-
-        The slow path (:func:`eincalc.interpreter.bind_sizes`) then converts, checks
-        and raises the errors ``evaluate`` raises.
-        """
-        if len(named) != len(self.arg_names):
-            return None
-        sizes = dict(self._fixed)
-        values = []
-        for arg, dims in self._var_dims:
-            a = named.get(arg)
-            if type(a) is not np.ndarray or a.dtype != np.float64 or a.ndim != len(dims):
-                return None
-            for d, s in zip(dims, a.shape):
-                if sizes.setdefault(d, s) != s or (dimsmod.is_literal(d) and int(d) != s):
-                    return None
-            values.append(a)
-        for d in self.dims:
-            if d not in sizes:
-                if not dimsmod.is_literal(d):
-                    return None
-                sizes[d] = int(d)
-        return values, sizes
-
-    @staticmethod
-    def _finish(value: Any, c: Compressed | None) -> Any:
-        if c is None:
-            return value
-        core, core_labels, labels, shape = value
-        return StructuredTensor(core, core_labels, labels, shape)
+            return _structured(result, self._compressed[0])
+        return tuple(_structured(r, c) for r, c in zip(result, self._compressed))
 
     # -- inspection -----------------------------------------------------------------------
     @property
@@ -457,6 +465,13 @@ _EXPAND_SOURCE = '''def expand(core, core_labels, labels, shape):
 '''
 
 
+def _structured(value: Any, c: Compressed | None) -> Any:
+    if c is None:
+        return value
+    core, core_labels, labels, shape = value
+    return StructuredTensor(core, core_labels, labels, shape)
+
+
 def _load(source: str, name: str) -> Callable[..., Any]:
     """Execute the generated ``source`` in a fresh namespace; returns its function ``name``."""
     filename = f"<eincalc {name} {hashlib.blake2b(source.encode(), digest_size=6).hexdigest()}>"
@@ -465,6 +480,33 @@ def _load(source: str, name: str) -> Callable[..., Any]:
     exec(code, namespace)  # noqa: S102 - generated code only; user text enters as validated identifiers
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
     return namespace[name]
+
+
+def _share_scaled_sums(roots: list[Node]) -> list[Node]:
+    """Rewrite a sum that is ``c ·`` another sum of the DAG as ``c ·`` that sum.
+
+    ``2.0 * T - 2.0 * (U @ V.T)`` next to ``T - U @ V.T`` (a gradient next to its loss)
+    becomes ``2.0 * (T - U @ V.T)``: the smart constructors then move the 2.0 into the
+    consuming product, onto its smallest array, and the n×m sum is computed once. Only
+    exact rescalings (the same interned node) are shared, so values do not change
+    beyond rounding of the scale factor.
+    """
+    present = {id(n) for n in topo_order(roots)}
+
+    def rule(node: Node, children: tuple[Node, ...]) -> Node:
+        new = rebuild(node, children)
+        if isinstance(new, Add):
+            c, _ = alg.split_coef(new.terms[0])
+            for factor in (c, -c) if c != 0.0 else ():
+                if factor == 1.0:
+                    continue
+                candidate = alg.add([alg.scale(t, 1.0 / factor) for t in new.terms])
+                if id(candidate) in present:
+                    return alg.scale(candidate, factor)
+        present.add(id(new))
+        return new
+
+    return rewrite(roots, rule)
 
 
 def _shared_products(order: list[Node]) -> dict[int, Node]:
@@ -483,6 +525,19 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
                 groups.setdefault(id(base), []).append(node)
                 bases[id(base)] = base
     return {id(n): bases[key] for key, members in groups.items() if len(members) > 1 for n in members}
+
+
+def _negated(formula: str) -> str:
+    """The formula of ``-value``: ``-(x)`` becomes ``x``, anything else ``-(…)``."""
+    if formula.startswith("-(") and formula.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(formula[1:], 1):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0:
+                if k == len(formula) - 1:
+                    return formula[2:-1]
+                break
+    return f"-({formula})"
 
 
 def _statement(code: str, comment: str) -> list[str]:

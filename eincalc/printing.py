@@ -8,6 +8,8 @@ the same node. LaTeX lives in :mod:`eincalc.latex`.
 
 from __future__ import annotations
 
+import contextvars
+
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import topo_order
@@ -39,10 +41,31 @@ def to_numpy_syntax(node: Node) -> str:
     return _entry(node)[0]
 
 
+# Printed text of nodes, shared by every nested _entry call of one top-level print. The
+# n-ary einsum printer prints candidate sub-products over and over; without this memo
+# printing was factorial in the number of operands (a chain of 8 matrix products took
+# seconds, 10 took minutes). Keys are nodes (identity hash), held strongly while printing.
+_MEMO: contextvars.ContextVar[dict[Node, tuple[str, int]] | None] = contextvars.ContextVar(
+    "eincalc_print_memo", default=None
+)
+
+
 def _entry(node: Node) -> tuple[str, int]:
+    shared = _MEMO.get()
+    if shared is None:
+        token = _MEMO.set({})
+        try:
+            return _entry(node)
+        finally:
+            _MEMO.reset(token)
+    if node in shared:
+        return shared[node]
     memo: dict[int, tuple[str, int]] = {}
     for n in topo_order(node):
-        memo[id(n)] = _print(n, memo)
+        entry = shared.get(n)
+        if entry is None:
+            entry = shared[n] = _print(n, memo)
+        memo[id(n)] = entry
     return memo[id(node)]
 
 
@@ -152,6 +175,8 @@ def _split_off_one(node: Einsum, child: list[tuple[str, int]]) -> tuple[str, int
         rest = algebra.einsum([node.operands[j] for j in others], [node.in_idx[j] for j in others], keep)
         if rest.ndim != len(keep) or isinstance(rest, Const):
             continue
+        if _binary_pattern((op, rest), (idx, keep), node.out_idx, [child[k], ("", ATOM)]) is None:
+            continue  # decide on the pattern before printing the rest (which recurses)
         found = _binary_pattern((op, rest), (idx, keep), node.out_idx, [child[k], _entry(rest)])
         if found is not None:
             candidates.append(found)

@@ -23,7 +23,7 @@ import keyword
 import linecache
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,9 +294,8 @@ class CompiledFunction:
             if ctx.is_root(node) and expr.readonly:
                 expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
             target = ctx.new_temp()
-            comment = expr.note + formula.text(node, ctx.values)
-            if id(node) in ctx.negated:  # the name holds minus the node's value
-                comment = _negated(comment)
+            # a negated node's name holds minus its value
+            comment = expr.note + formula.text(node, ctx.values, ctx.negated, id(node) in ctx.negated)
             body.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
             body.extend(post(target) for post in ctx.post)
             ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
@@ -528,7 +527,9 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
 
 
 def _negated(formula: str) -> str:
-    """The formula of ``-value``: ``-(x)`` becomes ``x``, anything else ``-(…)``."""
+    """The formula of ``-value``: ``-(x)`` becomes ``x``, ``-2.0 * x`` ``2.0 * x``, else ``-(…)``."""
+    if re.match(r"-\d[\d.e+-]* \* ", formula):
+        return formula[1:]
     if formula.startswith("-(") and formula.endswith(")"):
         depth = 0
         for k, ch in enumerate(formula[1:], 1):
@@ -589,10 +590,18 @@ class _Formulas:
     def __init__(self, order: list[Node]) -> None:
         self.size = _tree_sizes(order, FORMULA_NODES)
 
-    def text(self, node: Node, values: Mapping[int, Expr]) -> str:
+    def text(self, node: Node, values: Mapping[int, Expr], negated: Container[int] = (), minus: bool = False) -> str:
+        """The comment for ``node`` (for ``-node`` with ``minus``); children in ``negated`` hold minus their value."""
         if id(node) not in self.size:  # a node built during code generation
             self.size.update(_tree_sizes(topo_order(node), FORMULA_NODES))
         if self.size[id(node)] <= FORMULA_NODES:
-            return _truncate(to_numpy_syntax(node), COMMENT_CHARS)
-        names = [values[id(c)].text if id(c) in values else _leaf_text(c) for c in node.children]
-        return _truncate(node_line(node, names), COMMENT_CHARS)
+            text = to_numpy_syntax(node)
+        elif isinstance(node, Add):
+            return ""  # the code itself lists the terms
+        else:
+            names = []
+            for c in node.children:
+                name = values[id(c)].text if id(c) in values else _leaf_text(c)
+                names.append(f"(-{name})" if id(c) in negated else name)
+            text = node_line(node, names)
+        return _truncate(_negated(text) if minus else text, COMMENT_CHARS)

@@ -240,6 +240,7 @@ class NumPyPrinter(Printer):
             else:
                 positive.append(ctx.arg(term))
         expr: Expr | None = None
+        total = constant
         if not positive and constant > 0:  # 1.0 - x reads better than -x + 1.0
             expr, constant = literal(constant), 0.0
         for e in positive:
@@ -262,7 +263,7 @@ class NumPyPrinter(Printer):
         dense = [t for t in node.terms if not isinstance(t, Const) and id(t) not in ctx.embeds]
         if not dense:
             shape = ctx.shape(node.dims)
-            base = call(self.np("full"), shape, repr(constant)) if constant else call(self.np("zeros"), shape)
+            base = call(self.np("full"), shape, repr(total)) if total else call(self.np("zeros"), shape)
         elif len(dense) == 1 and not constant and id(dense[0]) not in ctx.negated:
             (term,) = dense
             e = ctx.arg(term)

@@ -48,7 +48,9 @@ def code_only(source: str) -> str:
     return "\n".join(line.split("  #")[0] for line in lines if not line.lstrip().startswith("#"))
 
 
-def arrays_for(exprs: Node | list[Node], rng: np.random.Generator, sizes: dict[str, int] = SIZES) -> dict[str, np.ndarray]:
+def arrays_for(
+    exprs: Node | list[Node], rng: np.random.Generator, sizes: dict[str, int] = SIZES
+) -> dict[str, np.ndarray]:
     roots = exprs if isinstance(exprs, list) else [exprs]
     out = {}
     for root in roots:

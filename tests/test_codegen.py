@@ -291,6 +291,8 @@ CURATED = {
     "powers": X**2 + X**3 + ec.abs(X) ** 0.5 + ec.abs(X) ** -0.5 + ec.abs(X) ** 1.7 + (X * X + 1) ** -2,
     "negated terms": -(X @ A) - X + 2.0,
     "shared": [ec.sum(ec.exp(X @ w)), ec.exp(X @ w), X @ w],
+    "shared product written in place": [A @ B @ B.T + ec.eye("n"), -2 * (A @ B @ B.T)],
+    "shared sum rescaled": [ec.sum(ec.exp(A - X.T @ X)), ec.exp(2 * A - 2 * (X.T @ X))],
     "same output twice": [X @ w, X @ w],
 }
 

@@ -24,7 +24,7 @@ import linecache
 import os
 import re
 from collections.abc import Callable, Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -289,7 +289,8 @@ class CompiledFunction:
             if expr is None:
                 continue
             if expr.inline and not ctx.post:
-                ctx.values[id(node)] = expr
+                # an alias of another value (or a literal): never written in place through this node
+                ctx.values[id(node)] = replace(expr, owned=False)
                 continue
             if ctx.is_root(node) and expr.readonly:
                 expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view

@@ -268,7 +268,12 @@ class NumPyPrinter(Printer):
             (term,) = dense
             e = ctx.arg(term)
             # a fresh array nobody else reads can take the writes itself; anything else is copied
-            reusable = e.owned and len(ctx.uses(term)) == 1 and not ctx.is_root(term)
+            reusable = (
+                e.owned
+                and len(ctx.uses(term)) == 1
+                and not ctx.is_root(term)
+                and id(term) not in ctx.scaled_of  # its value may be read by rescaled copies
+            )
             base = e if reusable else Expr(f"{e.atom}.copy()", owned=True)
         else:
             assert expr is not None

@@ -4,6 +4,9 @@ Build tensor expressions (from NumPy-syntax strings, the MatrixCalculus.org lang
 Python operators), differentiate them symbolically, and evaluate or compile them.
 """
 
+__version__ = "0.1.0"  # first: submodules (codegen) read it while the package initialises
+
+from eincalc.codegen import CompiledFunction, compile
 from eincalc.costmodel import CostReport, cost
 from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
 from eincalc.errors import (
@@ -61,6 +64,7 @@ from eincalc.ops import (
     vector,
     zeros,
 )
+from eincalc.objective import Objective, objective
 from eincalc.parser import parse
 from eincalc.printing import einsum_form, to_numpy_syntax
 from eincalc.rewrite import SimplifyOptions, simplify
@@ -68,7 +72,7 @@ from eincalc.structure import Compressed, StructuredTensor, compress
 
 __all__ = [
     "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
-    "derivative", "grad", "hessian", "jacobian", "simplify",
+    "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective", "objective",
     "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
@@ -78,4 +82,3 @@ __all__ = [
     "tanh", "tensor", "to_numpy_syntax", "topo_order", "trace", "transpose", "vector", "zeros",
 ]  # fmt: skip
 
-__version__ = "0.1.0"

@@ -10,6 +10,10 @@ module around the function, and the per-size-signature cache of compiled variant
 (:mod:`eincalc.codegen.numpy_printer`); how an einsum is split into steps is
 :mod:`eincalc.codegen.planning`'s.
 
+It computes the DAG as given and is no simplifier; the one rewrite it makes is to share
+values equal up to a scale factor (``U @ V.T`` and ``-2.0 * (U @ V.T)``, a sum and twice
+that sum), which a value and its gradient produce all the time.
+
 Only generated source is ever executed; the user's text reaches it only as variable
 and dim names, which are validated identifiers, and as comments on single lines.
 """
@@ -132,6 +136,13 @@ class CompiledFunction:
     :class:`~eincalc.errors.SizeError` naming the variable and dim). A single expression
     returns its value; a list returns a tuple. A compressed output (δ ⊗ core) is a
     :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
+
+    The generated function takes the same arrays positionally, then the sizes of dims
+    no variable carries as keywords. Its parameters are the variable names, except that
+    a name the code needs (``numpy``, ``np``, ``expand``, ``_t<k>``) gets a trailing
+    ``_`` in the source; calling the CompiledFunction by keyword uses the user's names.
+    Calls with float64 arrays of shapes seen before skip the size checks (the shapes
+    were checked the first time).
 
     Attributes:
         outputs: the expressions, as given.

@@ -74,11 +74,13 @@ def run(args: argparse.Namespace) -> str:
     """Carry out a parsed command and return what it prints."""
     import eincalc as ec
 
+    sizes = _sizes(args.size) or None
     expr = ec.parse(args.expression, args.dialect, **dict(args.var))
     result = expr if args.wrt is None else ec.derivative(expr, args.wrt, order=args.order, mode=args.mode)
     emit = args.emit
-    if emit == "text":
-        return str(result)
+    if emit == "text":  # NumPy syntax; a δ ⊗ core result is shown as such, not as an einsum with eye
+        compressed = ec.compress(result)
+        return str(compressed) if compressed.is_compressed else str(result)
     if emit == "einsum":
         return ec.einsum_form(result)
     if emit == "compressed":
@@ -93,8 +95,7 @@ def run(args: argparse.Namespace) -> str:
         return to_dot(result)
     from eincalc.codegen import compile as compile_expr
 
-    sizes = _sizes(args.size) or None
-    return compile_expr([result], sizes=sizes, name="derivative").source
+    return compile_expr(result, sizes=sizes, name="derivative").source
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -203,8 +203,10 @@ class NumpyDialect:
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as err:
-            offset = (err.offset or 1) - 1
-            raise ParseError(f"invalid syntax: {err.msg}", text.strip(), offset) from None
+            stripped = text.strip()
+            if not err.offset:  # Python reports offset 0 when the text ends too early
+                raise ParseError("unexpected end of the expression", stripped, len(stripped)) from None
+            raise ParseError(f"invalid syntax: {err.msg}", stripped, err.offset - 1) from None
         except (ValueError, MemoryError, RecursionError) as err:
             raise ParseError(f"cannot read the expression: {err}") from None
         return tree

@@ -271,17 +271,80 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
         choices *= math.factorial(len(g))
     if choices == 1:
         best = [g[0] for g in group_list]
-    elif choices <= 720:
-        options = itertools.product(*(itertools.permutations(g) for g in group_list))
-        orders = [[f for g in option for f in g] for option in options]
-        best = min(orders, key=lambda order: realise(order)[0])
-    else:  # too many ties to try them all: a deterministic, not necessarily unique, order
-        out_pos = {i: n for n, i in enumerate(out)}
-        best = sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))
+    else:
+        found = _least_order(group_list, out)
+        if found is not None:
+            best = found
+        else:  # the search ran out of budget: a deterministic, not necessarily unique, order
+            out_pos = {i: n for n, i in enumerate(out)}
+            best = sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)
     return Einsum.make(operands, ins, new_out, coef, tuple(index_dim[i] for i in out))
+
+
+class _OutOfBudgetError(Exception):
+    pass
+
+
+def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 20_000) -> list[Factor] | None:
+    """The order of factors (groups in turn, permuted within) with the least index pattern.
+
+    Same result as trying every permutation of every group, but found by a depth-first
+    search that only follows the choices tying for the least pattern at each position
+    (the pattern of a position depends only on the factors before it), and that never
+    tries two identical factors (same operand, same indices) in the same place. Trying
+    every permutation made products with many equal factors (``(v @ v) ** k`` written as
+    products, Hessians) too slow, and the old cut-off at 720 permutations gave two nodes
+    for one product. After ``budget`` states it returns the best order found so far
+    (None only if none was complete).
+    """
+    best_key: tuple[IndexTuple, ...] | None = None
+    best_order: list[Factor] = []
+    visits = 0
+    order: list[Factor] = []
+
+    def search(g: int, rest: list[Factor], names: dict[Index, Index], key: tuple[IndexTuple, ...]) -> None:
+        nonlocal best_key, best_order, visits
+        visits += 1
+        if visits > budget:
+            raise _OutOfBudgetError
+        if not rest:
+            if g + 1 == len(group_list):
+                if best_key is None or key < best_key:
+                    best_key, best_order = key, list(order)
+                return
+            g, rest = g + 1, group_list[g + 1]
+        first: dict[IndexTuple, int] = {}
+        for k, (_, idx) in enumerate(rest):
+            first.setdefault(idx, k)  # identical factors are interchangeable
+        scored = []
+        for idx, k in first.items():
+            new_names = dict(names)
+            for i in idx:
+                if i not in new_names:
+                    new_names[i] = get_symbol(len(new_names))
+            scored.append((tuple(new_names[i] for i in idx), k, new_names))
+        least = min(named for named, _, _ in scored)
+        for named, k, new_names in scored:
+            if named != least:
+                continue
+            new_key = (*key, named)
+            if best_key is not None and new_key > best_key[: len(new_key)]:
+                continue  # cannot beat the best order found so far
+            order.append(rest[k])
+            search(g, rest[:k] + rest[k + 1 :], new_names, new_key)
+            order.pop()
+
+    try:
+        search(0, list(group_list[0]), {i: get_symbol(n) for n, i in enumerate(out)}, ())
+    except _OutOfBudgetError:
+        # The first order found is the greedy one (least pattern at each position, ties
+        # by position); it is canonical when the remaining ties are symmetric, as for
+        # many equal factors. Later finds only improve on it.
+        return best_order if best_key is not None else None
+    return best_order
 
 
 def scale(node: Node, factor: float) -> Node:

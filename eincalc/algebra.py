@@ -288,13 +288,30 @@ class _OutOfBudgetError(Exception):
     pass
 
 
-def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 20_000) -> list[Factor] | None:
+def _swap_is_symmetry(factors: list[Factor], x: IndexTuple, y: IndexTuple) -> bool:
+    """True if swapping the indices of ``x`` with those of ``y`` maps ``factors`` onto itself.
+
+    Used on indices not named yet (they occur only in the factors still to be placed), so
+    choosing the factor with ``x`` or the one with ``y`` next leads to the same patterns.
+    """
+    sigma: dict[Index, Index] = {}
+    for a, b in zip(x, y):
+        for p, q in ((a, b), (b, a)):
+            if sigma.setdefault(p, q) != q:
+                return False
+    before = sorted((id(op), idx) for op, idx in factors)
+    after = sorted((id(op), tuple(sigma.get(i, i) for i in idx)) for op, idx in factors)
+    return before == after
+
+
+def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 2_000) -> list[Factor] | None:
     """The order of factors (groups in turn, permuted within) with the least index pattern.
 
     Same result as trying every permutation of every group, but found by a depth-first
     search that only follows the choices tying for the least pattern at each position
     (the pattern of a position depends only on the factors before it), and that never
-    tries two identical factors (same operand, same indices) in the same place. Trying
+    tries two identical factors (same operand, same indices) or two mirror-image factors
+    (:func:`_swap_is_symmetry`) in the same place. Trying
     every permutation made products with many equal factors (``(v @ v) ** k`` written as
     products, Hessians) too slow, and the old cut-off at 720 permutations gave two nodes
     for one product. After ``budget`` states it returns the best order found so far
@@ -327,9 +344,16 @@ def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 
                     new_names[i] = get_symbol(len(new_names))
             scored.append((tuple(new_names[i] for i in idx), k, new_names))
         least = min(named for named, _, _ in scored)
+        remaining = rest + [f for later in group_list[g + 1 :] for f in later]
+        followed: list[IndexTuple] = []
         for named, k, new_names in scored:
             if named != least:
                 continue
+            idx = rest[k][1]
+            if not any(i in names for i in idx):
+                if any(_swap_is_symmetry(remaining, idx, other) for other in followed):
+                    continue  # the mirror image of a branch already followed
+                followed.append(idx)
             new_key = (*key, named)
             if best_key is not None and new_key > best_key[: len(new_key)]:
                 continue  # cannot beat the best order found so far

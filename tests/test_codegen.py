@@ -194,6 +194,20 @@ def test_golden_matrix_factorisation_gradient_reuses_the_residual() -> None:
     )
 
 
+def test_products_distribute_over_sums_when_sizes_say_so(rng: np.random.Generator) -> None:
+    T = ec.matrix("T", "n m")
+    U, W = ec.matrix("U", "n k"), ec.matrix("W", "m k")
+    loss = ec.sum((T - U @ W.T) * (T - U @ W.T))
+    grad = ec.grad(loss, U)
+    tall = compile(grad, sizes={"n": 300, "m": 200, "k": 3})
+    code = code_only(tall.source)
+    assert "W.T @ W" in code and "U @ W.T" not in code  # 2 U (WᵀW) - 2 T W: no n×m temporary
+    assert "U @ W.T" in code_only(compile(grad).source)  # all dims equal (nominal): as written
+    arrays = {"T": rng.standard_normal((300, 200)), "U": rng.standard_normal((300, 3))}
+    arrays["W"] = rng.standard_normal((200, 3))
+    np.testing.assert_allclose(tall(**arrays), ec.evaluate(grad, **arrays), rtol=1e-10)
+
+
 @pytest.mark.parametrize(
     ("expr", "code"),
     [

@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import keyword
 import linecache
+import math
 import os
 import re
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -39,6 +40,7 @@ from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
+from eincalc.costmodel import node_cost
 from eincalc.errors import SizeError, UnknownNameError
 from eincalc.expr import Add, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
@@ -192,8 +194,6 @@ class CompiledFunction:
                 roots.append(o)
         self._roots = _share_scaled_sums(roots)
         roots = self._roots
-        self._order = topo_order(roots)
-        self._scaled_of = _shared_products(self._order)
         everything = topo_order([*self.outputs, *roots])
         variables: dict[str, Var] = {}
         for n in topo_order(list(self.outputs)):
@@ -273,11 +273,13 @@ class CompiledFunction:
         return _Variant(dict(sizes), source, function)
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
+        roots = _distribute_products(self._roots, sizes)
+        order = topo_order(roots)
         printer = BACKENDS[self.backend]()
         printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
         counter = itertools.count()
         consumers: dict[int, list[Node]] = {}
-        for node in self._order:
+        for node in order:
             for child in node.children:
                 consumers.setdefault(id(child), []).append(node)
         ctx = Context(
@@ -285,15 +287,15 @@ class CompiledFunction:
             sizes=sizes,
             dim_code=self._dim_code,
             consumers=consumers,
-            roots={id(r) for r in self._roots},
+            roots={id(r) for r in roots},
             new_temp=lambda: f"_t{next(counter)}",
             params=self._params,
-            scaled_of=self._scaled_of,
+            scaled_of=_shared_products(order),
         )
-        formula = _Formulas(self._order)
+        formula = _Formulas(order)
         ctx.describe = lambda node: formula.text(node, ctx.values)
         body: list[str] = []
-        for node in self._order:
+        for node in order:
             ctx.lines, ctx.post = [], []
             expr = printer.print_node(node, ctx)
             body.extend(ctx.lines)
@@ -313,7 +315,7 @@ class CompiledFunction:
             ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
 
         results = []
-        for root, c in zip(self._roots, self._compressed):
+        for root, c in zip(roots, self._compressed):
             code = ctx.values[id(root)].text
             if c is None:
                 results.append(code)
@@ -516,6 +518,70 @@ def _share_scaled_sums(roots: list[Node]) -> list[Node]:
                     return alg.scale(candidate, factor)
         present.add(id(new))
         return new
+
+    return rewrite(roots, rule)
+
+
+ENTRY_COST = 10
+"""Cost of one entry of a new array, in flops (allocating, writing and reading it again).
+
+BLAS flops are much cheaper than fresh memory (about 2 s per GiB here), so this is low;
+it only has to rank ``(T - U @ V.T) @ V`` (an n×m temporary) above ``T @ V - U @ (V.T @ V)``.
+"""
+
+
+def _distribute_products(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
+    """Distribute products over sums they alone use, where that is cheaper for ``sizes``.
+
+    ``-2.0 * ((T - U @ V.T) @ V)`` becomes ``-2.0 * (T @ V) + 2.0 * (U @ (V.T @ V))`` for
+    n, m ≫ k: the n×m sum and its n×m product term are never formed. A sum some other
+    node (or an output) needs is left alone: it is computed anyway. The decision uses
+    :func:`eincalc.costmodel.node_cost` with ``ENTRY_COST`` per entry of each new array,
+    so it can differ between size signatures (all dims 1000: no change).
+    """
+    order = topo_order(roots)
+    uses: dict[int, int] = {}
+    for node in order:
+        for child in node.children:
+            uses[id(child)] = uses.get(id(child), 0) + 1
+    root_ids = {id(r) for r in roots}
+    bound = dict(sizes)
+
+    def alone(node: Node) -> bool:
+        return uses.get(id(node), 0) == 1 and id(node) not in root_ids
+
+    def cost(node: Node) -> float:
+        c = node_cost(node, bound)
+        return c.flops + ENTRY_COST * c.size
+
+    def distributed(node: Einsum, operands: Sequence[Node], k: int, terms: Sequence[Node]) -> list[Node]:
+        ops = list(operands)
+        return [alg.einsum([*ops[:k], t, *ops[k + 1 :]], node.in_idx, node.out_idx, node.coef) for t in terms]
+
+    choice: dict[int, int] = {}
+    for node in order:
+        if not isinstance(node, Einsum) or any(isinstance(op, Delta) for op in node.operands):
+            continue
+        best = 0.0
+        for k, s in enumerate(node.operands):
+            if not isinstance(s, Add) or not alone(s):
+                continue
+            before = cost(node) + cost(s) + sum(cost(t) for t in s.terms if isinstance(t, Einsum) and alone(t))
+            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms))
+            after += (len(s.terms) - 1 + ENTRY_COST) * math.prod(bound[d] for d in node.dims)
+            if after < 0.8 * before and before - after > best:  # a clear win only
+                best, choice[id(node)] = before - after, k
+    if not choice:
+        return roots
+
+    def rule(node: Node, children: tuple[Node, ...]) -> Node:
+        k = choice.get(id(node))
+        if k is None:
+            return rebuild(node, children)
+        assert isinstance(node, Einsum)
+        s = children[k]
+        terms = s.terms if isinstance(s, Add) else (s,)
+        return alg.add(distributed(node, children, k, terms))
 
     return rewrite(roots, rule)
 

@@ -202,6 +202,7 @@ def test_products_distribute_over_sums_when_sizes_say_so(rng: np.random.Generato
     tall = compile(grad, sizes={"n": 300, "m": 200, "k": 3})
     code = code_only(tall.source)
     assert "W.T @ W" in code and "U @ W.T" not in code  # 2 U (WᵀW) - 2 T W: no n×m temporary
+    assert ").T" not in code  # the inner product comes out in the order the outer one needs
     assert "U @ W.T" in code_only(compile(grad).source)  # all dims equal (nominal): as written
     arrays = {"T": rng.standard_normal((300, 200)), "U": rng.standard_normal((300, 3))}
     arrays["W"] = rng.standard_normal((200, 3))

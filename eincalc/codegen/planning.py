@@ -146,6 +146,7 @@ class _Builder:
         self.steps: list[Step] = []
         self.index_dim = index_dim
         self.sizes = sizes
+        self.n_inputs = len(value_idx)
 
     def add(self, op: str, args: tuple[int, ...], out: IndexTuple, axes: tuple = ()) -> int:
         self.steps.append(Step(op, args, out, axes))
@@ -154,6 +155,25 @@ class _Builder:
 
     def size(self, idx: Sequence[Index]) -> int:
         return math.prod(self.sizes[self.index_dim[i]] for i in idx)
+
+    def flip(self, value: int) -> bool:
+        """Make a matrix product's result come out transposed: ``L @ R`` becomes ``R.T @ L.T``.
+
+        Only for a 2-D result of a ``matmul`` step of this plan (each value is used
+        once, so nobody else sees the change). Returns False when ``value`` is not one.
+        """
+        s = value - self.n_inputs
+        if s < 0 or self.steps[s].op != "matmul" or len(self.value_idx[value]) != 2:
+            return False
+        step = self.steps[s]
+        (left, right), (perm_l, perm_r) = step.args, step.axes
+        if len(self.value_idx[left]) != 2 or len(self.value_idx[right]) != 2 or len(step.out) != 2:
+            return False  # a matrix-vector or batched product
+        toggle = {(): (1, 0), (1, 0): ()}
+        out = (step.out[1], step.out[0])
+        self.steps[s] = Step("matmul", (right, left), out, (toggle[perm_r], toggle[perm_l]))
+        self.value_idx[value] = out
+        return True
 
     def transpose_to(self, value: int, out: IndexTuple) -> int:
         idx = self.value_idx[value]
@@ -342,6 +362,12 @@ def _matmul(b: _Builder, a: int, c: int, k: Index, desired: IndexTuple | None) -
         options.append((desired is not None and out != desired, int(t_left) + int(t_right), left, right, out))
     _, _, left, right, out = min(options, key=lambda o: o[:2])
     li, ri = b.value_idx[left], b.value_idx[right]
+    # An operand that is itself a matrix product of this plan is computed transposed
+    # instead of being transposed here: V.T @ V, not (V.T @ V).T.
+    if len(li) == 2 and li[1] != k and b.flip(left):
+        li = b.value_idx[left]
+    if len(ri) == 2 and ri[0] != k and b.flip(right):
+        ri = b.value_idx[right]
     perm_l = (1, 0) if len(li) == 2 and li[1] != k else ()
     perm_r = (1, 0) if len(ri) == 2 and ri[0] != k else ()
     value = b.add("matmul", (left, right), out, (perm_l, perm_r))

@@ -456,8 +456,9 @@ class CompiledFunction:
     def __repr__(self) -> str:
         outs = "; ".join(_truncate(to_numpy_syntax_bounded(o), 60) for o in self.outputs)
         dims = ", ".join(self.dims) or "none"
+        params = [*self.arg_names, *(["*", *self._free_dims] if self._free_dims else [])]
         return (
-            f"<CompiledFunction {self.name}({', '.join(self.arg_names)}) -> {outs} | dims {dims} | "
+            f"<CompiledFunction {self.name}({', '.join(params)}) -> {outs} | dims {dims} | "
             f"backend {self.backend} | {len(self._variants)} size variant(s)>"
         )
 

@@ -17,6 +17,11 @@ from eincalc.graph import topo_order
 # Python precedence levels used to decide parentheses.
 ATOM, POWER, UNARY, PRODUCT, SUM, LOWEST = 100, 90, 80, 70, 60, 0
 
+# Products with more operands print as one einsum call: reading them as `X @ (rest)`
+# builds and prints many sub-products, and beyond sixteen factors the matrix notation
+# stops being easier to read than the einsum anyway.
+MAX_SPLIT_OPERANDS = 16
+
 
 def _num(value: float) -> str:
     return repr(float(value))
@@ -151,7 +156,7 @@ def _einsum_body(node: Einsum, child: list[tuple[str, int]]) -> tuple[str, int]:
         pattern = _binary_pattern(node.operands, node.in_idx, out, child)
         if pattern is not None:
             return pattern
-    if len(ops) >= 3:
+    if 3 <= len(ops) <= MAX_SPLIT_OPERANDS:
         split = _split_off_one(node, child)
         if split is not None:
             return split

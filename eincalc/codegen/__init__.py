@@ -4,7 +4,7 @@
 ``.save()`` it). The printers and the contraction planner are importable for backends.
 """
 
-from eincalc.codegen.compile import BACKENDS, CompiledFunction, compile
+from eincalc.codegen.program import BACKENDS, CompiledFunction, compile
 from eincalc.codegen.numpy_printer import ELEMENTWISE_CODE, UNARY_CODE, NumPyPrinter
 from eincalc.codegen.planning import Plan, Step, plan_einsum
 from eincalc.codegen.printer import Context, Expr, Printer

@@ -13,7 +13,7 @@ Forms are chosen for stability where it matters: sigmoid as ``0.5 * (1 + tanh(x 
 (no overflow), softplus as ``logaddexp(0, x)``, softmax, log-softmax and logsumexp with
 the maximum subtracted, logdet through ``slogdet``. Which operations a node needs is
 decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
-:mod:`eincalc.codegen.compile`.
+:mod:`eincalc.codegen.program`.
 """
 
 from __future__ import annotations

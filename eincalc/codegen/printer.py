@@ -13,7 +13,7 @@ This module owns the machinery every code printer shares, and no backend knowled
   instead of printing something wrong. :meth:`Printer.module` spells a module member
   and records the import.
 
-Which statements a program has and how they are named is :mod:`eincalc.codegen.compile`'s
+Which statements a program has and how they are named is :mod:`eincalc.codegen.program`'s
 job; how NumPy spells an operation is :mod:`eincalc.codegen.numpy_printer`'s.
 """
 

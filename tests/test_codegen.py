@@ -119,16 +119,15 @@ def test_golden_matvec_module() -> None:
 
 
 def test_golden_logistic_loss() -> None:
+    # compile simplifies first: log(1 + exp(z)) is emitted as the stable softplus
     loss = ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m")
     assert body(compile(loss).source) == textwrap.dedent(
         """\
         def f(X, y, w):
             _t0 = -(y * (X @ w))
-            _t1 = numpy.exp(_t0)  # exp(-(y * (X @ w)))
-            _t2 = _t1 + 1.0  # exp(-(y * (X @ w))) + 1.0
-            _t3 = numpy.log(_t2)  # log(exp(-(y * (X @ w))) + 1.0)
-            _t4 = _t3.sum()  # sum(log(exp(-(y * (X @ w))) + 1.0))
-            return _t4
+            _t1 = numpy.logaddexp(0.0, _t0)  # softplus(-(y * (X @ w)))
+            _t2 = _t1.sum()  # sum(softplus(-(y * (X @ w))))
+            return _t2
         """
     )
 

@@ -46,7 +46,7 @@ from eincalc.expr import Add, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
 from eincalc.interpreter import bind_sizes
 from eincalc.printing import node_line, to_numpy_syntax
-from eincalc.rewrite import rebuild
+from eincalc.rewrite import rebuild, simplify
 from eincalc.structure import Compressed, StructuredTensor, compress
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
@@ -184,7 +184,9 @@ class CompiledFunction:
         # Compressed outputs compute only their core (dense=True expands in the code).
         self._compressed: list[Compressed | None] = []
         roots: list[Node] = []
-        for o in self.outputs:
+        for given in self.outputs:
+            # stable forms (softplus for log(1 + exp(z)), logsumexp, …): same values, no overflow
+            o = simplify(given)
             c = None if dense else compress(o)
             if c is not None and c.is_compressed:
                 self._compressed.append(c)

@@ -206,7 +206,12 @@ class NumpyDialect:
             stripped = text.strip()
             if not err.offset:  # Python reports offset 0 when the text ends too early
                 raise ParseError("unexpected end of the expression", stripped, len(stripped)) from None
-            raise ParseError(f"invalid syntax: {err.msg}", stripped, err.offset - 1) from None
+            # err.offset counts within line err.lineno, not within the whole text
+            line_start = 0
+            for _ in range((err.lineno or 1) - 1):
+                line_start = stripped.find("\n", line_start) + 1
+            pos = min(line_start + err.offset - 1, len(stripped))
+            raise ParseError(f"invalid syntax: {err.msg}", stripped, pos) from None
         except (ValueError, MemoryError, RecursionError) as err:
             raise ParseError(f"cannot read the expression: {err}") from None
         return tree

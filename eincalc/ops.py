@@ -203,6 +203,8 @@ def _axes(x: Node, axis: int | tuple[int, ...] | None, fn: str) -> tuple[int, ..
     for a in axes:
         if not isinstance(a, int) or not -x.ndim <= a < x.ndim:
             raise ShapeError(f"{fn}: axis {a!r} is out of range for dims {dimsmod.fmt(x.dims)}")
+        if a % x.ndim in out:  # NumPy refuses this too; mean would divide by the size twice
+            raise ShapeError(f"{fn}: axis {a!r} is given twice in {axis!r}")
         out.append(a % x.ndim)
     return tuple(out)
 

@@ -208,6 +208,89 @@ def test_products_distribute_over_sums_when_sizes_say_so(rng: np.random.Generato
     np.testing.assert_allclose(tall(**arrays), ec.evaluate(grad, **arrays), rtol=1e-10)
 
 
+# --------------------------------------------------------------------------------------
+# factoring sums of products (the mirror of distribution)
+# --------------------------------------------------------------------------------------
+Z = ec.matrix("Z", "m n")
+P, Q = ec.matrix("P", "n n"), ec.matrix("Q", "n n")
+TALL = {"m": 200, "n": 20}
+
+
+def compiled_for(exprs: Node | list[Node], sizes: dict[str, int], rng: np.random.Generator) -> str:
+    """The code compiled for ``sizes``, after checking its values at those sizes; no comments."""
+    roots = exprs if isinstance(exprs, list) else [exprs]
+    used = {d for r in roots for n in ec.topo_order(r) for d in n.dims}
+    f = assert_matches(exprs, arrays_for(roots, rng, sizes), sizes={d: sizes[d] for d in used})
+    return code_only(f.source)
+
+
+def test_golden_trace_gradient_factors_out_the_common_factor(rng: np.random.Generator) -> None:
+    grad = ec.grad(ec.trace(X @ A @ X.T), X)
+    assert ec.to_numpy_syntax(grad) == "X @ A.T + X @ A"
+    assert body(compile(grad, sizes={"m": 2000, "n": 500}).source) == textwrap.dedent(
+        """\
+        def f(X, A):
+            _t0 = A.T + A
+            _t1 = X @ _t0  # X @ (A.T + A)
+            return _t1
+        """
+    )
+    assert compiled_for(grad, TALL, rng).count("@") == 1
+    # for a short X the n×n sum costs more than the second product: left as written
+    assert compiled_for(grad, {"m": 2, "n": 50}, rng).count("@") == 2
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_quadratic_form_gradient_the_cost_model_decides(n: int, rng: np.random.Generator) -> None:
+    x = ec.vector("x", "n")
+    grad = ec.grad(x @ A @ x, x)  # A @ x + A.T @ x
+    # (A + A.T) @ x would add two n×n arrays to save one matrix-vector product: not done
+    assert compiled_for(grad, {"n": n}, rng).count("@") == 2
+    # but with the Hessian A + A.T computed anyway, the gradient is one product with it
+    code = compiled_for([grad, ec.hessian(x @ A @ x, x)], {"n": n}, rng)
+    assert code.count("@") == 1 and code.endswith("return _t1, _t0")
+
+
+FACTORING = [
+    # (name, expression, products (@) in the code compiled for TALL sizes)
+    ("three terms", X @ A + X @ P + X @ Q, 1),
+    ("partial common factor", X @ A + X @ P + Z @ Q, 2),
+    ("two groups", X @ A + X @ P + Z @ Q + Z @ A, 2),
+    ("coefficients", 2.0 * (X @ A) - 3.0 * (X @ P), 1),
+    ("common coefficient", -2.0 * (X @ A) + 2.0 * (X @ P.T), 1),
+    ("scalar variable", s * (X @ A) + X @ P, 1),
+    ("factor on the right, letters renamed", X @ A + Z @ A, 1),
+    ("nested: X @ A @ (P + Q)", X @ A @ P + X @ A @ Q, 2),
+    ("broadcast: row sums", X @ w + ec.sum(X, axis=1), 1),
+    ("no common factor", X @ A + Z @ P, 2),
+    ("same operands in other roles", A @ P + P @ A, 2),
+    ("A and its transpose in other roles", A @ A.T + A.T @ A, 2),
+    ("distributed, then factored: X @ (A @ w + P @ w)", (X @ A + X @ P) @ w, 3),
+    ("with the value", [ec.trace(X @ A @ X.T), ec.grad(ec.trace(X @ A @ X.T), X)], 2),
+    ("hadamard", ec.exp(X) * Z + ec.exp(X) * X, 0),
+]
+
+
+@pytest.mark.parametrize(("name", "expr", "products"), FACTORING, ids=[c[0] for c in FACTORING])
+def test_factoring_keeps_values(name: str, expr: Node, products: int, rng: np.random.Generator) -> None:
+    assert compiled_for(expr, TALL, rng).count("@") == products
+    assert_matches(expr, arrays_for(expr if isinstance(expr, list) else [expr], rng))  # SIZES, at call
+
+
+def test_factoring_renames_indices_and_keeps_coefficients() -> None:
+    from eincalc.codegen.factoring import factor_sums
+
+    def flops(node: Node) -> float:
+        return float(ec.cost(node, m=100, n=10).nodes[-1].flops)
+
+    assert factor_sums([X @ A.T + X @ A], flops)[0] is X @ (A.T + A)
+    assert factor_sums([X @ A + Z @ A], flops)[0] is (X + Z) @ A
+    assert factor_sums([-2.0 * (X @ A) + 2.0 * (X @ P)], flops)[0] in (-2.0 * (X @ (A - P)), 2.0 * (X @ (P - A)))
+    assert factor_sums([2.0 * (X @ A) - 3.0 * (X @ P)], flops)[0] is X @ (2.0 * A - 3.0 * P)
+    unrelated = X @ A + Z @ P
+    assert factor_sums([unrelated], flops)[0] is unrelated
+
+
 @pytest.mark.parametrize(
     ("expr", "code"),
     [

@@ -10,9 +10,13 @@ module around the function, and the per-size-signature cache of compiled variant
 (:mod:`eincalc.codegen.numpy_printer`); how an einsum is split into steps is
 :mod:`eincalc.codegen.planning`'s.
 
-It computes the DAG as given and is no simplifier; the one rewrite it makes is to share
-values equal up to a scale factor (``U @ V.T`` and ``-2.0 * (U @ V.T)``, a sum and twice
-that sum), which a value and its gradient produce all the time.
+It is no simplifier, but it makes three rewrites that keep values (up to rounding). It
+shares values equal up to a scale factor (``U @ V.T`` and ``-2.0 * (U @ V.T)``, a sum
+and twice that sum), which a value and its gradient produce all the time. And per size
+signature, only where the cost model makes it a clear win, it distributes a product
+over a sum (``(T - U @ V.T) @ V`` as ``T @ V - U @ (V.T @ V)``) or factors a common
+factor out of a sum (``X @ A.T + X @ A`` as ``X @ (A.T + A)``, see
+:mod:`eincalc.codegen.factoring`).
 
 Only generated source is ever executed; the user's text reaches it only as variable
 and dim names, which are validated identifiers, and as comments on single lines.
@@ -38,11 +42,12 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
+from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.costmodel import node_cost
 from eincalc.errors import SizeError, UnknownNameError
-from eincalc.expr import Add, Delta, Einsum, Node, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
 from eincalc.interpreter import bind_sizes
 from eincalc.printing import node_line, to_numpy_syntax
@@ -275,7 +280,12 @@ class CompiledFunction:
         return _Variant(dict(sizes), source, function)
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
-        roots = _distribute_products(self._roots, sizes)
+        cost = _Estimate(sizes)
+        roots = _distribute_products(self._roots, cost)
+        # Then the mirror image, X @ A.T + X @ A as X @ (A.T + A). With the same costs and
+        # a clear win required both ways, it never undoes a distribution, but it may
+        # improve on one: (X @ A + X @ B) @ w → X @ (A @ w) + X @ (B @ w) → X @ (A @ w + B @ w).
+        roots = factor_sums(roots, cost)
         order = topo_order(roots)
         printer = BACKENDS[self.backend]()
         printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
@@ -306,6 +316,10 @@ class CompiledFunction:
             if expr.inline and not ctx.post:
                 # an alias of another value (or a literal): never written in place through this node
                 ctx.values[id(node)] = replace(expr, owned=False)
+                continue
+            if _is_view_of_name(node, expr, ctx):
+                # A.T of an argument or a temporary: spelled where it is used, no name of its own
+                ctx.values[id(node)] = replace(expr, owned=False, inline=True)
                 continue
             if ctx.is_root(node) and expr.readonly:
                 expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
@@ -533,14 +547,44 @@ it only has to rank ``(T - U @ V.T) @ V`` (an n×m temporary) above ``T @ V - U 
 """
 
 
-def _distribute_products(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
-    """Distribute products over sums they alone use, where that is cheaper for ``sizes``.
+class _Estimate:
+    """Flops of computing a node from its children plus ``ENTRY_COST`` per new entry, for ``sizes``.
+
+    A transpose or diagonal of one array is a view (``A.T``): free. Memoised per node
+    (the node is kept, so its id stays its own): the rewrites price the same terms often.
+    """
+
+    def __init__(self, sizes: Mapping[Dim, int]) -> None:
+        self.sizes = dict(sizes)
+        self._memo: dict[int, tuple[Node, float]] = {}
+
+    def __call__(self, node: Node) -> float:
+        hit = self._memo.get(id(node))
+        if hit is not None:
+            return hit[1]
+        if (
+            isinstance(node, Einsum)
+            and len(node.operands) == 1
+            and node.coef == 1.0
+            and not isinstance(node.operands[0], (Delta, Const))
+            and set(node.in_idx[0]) == set(node.out_idx)
+        ):
+            value = 0.0
+        else:
+            c = node_cost(node, self.sizes)
+            value = float(c.flops + ENTRY_COST * c.size)
+        self._memo[id(node)] = (node, value)
+        return value
+
+
+def _distribute_products(roots: list[Node], cost: _Estimate) -> list[Node]:
+    """Distribute products over sums they alone use, where that is cheaper for the sizes of ``cost``.
 
     ``-2.0 * ((T - U @ V.T) @ V)`` becomes ``-2.0 * (T @ V) + 2.0 * (U @ (V.T @ V))`` for
     n, m ≫ k: the n×m sum and its n×m product term are never formed. A sum some other
     node (or an output) needs is left alone: it is computed anyway. The decision uses
-    :func:`eincalc.costmodel.node_cost` with ``ENTRY_COST`` per entry of each new array,
-    so it can differ between size signatures (all dims 1000: no change).
+    ``cost`` (:func:`eincalc.costmodel.node_cost` with ``ENTRY_COST`` per entry of each
+    new array), so it can differ between size signatures (all dims 1000: no change).
     """
     order = topo_order(roots)
     uses: dict[int, int] = {}
@@ -548,14 +592,9 @@ def _distribute_products(roots: list[Node], sizes: Mapping[Dim, int]) -> list[No
         for child in node.children:
             uses[id(child)] = uses.get(id(child), 0) + 1
     root_ids = {id(r) for r in roots}
-    bound = dict(sizes)
 
     def alone(node: Node) -> bool:
         return uses.get(id(node), 0) == 1 and id(node) not in root_ids
-
-    def cost(node: Node) -> float:
-        c = node_cost(node, bound)
-        return c.flops + ENTRY_COST * c.size
 
     def distributed(node: Einsum, operands: Sequence[Node], k: int, terms: Sequence[Node]) -> list[Node]:
         ops = list(operands)
@@ -571,7 +610,7 @@ def _distribute_products(roots: list[Node], sizes: Mapping[Dim, int]) -> list[No
                 continue
             before = cost(node) + cost(s) + sum(cost(t) for t in s.terms if isinstance(t, Einsum) and alone(t))
             after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms))
-            after += (len(s.terms) - 1 + ENTRY_COST) * math.prod(bound[d] for d in node.dims)
+            after += (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
             if after < 0.8 * before and before - after > best:  # a clear win only
                 best, choice[id(node)] = before - after, k
     if not choice:
@@ -587,6 +626,27 @@ def _distribute_products(roots: list[Node], sizes: Mapping[Dim, int]) -> list[No
         return alg.add(distributed(node, children, k, terms))
 
     return rewrite(roots, rule)
+
+
+def _is_view_of_name(node: Node, expr: Expr, ctx: Context) -> bool:
+    """True for a transpose (``A.T``) of a named value that needs no statement of its own.
+
+    Einsums flatten their operands, so such a node is only ever a term of a sum or the
+    argument of a function, which read it in place; an output still gets its name.
+    """
+    return (
+        isinstance(node, Einsum)
+        and len(node.operands) == 1
+        and node.coef == 1.0
+        and len(node.in_idx[0]) == len(node.out_idx)
+        and set(node.in_idx[0]) == set(node.out_idx)
+        and not isinstance(node.operands[0], (Const, Delta))
+        and ctx.values.get(id(node.operands[0]), Expr("")).inline
+        and not ctx.is_root(node)
+        and not ctx.lines
+        and not ctx.post
+        and not expr.owned
+    )
 
 
 def _shared_products(order: list[Node]) -> dict[int, Node]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -89,7 +90,19 @@ def assert_matches(
         g = as_dense(g)
         assert g.shape == np.shape(v), f.source
         np.testing.assert_allclose(g, v, rtol=1e-9, atol=1e-11, err_msg=f.source)
+    check_dels(f.source)
     return f
+
+
+def check_dels(source: str) -> None:
+    """Each ``del`` names temporaries no later line reads, and never comes just before ``return``."""
+    lines = code_only(source).splitlines()
+    for k, line in enumerate(lines):
+        if line.strip().startswith("del "):
+            assert not lines[k + 1].strip().startswith("return"), source
+            later = "\n".join(lines[k + 1 :])
+            for name in line.strip()[4:].split(", "):
+                assert re.fullmatch(r"_t\d+", name) and not re.search(rf"\b{name}\b", later), source
 
 
 # --------------------------------------------------------------------------------------
@@ -126,6 +139,7 @@ def test_golden_logistic_loss() -> None:
         def f(X, y, w):
             _t0 = -(y * (X @ w))
             _t1 = numpy.logaddexp(0.0, _t0)  # softplus(-(y * (X @ w)))
+            del _t0
             _t2 = _t1.sum()  # sum(softplus(-(y * (X @ w))))
             return _t2
         """
@@ -141,7 +155,9 @@ def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
             _t0 = -(y * (X @ w))
             _t1 = numpy.logaddexp(0.0, _t0)
             _t2 = _t1.sum()
+            del _t1
             _t3 = 0.5 * (1.0 + numpy.tanh(0.5 * _t0))
+            del _t0
             _t4 = -((y * _t3) @ X)
             _t5 = 1.0 - _t3
             _t6 = X.T @ (X * (y * y * (_t3 * _t5))[:, None])
@@ -187,6 +203,7 @@ def test_golden_matrix_factorisation_gradient_reuses_the_residual() -> None:
         def f(T, W, U):
             _t0 = U @ W.T
             _t1 = T - _t0
+            del _t0
             _t2 = numpy.vdot(_t1, _t1)
             _t3 = -2.0 * (_t1 @ W)
             return _t2, _t3"""
@@ -289,6 +306,53 @@ def test_factoring_renames_indices_and_keeps_coefficients() -> None:
     assert factor_sums([2.0 * (X @ A) - 3.0 * (X @ P)], flops)[0] is X @ (2.0 * A - 3.0 * P)
     unrelated = X @ A + Z @ P
     assert factor_sums([unrelated], flops)[0] is unrelated
+
+
+# --------------------------------------------------------------------------------------
+# peak memory: dead temporaries are deleted
+# --------------------------------------------------------------------------------------
+def test_golden_dead_temporaries_are_deleted() -> None:
+    f = compile([ec.exp(ec.logsumexp(X @ A) * X) @ w, ec.exp(ec.exp(A @ A) + ec.eye("n")) @ w])
+    # _t0 goes once read for the last time; the scalars _t1 and _t2 stay; _t7 and _t8 name
+    # one array (the sum is written into it) and go together; nothing goes just before the
+    # return, and the outputs never.
+    assert code_only(f.source) == textwrap.dedent(
+        """\
+        def f(X, A, w):
+            _t0 = X @ A
+            _t1 = _t0.max()
+            _t2 = numpy.log(numpy.exp(_t0 - _t1).sum()) + _t1
+            del _t0
+            _t3 = X * _t2
+            _t4 = numpy.exp(_t3)
+            del _t3
+            _t5 = _t4 @ w
+            del _t4
+            _t6 = A @ A
+            _t7 = numpy.exp(_t6)
+            del _t6
+            _t8 = _t7
+            numpy.einsum('aa->a', _t8)[...] += 1.0
+            _t9 = numpy.exp(_t8)
+            del _t7, _t8
+            _t10 = _t9 @ w
+            return _t5, _t10"""
+    )
+
+
+def test_peak_memory_holds_only_live_temporaries(rng: np.random.Generator) -> None:
+    tracemalloc = pytest.importorskip("tracemalloc")
+    f = compile(ec.sum(ec.sin(ec.exp(ec.cos(ec.tanh(X @ A))))))
+    x, a = rng.standard_normal((2000, 50)), rng.standard_normal((50, 50)) / 50
+    f(x, a)
+    assert f.source.count("del ") == 4
+    tracemalloc.start()
+    try:
+        f(x, a)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * x.nbytes  # two m×n arrays at a time, not five
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ and twice that sum), which a value and its gradient produce all the time. And pe
 signature, only where the cost model makes it a clear win, it distributes a product
 over a sum (``(T - U @ V.T) @ V`` as ``T @ V - U @ (V.T @ V)``) or factors a common
 factor out of a sum (``X @ A.T + X @ A`` as ``X @ (A.T + A)``, see
-:mod:`eincalc.codegen.factoring`).
+:mod:`eincalc.codegen.factoring`). An array temporary no later statement reads is
+deleted (``del``), so the peak memory holds only live values.
 
 Only generated source is ever executed; the user's text reaches it only as variable
 and dim names, which are validated identifiers, and as comments on single lines.
@@ -290,6 +291,12 @@ class CompiledFunction:
         printer = BACKENDS[self.backend]()
         printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
         counter = itertools.count()
+        allocated: list[str] = []  # temporaries named while printing the current node
+
+        def new_temp() -> str:
+            allocated.append(f"_t{next(counter)}")
+            return allocated[-1]
+
         consumers: dict[int, list[Node]] = {}
         for node in order:
             for child in node.children:
@@ -300,35 +307,41 @@ class CompiledFunction:
             dim_code=self._dim_code,
             consumers=consumers,
             roots={id(r) for r in roots},
-            new_temp=lambda: f"_t{next(counter)}",
+            new_temp=new_temp,
             params=self._params,
             scaled_of=_shared_products(order),
         )
         formula = _Formulas(order)
         ctx.describe = lambda node: formula.text(node, ctx.values)
-        body: list[str] = []
+        bases = {id(base): base for base in ctx.scaled_of.values()}  # the shared products
+        life = _Lifetimes(set(self._params.values()))
         for node in order:
             ctx.lines, ctx.post = [], []
+            allocated.clear()
+            shared_before = set(ctx.shared)
             expr = printer.print_node(node, ctx)
-            body.extend(ctx.lines)
-            if expr is None:
-                continue
-            if expr.inline and not ctx.post:
+            block = list(ctx.lines)
+            shared = {ctx.shared[k].text: bases[k] for k in ctx.shared if k not in shared_before}
+            life.printed(node, block, allocated, shared)
+            if expr is not None and expr.inline and not ctx.post:
                 # an alias of another value (or a literal): never written in place through this node
                 ctx.values[id(node)] = replace(expr, owned=False)
-                continue
-            if _is_view_of_name(node, expr, ctx):
+                expr = None
+            elif expr is not None and _is_view_of_name(node, expr, ctx):
                 # A.T of an argument or a temporary: spelled where it is used, no name of its own
                 ctx.values[id(node)] = replace(expr, owned=False, inline=True)
-                continue
-            if ctx.is_root(node) and expr.readonly:
-                expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
-            target = ctx.new_temp()
-            # a negated node's name holds minus its value
-            comment = expr.note + formula.text(node, ctx.values, ctx.negated, id(node) in ctx.negated)
-            body.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
-            body.extend(post(target) for post in ctx.post)
-            ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
+                expr = None
+            if expr is not None:
+                if ctx.is_root(node) and expr.readonly:
+                    expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
+                target = ctx.new_temp()
+                life.named(target, node, expr)
+                # a negated node's name holds minus its value
+                comment = expr.note + formula.text(node, ctx.values, ctx.negated, id(node) in ctx.negated)
+                block.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
+                block.extend(post(target) for post in ctx.post)
+                ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
+            life.blocks.append(block)
 
         results = []
         for root, c in zip(roots, self._compressed):
@@ -344,10 +357,10 @@ class CompiledFunction:
                 )
                 results.append(f"({code}, {core_labels!r}, {labels!r}, {shape})")
         if self._single:
-            body.append(f"return {results[0]}")
+            final = f"return {results[0]}"
         else:
-            body.append(f"return {', '.join(results)}" + ("," if len(results) == 1 else ""))
-        return self._module(printer, body, sizes, nominal)
+            final = f"return {', '.join(results)}" + ("," if len(results) == 1 else "")
+        return self._module(printer, life.body(final), sizes, nominal)
 
     def _module(self, printer: Printer, body: list[str], sizes: Mapping[Dim, int], nominal: bool) -> str:
         params = [self._params[v] for v in self.arg_names]
@@ -647,6 +660,97 @@ def _is_view_of_name(node: Node, expr: Expr, ctx: Context) -> bool:
         and not ctx.post
         and not expr.owned
     )
+
+
+class _Lifetimes:
+    """The statements of a function body, block by block (one block per node), and their ``del`` lines.
+
+    A temporary that is an array (``large``) is deleted after the last block that
+    reads it (unless that is the last block: returning frees it anyway), so the peak
+    memory holds only live values. Names of one array (``_t2 = _t1``,
+    a view ``_t1.T``) are deleted together once none of them is read any more; never
+    when one of them is returned or is a parameter (the array stays alive anyway).
+    Uses are read from the code without its comments (:func:`_identifiers`).
+    """
+
+    def __init__(self, params: set[str]) -> None:
+        self.params = params
+        self.blocks: list[list[str]] = []
+        self.large: dict[str, bool] = {}
+        self._parent: dict[str, str] = {}
+
+    def printed(self, node: Node, lines: list[str], temps: list[str], shared: Mapping[str, Node]) -> None:
+        """Note the temporaries ``temps`` the printer named in ``lines`` while printing ``node``.
+
+        A shared product (``shared``: name -> product) has its product's dims; the other
+        temporaries are steps of the node's computation, scalars only inside a scalar
+        function such as logsumexp over all axes (an einsum's steps may be arrays).
+        """
+        steps_large = bool(node.dims) or isinstance(node, Einsum)
+        for name in temps:
+            self.large[name] = bool(shared[name].dims) if name in shared else steps_large
+        for line in lines:  # `_t3 = _t1.T`: another name of _t1's array
+            view = _VIEW.fullmatch(line.split("  #", 1)[0])
+            if view:
+                self.alias(view[1], view[2])
+
+    def named(self, target: str, node: Node, expr: Expr) -> None:
+        """Note the statement ``target = expr`` computing ``node``."""
+        self.large[target] = bool(node.dims)
+        if not expr.owned or TEMP_NAME.fullmatch(expr.text) or expr.text in self.params:
+            self.alias(target, expr.text)  # a view or another name of the same array
+
+    def _find(self, name: str) -> str:
+        while self._parent.get(name, name) != name:
+            name = self._parent[name]
+        return name
+
+    def alias(self, target: str, text: str) -> None:
+        """``target = text`` may share the array of the names ``text`` reads."""
+        for name in _identifiers(text):
+            if TEMP_NAME.fullmatch(name) or name in self.params:
+                self._parent[self._find(target)] = self._find(name)
+
+    def body(self, final: str) -> list[str]:
+        """All blocks with their ``del`` lines, then ``final`` (the return statement)."""
+        last: dict[str, int] = {}
+        members: dict[str, list[str]] = {}
+        for b, block in enumerate(self.blocks):
+            for line in block:
+                for name in _identifiers(line):
+                    if TEMP_NAME.fullmatch(name):
+                        group = self._find(name)
+                        last[group] = b
+                        if name not in members.setdefault(group, []):
+                            members[group].append(name)
+        kept = {self._find(name) for name in _identifiers(final)}
+        kept |= {self._find(p) for p in self.params}
+        dead: dict[int, list[str]] = {}
+        for group, b in last.items():
+            if group not in kept and any(self.large.get(name, True) for name in members[group]):
+                dead.setdefault(b, []).extend(members[group])
+        lines: list[str] = []
+        for b, block in enumerate(self.blocks):
+            lines.extend(block)
+            if b in dead and b < len(self.blocks) - 1:  # not just before returning: no point
+                lines.append("del " + ", ".join(sorted(dead[b], key=lambda name: int(name[2:]))))
+        lines.append(final)
+        return lines
+
+
+_STRING = re.compile(r"'[^']*'")
+_NAME = re.compile(r"(?!\d)\w+")
+_VIEW = re.compile(r"(_t\d+) = ((?!\d)\w+(?:\.T|\.transpose\([\d, ]*\)|\[[\w:, ]*\])*)")
+"""An assignment of a name or a view of it (``_t3 = _t1.T``, ``_t4 = x[:, None]``)."""
+
+
+def _identifiers(code: str) -> list[str]:
+    """The identifiers one line of generated code reads or writes (not those in its comment or strings).
+
+    Generated code has '#' only where a comment starts, and strings only as quoted einsum
+    subscripts (``'ab,b->a'``), so no tokenizer is needed.
+    """
+    return _NAME.findall(_STRING.sub("", code.split("#", 1)[0]))
 
 
 def _shared_products(order: list[Node]) -> dict[int, Node]:

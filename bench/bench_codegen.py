@@ -91,6 +91,13 @@ def problems(quick: bool):
         X=Xb, Y=Y, W1=W1, b1=b1, W2=W2, b2=b2
     ), mlp_grads
 
+    m, n = 2000 // s, 500 // s
+    Xt, At = rng.normal(size=(m, n)), rng.normal(size=(n, n))
+    yield (
+        "trace(XAXᵀ) gradient", "trace(X @ A @ X.T)", dict(X="m n", A="n n"), "X", 1, dict(X=Xt, A=At),
+        lambda: Xt @ (At + At.T),
+    )
+
 
 def main() -> None:
     quick = "--quick" in sys.argv

@@ -89,11 +89,10 @@ def _groups(products: Sequence[_Product | None]) -> dict[tuple[int, Role], list[
 
 @dataclass(frozen=True)
 class Factored:
-    """``coef · factor *(common, inner_idx, out) inner``, with ``inner`` the sum of ``parts``."""
+    """``coef · factor *(common, inner_idx, out) inner``, with ``inner`` the sum left inside."""
 
     factor: Node
     inner: Node
-    parts: tuple[Node, ...]
     common: IndexTuple
     inner_idx: IndexTuple
     out: IndexTuple
@@ -149,7 +148,7 @@ def factor_out(products: Sequence[_Product], positions: Sequence[int], dims: Seq
         missing = [i for i in inner_idx if i not in have]
         ones = [alg.const(1.0, (index_dim[i],)) for i in missing]
         parts.append(alg.einsum([*ops, *ones], [*idxs, *((i,) for i in missing)], inner_idx, p.coef / coef))
-    return Factored(factor, alg.add(parts), tuple(parts), common, inner_idx, out, coef)
+    return Factored(factor, alg.add(parts), common, inner_idx, out, coef)
 
 
 def _common_coef(coefs: Sequence[float]) -> float:
@@ -166,9 +165,9 @@ class _Factorer:
     """The greedy search over one DAG.
 
     ``cost`` prices a node computed from its children's values; ``known`` are the ids
-    of the nodes the program computes anyway (free to reuse), ``sole`` the ids of
-    those whose only consumer is the sum being rewritten (their cost is saved when
-    they disappear).
+    of the nodes the program computes anyway (free to reuse). The methods take
+    ``sole``, the ids of the terms whose only consumer is the sum being rewritten
+    (their cost is saved when they disappear; a new node's always is).
     """
 
     def __init__(self, cost: Callable[[Node], float], known: set[int]) -> None:

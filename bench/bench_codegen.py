@@ -41,11 +41,21 @@ def problems(quick: bool):
     n = 1000 // s
     A, x = rng.normal(size=(n, n)), rng.normal(size=n)
     yield (
-        "x'Ax gradient", "x @ A @ x", dict(x="n", A="n n"), "x", 1, dict(A=A, x=x),
+        "x'Ax gradient",
+        "x @ A @ x",
+        dict(x="n", A="n n"),
+        "x",
+        1,
+        dict(A=A, x=x),
         lambda: A @ x + A.T @ x,
     )
     yield (
-        "x'Ax Hessian", "x @ A @ x", dict(x="n", A="n n"), "x", 2, dict(A=A, x=x),
+        "x'Ax Hessian",
+        "x @ A @ x",
+        dict(x="n", A="n n"),
+        "x",
+        2,
+        dict(A=A, x=x),
         lambda: A + A.T,
     )
 
@@ -87,14 +97,25 @@ def problems(quick: bool):
 
     text = "-sum(Y * log_softmax(tanh(X @ W1 + b1) @ W2 + b2))"
     decls = dict(X="b d", Y="b c", W1="d h", b1="h", W2="h c", b2="c")
-    yield "MLP 784-128-10 gradients", text, decls, ("W1", "b1", "W2", "b2"), 1, dict(
-        X=Xb, Y=Y, W1=W1, b1=b1, W2=W2, b2=b2
-    ), mlp_grads
+    yield (
+        "MLP 784-128-10 gradients",
+        text,
+        decls,
+        ("W1", "b1", "W2", "b2"),
+        1,
+        dict(X=Xb, Y=Y, W1=W1, b1=b1, W2=W2, b2=b2),
+        mlp_grads,
+    )
 
     m, n = 2000 // s, 500 // s
     Xt, At = rng.normal(size=(m, n)), rng.normal(size=(n, n))
     yield (
-        "trace(XAXᵀ) gradient", "trace(X @ A @ X.T)", dict(X="m n", A="n n"), "X", 1, dict(X=Xt, A=At),
+        "trace(XAXᵀ) gradient",
+        "trace(X @ A @ X.T)",
+        dict(X="m n", A="n n"),
+        "X",
+        1,
+        dict(X=Xt, A=At),
         lambda: Xt @ (At + At.T),
     )
 
@@ -121,7 +142,7 @@ def main() -> None:
             for g, w in zip(got, want)
         )
         t_hand = best_time(hand, budget)
-        t_ec = best_time(lambda: fn(**args), budget)
+        t_ec = best_time(lambda fn=fn, args=args: fn(**args), budget)
         print(
             f"{name:<26} {1e3 * t_hand:>10.3f}ms {1e3 * t_ec:>10.3f}ms {t_ec / t_hand:>7.2f} "
             f"{1e3 * setup:>13.1f}ms  {'ok' if ok else 'MISMATCH'}"

@@ -35,5 +35,7 @@ for sweep in range(6):
     print(f"sweep {sweep + 1}: loss {history[-1]:.6e}")
 elapsed = time.perf_counter() - start
 assert all(b <= a * (1 + 1e-12) for a, b in zip(history, history[1:])), "loss must decrease monotonically"
-print(f"6 alternating Newton sweeps on a {m}x{n} rank-{k} problem in {elapsed:.2f} s "
-      f"(a dense Hessian would have {(m * k) ** 2:,} entries)")
+print(
+    f"6 alternating Newton sweeps on a {m}x{n} rank-{k} problem in {elapsed:.2f} s "
+    f"(a dense Hessian would have {(m * k) ** 2:,} entries)"
+)

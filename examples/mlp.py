@@ -6,7 +6,12 @@ import eincalc as ec
 
 loss = ec.parse(
     "-sum(Y * log_softmax(tanh(X @ W1 + b1) @ W2 + b2)) / 256",
-    X="b d", Y="b c", W1="d h", b1="h", W2="h c", b2="c",
+    X="b d",
+    Y="b c",
+    W1="d h",
+    b1="h",
+    W2="h c",
+    b2="c",
 )
 params = ["W1", "b1", "W2", "b2"]
 fn = ec.compile([loss] + [ec.grad(loss, p) for p in params])

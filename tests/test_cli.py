@@ -25,11 +25,26 @@ def test_derive_matrixcalculus_second_order_as_numpy_code():
     np.testing.assert_allclose(result, A + A.T)
 
 
-@pytest.mark.parametrize("emit,needle", [("text", "V.T @ V"), ("latex", "V"), ("einsum", "*("), ("compressed", "δ(m)"),
-                                         ("dot", "digraph")])
+@pytest.mark.parametrize(
+    "emit,needle", [("text", "V.T @ V"), ("latex", "V"), ("einsum", "*("), ("compressed", "δ(m)"), ("dot", "digraph")]
+)
 def test_emitters(emit, needle):
-    out = run("derive", "sum((T - U @ V.T)**2)", "--var", "T:m,n", "--var", "U:m,k", "--var", "V:n,k", "--wrt", "U",
-              "--order", "2", "--emit", emit)
+    out = run(
+        "derive",
+        "sum((T - U @ V.T)**2)",
+        "--var",
+        "T:m,n",
+        "--var",
+        "U:m,k",
+        "--var",
+        "V:n,k",
+        "--wrt",
+        "U",
+        "--order",
+        "2",
+        "--emit",
+        emit,
+    )
     assert out.returncode == 0, out.stderr
     assert needle in out.stdout
 

@@ -19,8 +19,9 @@ def test_logistic_regression_trust_exact_converges_fast():
     f = ec.parse("sum(log(1 + exp(-y * (X @ w)))) + 0.5 * lam * (w @ w)", X="m n", w="n", y="m", lam="")
     X, y = logistic_problem(np.random.default_rng(2))
     obj = ec.objective(f, "w", dict(X=X, y=y, lam=1e-2))
-    res = scipy.optimize.minimize(obj.fun, np.zeros(10), jac=obj.jac, hess=obj.hess, method="trust-exact",
-                                  options=dict(gtol=1e-9))
+    res = scipy.optimize.minimize(
+        obj.fun, np.zeros(10), jac=obj.jac, hess=obj.hess, method="trust-exact", options=dict(gtol=1e-9)
+    )
     assert np.linalg.norm(obj.jac(res.x)) < 1e-8
     assert res.nit < 15
     # Near the optimum trust-exact may stop where f's float resolution (ulp(f) ~ 1e-14)
@@ -47,7 +48,7 @@ def test_several_variables_packed_and_hessp(rng):
     U, V = x[:10].reshape(5, 2), x[10:].reshape(4, 2)
     assert np.isclose(obj.fun(x), np.sum((T - U @ V.T) ** 2) + 0.1 * np.sum(U * U))
     np.testing.assert_allclose(obj.jac(x), numeric_grad(obj.fun, x), rtol=1e-6, atol=1e-6)
-    dense = np.array([numeric_grad(lambda z: obj.jac(z)[i], x) for i in range(obj.size)])
+    dense = np.array([numeric_grad(lambda z, i=i: obj.jac(z)[i], x) for i in range(obj.size)])
     np.testing.assert_allclose(obj.hess(x), dense, rtol=1e-5, atol=1e-5)
     p = rng.normal(size=obj.size)
     np.testing.assert_allclose(obj.hessp(x, p), dense @ p, rtol=1e-5, atol=1e-5)

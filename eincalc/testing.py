@@ -42,6 +42,11 @@ DIM_NAMES: tuple[str, ...] = ("m", "n", "k", "p", "q", "r")
 POWERS: tuple[float, ...] = (2.0, 3.0, -1.0, 0.5, -0.5, 1.5)
 """Exponents the generator uses for ``x ** c`` (always on a positive base)."""
 
+DISCONTINUOUS: tuple[str, ...] = ("sign", "step")
+"""Element-wise functions with a jump; their arguments are shifted by ``JUMP_OFFSET``."""
+
+JUMP_OFFSET = 0.1234567
+
 
 def _expit(x: Any) -> Any:
     from scipy.special import expit
@@ -245,13 +250,17 @@ class _Builder:
         return self.elementwise(self.pick(("tanh", "sin")), x)
 
     def spd(self, d: Dim, depth: int) -> Pair:
-        """A well-conditioned symmetric positive definite matrix of dims (d, d): M Mᵀ/c + I."""
-        k = self.dim()
-        m = self.gen((d, k), depth)
+        """A symmetric positive definite matrix of dims (d, d): M Mᵀ + I, eigenvalues >= 1.
+
+        Half the time M is first squashed with tanh (entries in (-1, 1)), which keeps the
+        condition number small whatever the magnitude of M.
+        """
+        m = self.gen((d, self.dim()), depth)
+        if self.chance(0.5):
+            m = self.elementwise("tanh", m)
         mm = self.binary(ec.matmul, np.matmul, m, self.transpose(m))
-        scaled = self.apply(ec.tanh, np.tanh, mm) if self.chance(0.5) else mm
-        node = scaled[0] + ec.eye(d)
-        return node, lambda v: scaled[1](v) + np.eye(np.shape(scaled[1](v))[0])
+        node = mm[0] + ec.eye(d)
+        return node, lambda v: mm[1](v) + np.eye(np.shape(mm[1](v))[0])
 
     # -- the recursive generator --------------------------------------------------------
     def gen(self, dims: Dims, depth: int) -> Pair:
@@ -295,6 +304,10 @@ class _Builder:
             x = self.positive(x)
             if self.chance(0.5):
                 x = self.apply(ops.negative, np.negative, x)
+        elif name in DISCONTINUOUS:
+            # A sum of sign()s can be exactly 0 in one evaluation order and 1e-17 in another;
+            # the odd offset keeps the argument away from the jump.
+            x = x[0] + JUMP_OFFSET, lambda v, x=x: x[1](v) + JUMP_OFFSET
         elif name in ("exp", "tan"):
             x = self.bounded(x)
         return self.elementwise(name, x, param)

@@ -6,6 +6,7 @@ Python operators), differentiate them symbolically, and evaluate or compile them
 
 __version__ = "0.1.0"  # first: submodules (codegen) read it while the package initialises
 
+from eincalc.accumulation import TraceTable, trace_table
 from eincalc.codegen import CompiledFunction, compile
 from eincalc.costmodel import CostReport, cost
 from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
@@ -22,6 +23,8 @@ from eincalc.errors import (
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import dump, topo_order
 from eincalc.interpreter import evaluate
+from eincalc.latex import latex
+from eincalc.objective import Objective, objective
 from eincalc.ops import (
     abs,
     cos,
@@ -64,15 +67,16 @@ from eincalc.ops import (
     vector,
     zeros,
 )
-from eincalc.objective import Objective, objective
 from eincalc.parser import parse
 from eincalc.printing import einsum_form, to_numpy_syntax
 from eincalc.rewrite import SimplifyOptions, simplify
 from eincalc.structure import Compressed, StructuredTensor, compress
+from eincalc.viz import draw, render_svg, to_dot, to_networkx
 
 __all__ = [
     "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
     "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective", "objective",
+    "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table",
     "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",

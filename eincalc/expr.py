@@ -102,6 +102,11 @@ class Node:
             text = str(compress(self))
         return f"<{self.kind} {text} : ({', '.join(self.dims)})>"
 
+    def _repr_svg_(self) -> str | None:
+        from eincalc.viz import repr_svg  # the DAG picture; None (text fallback) without Graphviz
+
+        return repr_svg(self)
+
     def _repr_latex_(self) -> str | None:
         try:
             from eincalc.latex import latex

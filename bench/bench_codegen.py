@@ -77,7 +77,7 @@ def problems(quick: bool):
     m, n, k = 1000 // s, 1000 // s, 10
     T, U, V = rng.normal(size=(m, n)), rng.normal(size=(m, k)), rng.normal(size=(n, k))
     text, decls = "sum((T - U @ V.T) ** 2)", dict(T="m n", U="m k", V="n k")
-    yield "factorisation gradient", text, decls, "U", 1, dict(T=T, U=U, V=V), lambda: 2 * U @ (V.T @ V) - 2 * T @ V
+    yield "factorisation gradient", text, decls, "U", 1, dict(T=T, U=U, V=V), lambda: 2 * (U @ (V.T @ V)) - 2 * (T @ V)
     yield "factorisation Hessian*", text, decls, "U", 2, dict(T=T, U=U, V=V), lambda: 2 * V.T @ V
 
     b, d, h, c = 256, 784, 128, 10

@@ -27,6 +27,7 @@ from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import topo_order
+from eincalc.printing import one_and_rest
 
 # Precedence levels: a child whose level is too low for its context gets parentheses.
 # Juxtaposition (matrix and scalar products) binds tighter than ⊙, ⊗ and ∘, whose
@@ -424,13 +425,7 @@ def _binary(
 def _split_off_one(node: Einsum, child: list[Entry], memo: _Memo) -> Entry | None:
     """An n-ary product as ``X op (rest)`` when a binary reading fits (as printing does)."""
     candidates: list[Entry] = []
-    for k, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
-        others = [j for j in range(len(node.operands)) if j != k]
-        rest_idx = {i for j in others for i in node.in_idx[j]}
-        keep = tuple(dict.fromkeys([i for i in node.out_idx if i in rest_idx] + [i for i in idx if i in rest_idx]))
-        rest = alg.einsum([node.operands[j] for j in others], [node.in_idx[j] for j in others], keep)
-        if rest.ndim != len(keep) or isinstance(rest, Const):
-            continue
+    for k, op, idx, rest, keep in one_and_rest(node):
         found = _binary((op, rest), (idx, keep), node.out_idx, [child[k], _child(rest, memo)])
         # a rest that needs index notation is clearer as index notation of the whole product
         if found is not None and not _entry(rest, memo).free:

@@ -9,6 +9,7 @@ the same node. LaTeX lives in :mod:`eincalc.latex`.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
@@ -164,22 +165,31 @@ def _einsum_body(node: Einsum, child: list[tuple[str, int]]) -> tuple[str, int]:
     return f"einsum({node.spec!r}, {args})", ATOM
 
 
+def one_and_rest(node: Einsum) -> Iterator[tuple[int, Node, tuple[str, ...], Node, tuple[str, ...]]]:
+    """Each reading of an n-ary product as ``operand k`` times ``the rest`` (a node of its own).
+
+    Yields ``(k, operand, its indices, rest, rest's indices)``; the rest keeps the indices
+    it shares with the output or with operand k. Shared by the NumPy and LaTeX printers.
+    """
+    from eincalc import algebra
+
+    for k, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
+        others = [j for j in range(len(node.operands)) if j != k]
+        rest_idx = {i for j in others for i in node.in_idx[j]}
+        keep = tuple(dict.fromkeys([i for i in node.out_idx if i in rest_idx] + [i for i in idx if i in rest_idx]))
+        rest = algebra.einsum([node.operands[j] for j in others], [node.in_idx[j] for j in others], keep)
+        if rest.ndim == len(keep) and not isinstance(rest, Const):
+            yield k, op, idx, rest, keep
+
+
 def _split_off_one(node: Einsum, child: list[tuple[str, int]]) -> tuple[str, int] | None:
     """Print an n-ary product as ``X op (rest)`` when a binary pattern fits.
 
     The rest is built as its own einsum node; parsing the text back flattens it into
     ``node`` again, so the round trip holds.
     """
-    from eincalc import algebra
-
     candidates: list[tuple[str, int]] = []
-    for k, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
-        others = [j for j in range(len(node.operands)) if j != k]
-        rest_idx = {i for j in others for i in node.in_idx[j]}
-        keep = tuple(dict.fromkeys([i for i in node.out_idx if i in rest_idx] + [i for i in idx if i in rest_idx]))
-        rest = algebra.einsum([node.operands[j] for j in others], [node.in_idx[j] for j in others], keep)
-        if rest.ndim != len(keep) or isinstance(rest, Const):
-            continue
+    for k, op, idx, rest, keep in one_and_rest(node):
         if _binary_pattern((op, rest), (idx, keep), node.out_idx, [child[k], ("", ATOM)]) is None:
             continue  # decide on the pattern before printing the rest (which recurses)
         found = _binary_pattern((op, rest), (idx, keep), node.out_idx, [child[k], _entry(rest)])

@@ -175,6 +175,9 @@ def _name(name: str) -> str:
     base, sep, sub = name.partition("_")
     if sep and base and sub:
         return f"{_symbol(base)}_{{{_symbol(sub) if sub in _GREEK else _escape_text(sub)}}}"
+    stem = name.rstrip("0123456789")
+    if stem and stem != name and (len(stem) == 1 or stem in _GREEK):  # u0, x12, theta2: a subscript
+        return f"{_symbol(stem)}_{{{name[len(stem):]}}}"
     return _symbol(name)
 
 
@@ -318,7 +321,7 @@ def _scaled(coef: float, scalars: list[Node], body: Entry | None, memo: _Memo) -
         for base, power in side.values():
             entry = _child(base, memo)
             out.append(_wrap(entry, POWER + 1) if power == 1.0 else f"{_wrap(entry, ATOM)}^{{{_num(power)}}}")
-        return out
+        return sorted(out, key=lambda f: (len(f), f))  # simplest first, independent of digest order
 
     top = [t for t in ["" if abs(coef) == 1.0 else _num(abs(coef)), *factors(num)] if t]
     # POWER, not ATOM: "s^{2}" or a fraction needs parentheses as the base of a power
@@ -511,6 +514,13 @@ def _chain(
     return Entry(_juxtapose(parts), PRODUCT)
 
 
+def _chain_factor(entry: Entry) -> str:
+    """A factor of a juxtaposed product; a product inside needs no parentheses (associativity)."""
+    entry = _used(entry)
+    plain_product = entry.prec == PRODUCT and not (entry.text[0].isdigit() or entry.text.startswith(r"\frac"))
+    return entry.text if plain_product else _wrap(entry, POWER)
+
+
 def _read(
     seq: list[tuple[int, str | None]], ins: tuple[tuple[str, ...], ...], child: list[Entry], cycle: bool
 ) -> tuple[Entry, tuple]:
@@ -530,7 +540,7 @@ def _read(
             transposed = via == ins[v][1]
             if transposed:
                 late.append(-n)
-        parts.append(f"{_wrap(child[v], ATOM)}{_TOP}" if transposed else _wrap(child[v], POWER))
+        parts.append(f"{_wrap(child[v], ATOM)}{_TOP}" if transposed else _chain_factor(child[v]))
     if len(parts) == 1 and not parts[0].endswith(_TOP):
         entry = child[steps[0][0]]
     else:

@@ -41,6 +41,8 @@ GOLDEN = [
     (x @ w, r"w^\top x"),
     (ec.outer(x, w), r"x w^\top"),
     (ec.dot(x, x) * A, r"(x^\top x) A"),
+    (ec.einsum("ab,a,ac->bc", X, y, X), r"X^\top \operatorname{diag}(y) X"),  # a GLM Hessian
+    (ec.einsum("ab,a,a,ac->bc", X, y, ec.exp(y), X), r"X^\top \operatorname{diag}(\exp(y)) \operatorname{diag}(y) X"),
     (ec.einsum("ij,jk,kl->li", A, A, A), r"A^\top A^\top A^\top"),
     (ec.outer(A, x), r"A \circ x"),
     # an index summed in one operand only is a ones vector
@@ -98,6 +100,7 @@ GOLDEN = [
     (ec.tensor("w_1", "n") @ x, r"w_{1}^\top x"),
     (ec.scalar("loss") * s, r"s \mathit{loss}"),
     (ec.tensor("Sigma", "n n") @ x, r"\Sigma x"),
+    (ec.scalar("u0") * ec.scalar("theta12") * ec.scalar("ab3"), r"u_{0} \theta_{12} \mathit{ab3}"),
 ]
 
 

@@ -108,10 +108,8 @@ class Node:
         return repr_svg(self)
 
     def _repr_latex_(self) -> str | None:
-        try:
-            from eincalc.latex import latex
-        except ImportError:  # pragma: no cover - printer is optional while building
-            return None
+        from eincalc.latex import latex
+
         return "$" + latex(self) + "$"
 
     # -- Python operators: front end 2 (symbolic tensor objects) ------------------------

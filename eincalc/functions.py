@@ -64,11 +64,11 @@ def _sigmoid(x: Any) -> Any:
 
 
 def _np(fn: Callable[[Any], Any]) -> Callable[[Any, float | None], Any]:
+    """``fn`` in the ``(x, param)`` signature of the registry (for functions without a parameter)."""
     return lambda x, p: fn(x)
 
 
-def _sp(fn: Callable[[Any], Any]) -> Callable[[Any, float | None], Any]:
-    return lambda x, p: fn(x)
+_sp = _np  # the same adapter, named for SymPy entries so each row reads "NumPy, SymPy, derivative"
 
 
 def _one_minus_sq(y: Node) -> Node:

@@ -8,7 +8,6 @@ NumPy broadcasting of trailing dims, and Python numbers broadcast everywhere.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable
 
 from eincalc import algebra as alg
@@ -393,5 +392,3 @@ FUNCTIONS: dict[str, tuple[Callable[..., Node], int | None, tuple[str, ...]]] = 
 for _name in ELEMENTWISE:
     if _name != "pow":
         FUNCTIONS[_name] = (globals()[_name], 1, ())
-
-_ = builtins  # `sum` and `abs` shadow builtins here on purpose (NumPy names)

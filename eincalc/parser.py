@@ -169,15 +169,12 @@ def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, t
             else:
                 names[root] = root
     resolved = iter([names[unifier.find(d)] for d, _ in hints])
-    final_decl = dict(declared)
-    for name, spec in declared.items():
-        if "?" in spec:
-            final_decl[name] = spec  # replayed in order through `fresh2`
 
+    # the second pass asks for fresh dims in the same order as the first ("?" dims included)
     def fresh2(hint: str, origin: str) -> Dim:
         return next(resolved)
 
-    return front.build(tree, BuildContext(text, final_decl, front, fresh2))
+    return front.build(tree, BuildContext(text, declared, front, fresh2))
 
 
 # --------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from eincalc import algebra as alg
-from eincalc._types import Dims
 from eincalc.errors import ShapeError
 from eincalc.expr import Add, Delta, Einsum, Node
 
@@ -241,9 +240,3 @@ def structured_value(c: Compressed, core_value: np.ndarray, sizes: dict[str, int
     return StructuredTensor(
         core_value, "".join(letters[lab] for lab in c.core_labels), "".join(letters[lab] for lab in c.labels), shape
     )
-
-
-def dims_of_labels(c: Compressed) -> Dims:
-    """Dims of the core axes."""
-    d = c.label_dims
-    return tuple(d[lab] for lab in c.core_labels)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from eincalc import algebra as alg
 from eincalc.costmodel import cost
 from eincalc.diff.cross_country import cross_country_jacobian
 from eincalc.diff.forward import forward_jacobian
@@ -120,7 +119,9 @@ def _auto(expr: Node, var: Var, modes: list[str], sizes: Mapping[str, int] | Non
             continue
         candidates = [simplify(MODES[name](result, var)) for name in ("forward", "reverse")]
         nominal = _nominal(candidates, sizes)
-        result = min(candidates, key=lambda c: (cost(c, **nominal).flops, cost(c, **nominal).largest_intermediate))
+        reports = [cost(c, **nominal) for c in candidates]
+        best = min(range(len(candidates)), key=lambda k: (reports[k].flops, reports[k].largest_intermediate))
+        result = candidates[best]
     return result
 
 
@@ -147,6 +148,3 @@ def hessian(
     if expr.ndim:
         raise NotDifferentiableError(f"hessian needs a scalar expression, this one has dims {expr.dims}")
     return derivative(expr, wrt, 2, mode, sizes)
-
-
-_ = alg

@@ -25,12 +25,16 @@ Nothing here differentiates, simplifies or prints beyond ``repr``.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from typing import Any, ClassVar
 
 from eincalc._types import Dims, IndexTuple
 
 _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+# Look-up and insertion must be one step: two threads that both miss would each create a
+# node, and equal structure would stop being one object (``is`` is equality here).
+_INTERN_LOCK = threading.Lock()
 
 
 class Node:
@@ -47,19 +51,22 @@ class Node:
     @classmethod
     def _intern(cls, params: tuple, children: tuple[Node, ...], dims: Dims) -> Any:
         # Children are interned already, so their ids identify their structure; the key
-        # keeps them alive only as long as this node lives (weak values).
-        key = (cls, params, tuple(id(c) for c in children))
-        node = _INTERNED.get(key)
-        if node is None:
-            node = object.__new__(cls)
-            h = hashlib.blake2b(repr((cls.kind, params, dims)).encode(), digest_size=16)
-            for c in children:
-                h.update(c.digest)
-            object.__setattr__(node, "dims", dims)
-            object.__setattr__(node, "children", children)
-            object.__setattr__(node, "digest", h.digest())
-            node._init_params(params)
-            _INTERNED[key] = node
+        # keeps them alive only as long as this node lives (weak values). Dims are part of
+        # the key: while a parser infers dims, a node's dims are not a function of its
+        # params and children alone (an operand may still carry a placeholder dim).
+        key = (cls, params, tuple(id(c) for c in children), dims)
+        with _INTERN_LOCK:
+            node = _INTERNED.get(key)
+            if node is None:
+                node = object.__new__(cls)
+                h = hashlib.blake2b(repr((cls.kind, params, dims)).encode(), digest_size=16)
+                for c in children:
+                    h.update(c.digest)
+                object.__setattr__(node, "dims", dims)
+                object.__setattr__(node, "children", children)
+                object.__setattr__(node, "digest", h.digest())
+                node._init_params(params)
+                _INTERNED[key] = node
         return node
 
     def _init_params(self, params: tuple) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import opt_einsum
 
 from eincalc import dims as dimsmod
+from eincalc.codegen.planning import contraction_path
 from eincalc.errors import SizeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import topo_order
@@ -54,8 +55,7 @@ def _size(dims: tuple[str, ...], sizes: dict[str, int]) -> int:
 
 
 def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, int, int]:
-    c = compress(node)
-    core = c.core
+    core: Node = compress(node).core if any(isinstance(op, Delta) for op in node.operands) else node
     out_size = _size(core.dims, sizes) if root else _size(node.dims, sizes)
     if not isinstance(core, Einsum):
         return 0, out_size, out_size
@@ -63,7 +63,10 @@ def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, 
     if len(shapes) == 1:
         flops = _size(core.operands[0].dims, sizes)
         return flops, out_size, max(out_size, flops)
-    _, info = opt_einsum.contract_path(core.spec, *shapes, shapes=True, optimize="auto")
+    # the order the code generator uses (eincalc.codegen.planning.contraction_path)
+    index_dim = {i: d for op, idx in zip(core.operands, core.in_idx) for i, d in zip(idx, op.dims)}
+    path = contraction_path(core.in_idx, core.out_idx, index_dim, sizes)
+    _, info = opt_einsum.contract_path(core.spec, *shapes, shapes=True, optimize=[tuple(c) for c in path])
     return int(info.opt_cost), out_size, max(out_size, int(info.largest_intermediate))
 
 
@@ -87,9 +90,10 @@ def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost
 
 
 def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
-    """Estimated flops and largest intermediate of evaluating ``expr`` with the given sizes.
+    """Estimated flops and largest intermediate of the code ``ec.compile(expr)`` runs at these sizes.
 
-    Every symbolic dim needs a size; fixed dims (``"3"``) know theirs.
+    Shared nodes count once, also across outputs; a compressed output (δ ⊗ core) costs
+    its core. Every symbolic dim needs a size; fixed dims (``"3"``) know theirs.
 
     Examples:
         >>> import eincalc as ec
@@ -107,6 +111,12 @@ def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
     missing = [d for d in needed if d not in bound]
     if missing:
         raise SizeError(f"cost needs a size for dim(s) {', '.join(missing)} (e.g. cost(expr, {missing[0]}=100))")
+    # price what ec.compile runs at these sizes: simplified, cores of compressed
+    # outputs, products distributed or factored where it pays, shared sub-products
+    from eincalc.codegen.program import program_roots, sized_roots  # codegen prices with this module
+
+    roots = sized_roots(program_roots(roots)[0], bound)
+    nodes = topo_order(roots)
     root_ids = {id(r) for r in roots}
     costs = [node_cost(n, bound, root=id(n) in root_ids) for n in nodes]
     return CostReport(

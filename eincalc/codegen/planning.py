@@ -42,6 +42,17 @@ MAX_EINSUM_LETTERS = 52
 OPTIMAL_UP_TO = 4
 """Operand counts up to which the exhaustive ``"optimal"`` path search is used."""
 
+DP_UP_TO = 16
+"""Operand counts up to which opt_einsum's dynamic-programming search is tried too."""
+
+ENTRY_COST = 10
+"""Cost of one entry of an intermediate array, in flops, when paths are compared.
+
+Fresh memory costs far more than a BLAS flop; this ranks a path through a large
+temporary (an outer product of a Hadamard factor with a weight matrix) below a chain
+of matrix products with the same flop count.
+"""
+
 OPERAND_KINDS = ("array", "delta", "ones")
 
 
@@ -292,21 +303,56 @@ def _contract(b: _Builder, live: list[int], out: IndexTuple) -> int | None:
     if len(live) == 1:
         return b.transpose_to(live[0], out)
 
-    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for v in live for i in b.value_idx[v]))}
-    spec = ",".join("".join(symbol[i] for i in b.value_idx[v]) for v in live) + "->" + "".join(symbol[i] for i in out)
-    shapes = [tuple(b.sizes[b.index_dim[i]] for i in b.value_idx[v]) for v in live]
-    optimize = "optimal" if len(live) <= OPTIMAL_UP_TO else "auto"
-    path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=optimize)
-    for contraction in path:
-        if len(contraction) != 2:  # pragma: no cover - opt_einsum's pairwise optimisers
-            raise AssertionError(f"expected a pairwise contraction path, got {path}")
-        i, j = sorted(contraction)
+    path = contraction_path([b.value_idx[v] for v in live], out, b.index_dim, b.sizes)
+    for i, j in path:
         right = live.pop(j)
         left = live.pop(i)
         rest = set().union(*(b.value_idx[w] for w in live))
         desired = out if not live else None
         live.append(pair_step(b, left, right, set(out) | rest, desired))
     return b.transpose_to(live[0], out)
+
+
+def contraction_path(
+    inputs: Sequence[IndexTuple], out: IndexTuple, index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]
+) -> list[tuple[int, int]]:
+    """A pairwise contraction order for ``einsum(inputs -> out)`` at the given sizes.
+
+    Each pair ``(i, j)`` (``i < j``) names two live values; they are removed and their
+    product appended, as in :func:`opt_einsum.contract_path`. Several of opt_einsum's
+    optimisers are asked and the path with the least flops plus ``ENTRY_COST`` per entry
+    of its intermediates wins: the exhaustive ones are exact but limited in size, and
+    the heuristic ones miss chain orders in Hadamard-heavy products (a backward pass's
+    ``δ ⊙ (W @ …)``) which the dynamic programme finds.
+
+    Examples:
+        >>> contraction_path([("a", "b"), ("b", "c"), ("c",)], ("a",), dict(a="n", b="n", c="n"), dict(n=9))
+        [(1, 2), (0, 1)]
+    """
+    if len(inputs) < 2:
+        return []
+    if len(inputs) == 2:
+        return [(0, 1)]
+    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
+    spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
+    shapes = [tuple(sizes[index_dim[i]] for i in idx) for idx in inputs]
+    if len(inputs) <= OPTIMAL_UP_TO:
+        optimisers = ["optimal"]
+    elif len(inputs) <= DP_UP_TO:
+        optimisers = ["auto", "dp"]
+    else:
+        optimisers = ["auto"]
+    best: tuple[float, list[tuple[int, int]]] | None = None
+    for optimize in optimisers:
+        path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=optimize)
+        if any(len(c) != 2 for c in path):
+            continue  # "dp" sums an index only one operand carries on its own; the others pair only
+        price = float(info.opt_cost) + ENTRY_COST * float(sum(info.size_list[:-1]))
+        if best is None or price < best[0]:
+            best = (price, [tuple(sorted(c)) for c in path])  # type: ignore[misc]
+    if best is None:  # pragma: no cover - "auto" and "optimal" give pairwise paths
+        raise AssertionError(f"no pairwise contraction path for {spec}")
+    return best[1]
 
 
 def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple | None) -> int:

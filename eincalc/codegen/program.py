@@ -46,6 +46,7 @@ from eincalc._types import Dim, SizeDict
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
+from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost
 from eincalc.errors import SizeError, UnknownNameError
 from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
@@ -187,20 +188,7 @@ class CompiledFunction:
         self.dense = dense
         self.name = name
 
-        # Compressed outputs compute only their core (dense=True expands in the code).
-        self._compressed: list[Compressed | None] = []
-        roots: list[Node] = []
-        for given in self.outputs:
-            # stable forms (softplus for log(1 + exp(z)), logsumexp, …): same values, no overflow
-            o = simplify(given)
-            c = None if dense else compress(o)
-            if c is not None and c.is_compressed:
-                self._compressed.append(c)
-                roots.append(c.core)
-            else:
-                self._compressed.append(None)
-                roots.append(o)
-        self._roots = _share_scaled_sums(roots)
+        self._roots, self._compressed = program_roots(self.outputs, dense)
         roots = self._roots
         everything = topo_order([*self.outputs, *roots])
         variables: dict[str, Var] = {}
@@ -281,12 +269,7 @@ class CompiledFunction:
         return _Variant(dict(sizes), source, function)
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
-        cost = _Estimate(sizes)
-        roots = _distribute_products(self._roots, cost)
-        # Then the mirror image, X @ A.T + X @ A as X @ (A.T + A). With the same costs and
-        # a clear win required both ways, it never undoes a distribution, but it may
-        # improve on one: (X @ A + X @ B) @ w → X @ (A @ w) + X @ (B @ w) → X @ (A @ w + B @ w).
-        roots = factor_sums(roots, cost)
+        roots = sized_roots(self._roots, sizes)
         order = topo_order(roots)
         printer = BACKENDS[self.backend]()
         printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
@@ -490,6 +473,48 @@ class CompiledFunction:
             f"<CompiledFunction {self.name}({', '.join(params)}) -> {outs} | dims {dims} | "
             f"backend {self.backend} | {len(self._variants)} size variant(s)>"
         )
+
+
+# --------------------------------------------------------------------------------------
+# the program's DAG: what is computed, before and after the sizes are known
+# --------------------------------------------------------------------------------------
+def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[Node], list[Compressed | None]]:
+    """The nodes a program computes for ``outputs``, and the compression of each output.
+
+    Outputs are simplified (stable forms: softplus for ``log(1 + exp(z))``, logsumexp, …:
+    same values, no overflow); a compressed output (δ ⊗ core) computes only its core
+    unless ``dense``; sums equal up to a scale factor are shared.
+    """
+    compressed: list[Compressed | None] = []
+    roots: list[Node] = []
+    for given in outputs:
+        o = simplify(given)
+        c = None if dense else compress(o)
+        if c is not None and c.is_compressed:
+            compressed.append(c)
+            roots.append(c.core)
+        else:
+            compressed.append(None)
+            roots.append(o)
+    return _share_scaled_sums(roots), compressed
+
+
+def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
+    """``roots`` rewritten for one size signature: the DAG the generated code computes.
+
+    Products are distributed over sums, or common factors taken out of sums, where the
+    cost model makes that a clear win for these sizes; then wide products become chains
+    over shared sub-products (:mod:`eincalc.codegen.sharing`). Values are unchanged.
+    """
+    cost = _Estimate(sizes)
+    roots = _distribute_products(roots, cost)
+    # Then the mirror image, X @ A.T + X @ A as X @ (A.T + A). With the same costs and
+    # a clear win required both ways, it never undoes a distribution, but it may
+    # improve on one: (X @ A + X @ B) @ w → X @ (A @ w) + X @ (B @ w) → X @ (A @ w + B @ w).
+    roots = factor_sums(roots, cost)
+    # Last, as it builds pairwise products the algebra would flatten again: wide
+    # products become chains over sub-products shared by all outputs (backprop's signals).
+    return share_subproducts(roots, sizes)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,285 @@
+"""Shared sub-products: wide einsums become chains of pairwise products shared across outputs.
+
+The algebra keeps every product flat (one canonical n-ary einsum per node), which is what
+simplification wants and what a backward pass does not: the gradient of each layer of a
+network is a flat product that contains the back-propagated signal of every layer above
+it. Planned one by one, each gradient recomputes that chain, and a contraction planner
+facing a Hadamard-heavy product may leave the chain order altogether.
+
+This pass restores the chain, per size signature, before printing:
+
+* every eligible product (three or more array operands, no unit tensor or ones factor) is
+  planned in order of its number of operands, smallest first;
+* a sub-product that an earlier plan already computes (or that is a node of the program)
+  is *reused*: if some of the operands, with the indices they need to keep, form exactly
+  that interned node, they are replaced by it (largest first). Canonical form makes the
+  test an identity check: ``einsum(subset, needed indices) is P``;
+* what is left is planned pairwise (:func:`eincalc.codegen.planning.contraction_path`,
+  real sizes); every intermediate of the path is registered under its canonical node, so
+  later, larger products reuse it;
+* a product whose operands are those of a registered intermediate with fewer output
+  indices is a sum of that intermediate (``Σ_b δ[b, h]``, a bias gradient next to its
+  weight gradient's signal).
+
+The result is a DAG of pairwise products over interned sub-products, built with raw node
+constructors (no flattening, which would undo it); the printer prints each once. Values
+are unchanged: only the association of the products changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from eincalc import algebra as alg
+from eincalc._types import Dim, Index, IndexTuple
+from eincalc.codegen.planning import contraction_path
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary
+from eincalc.graph import rewrite, topo_order
+
+MIN_OPERANDS = 3
+"""Products with fewer array operands are printed as they are."""
+
+MAX_KEPT = 4
+"""A reused sub-product keeps at most this many indices (their orders are tried in turn)."""
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A factor while a product is planned: a node (operand or shared sub-product) and its indices."""
+
+    node: Node
+    idx: IndexTuple
+    members: frozenset[int]  # positions of the product's operands it covers
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """How a node is computed: ``coef · einsum(idx[0], idx[1] -> out)`` of two parts (or one)."""
+
+    parts: tuple[_Part, ...]
+    out: IndexTuple
+    coef: float
+
+
+def _eligible(node: Node) -> bool:
+    return (
+        isinstance(node, Einsum)
+        and len(node.operands) >= MIN_OPERANDS
+        and not any(isinstance(op, (Delta, Const)) for op in node.operands)
+        and all(len(set(idx)) == len(idx) for idx in node.in_idx)
+    )
+
+
+class _Planner:
+    """Plans products in turn, registering and reusing their intermediates."""
+
+    def __init__(self, sizes: Mapping[Dim, int]) -> None:
+        self.sizes = sizes
+        self.recipe: dict[int, _Pair] = {}  # id(canonical node) -> how it is computed
+        self.known: dict[int, Node] = {}  # products computed by the program (coefficient 1)
+        self.by_operand: dict[int, list[Node]] = {}  # id(operand) -> known products with it
+        self.by_operands: dict[tuple[int, ...], list[Node]] = {}  # sorted operand ids -> products
+
+    def register(self, node: Node) -> None:
+        if not isinstance(node, Einsum) or node.coef != 1.0 or id(node) in self.known:
+            return
+        self.known[id(node)] = node
+        for op_id in dict.fromkeys(id(op) for op in node.operands):
+            self.by_operand.setdefault(op_id, []).append(node)
+        self.by_operands.setdefault(tuple(sorted(id(op) for op in node.operands)), []).append(node)
+
+    def plan(self, node: Einsum) -> None:
+        if self._as_sum_of_known(node):
+            return
+        parts = [_Part(op, idx, frozenset((k,))) for k, (op, idx) in enumerate(zip(node.operands, node.in_idx))]
+        parts = self._reuse(node, parts)
+        index_dim = {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
+        if len(parts) == 1:
+            self.recipe[id(node)] = _Pair((parts[0],), node.out_idx, node.coef)
+            return
+        path = contraction_path([p.idx for p in parts], node.out_idx, index_dim, self.sizes)
+        live = list(parts)
+        for n_step, (i, j) in enumerate(path):
+            right, left = live.pop(max(i, j)), live.pop(min(i, j))
+            if not live:  # the last step is the product itself
+                assert n_step == len(path) - 1
+                self.recipe[id(node)] = _Pair((left, right), node.out_idx, node.coef)
+                return
+            # Keep what later steps need, in the order they meet it: a signal δ[b, g]
+            # comes out with the batch axis first, as the Hadamard factor next to it has.
+            mine = set(left.idx) | set(right.idx)
+            later = [i for p in live for i in p.idx] + list(node.out_idx)
+            out = tuple(dict.fromkeys(i for i in later if i in mine))
+            members = left.members | right.members
+            sub = alg.einsum(
+                [node.operands[k] for k in sorted(members)], [node.in_idx[k] for k in sorted(members)], out
+            )
+            if isinstance(sub, Einsum) and id(sub) not in self.recipe:
+                self.recipe[id(sub)] = _Pair((left, right), out, 1.0)
+                self.register(sub)
+            live.append(_Part(sub, out, members))
+        raise AssertionError("a contraction path ends with one value")  # pragma: no cover
+
+    def _as_sum_of_known(self, node: Einsum) -> bool:
+        """Compute ``node`` as a sum over axes of a known product of the same operands, if there is one."""
+        for wide in self.by_operands.get(tuple(sorted(id(op) for op in node.operands)), ()):
+            if wide.ndim <= node.ndim or wide is node:
+                continue
+            idx = alg.symbols(wide.ndim)
+            for out in itertools.permutations(idx, node.ndim):
+                if alg.einsum([wide], [idx], out, node.coef) is node:
+                    self.recipe[id(node)] = _Pair((_Part(wide, idx, frozenset()),), out, node.coef)
+                    return True
+        return False
+
+    def _reuse(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
+        """Replace operands that form a known product by that product, largest first."""
+        counts = Counter(id(op) for op in node.operands)
+        candidates = {id(p): p for op in node.operands for p in self.by_operand.get(id(op), ()) if p is not node}
+        for p in sorted(candidates.values(), key=lambda p: -len(p.operands)):
+            if len(p.operands) >= len(node.operands) or len(p.operands) < 2:
+                continue
+            need = Counter(id(op) for op in p.operands)
+            if any(counts[k] < c for k, c in need.items()):
+                continue
+            found = self._match(node, parts, p, need)
+            if found is not None:
+                parts = found
+                counts = Counter(id(q.node) for q in parts if len(q.members) == 1)
+        return parts
+
+    def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: Counter) -> list[_Part] | None:
+        single = [q for q in parts if len(q.members) == 1]
+        chosen: list[_Part] = []
+        for op_id, c in need.items():
+            same = [q for q in single if id(q.node) == op_id]
+            if len(same) != c:
+                return None  # repeated operands would need a search: plan them instead
+            chosen.extend(same)
+        chosen_ids = {id(q) for q in chosen}
+        rest = [q for q in parts if id(q) not in chosen_ids]
+        outside = set(node.out_idx).union(*(q.idx for q in rest))
+        needed = tuple(dict.fromkeys(i for q in chosen for i in q.idx if i in outside))
+        if len(needed) != p.ndim or len(needed) > MAX_KEPT:
+            return None
+        operands = [q.node for q in chosen]
+        indices = [q.idx for q in chosen]
+        for out in itertools.permutations(needed):
+            if alg.einsum(operands, indices, out) is p:
+                if id(p) not in self.recipe:  # a node of the program with two operands: computed as it is
+                    own = tuple(_Part(op, idx, frozenset()) for op, idx in zip(p.operands, p.in_idx))
+                    self.recipe[id(p)] = _Pair(own, p.out_idx, 1.0)
+                members = frozenset().union(*(q.members for q in chosen))
+                return [*rest, _Part(p, out, members)]
+        return None
+
+
+def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
+    """``roots`` with wide products rewritten as pairwise products over shared sub-products."""
+    order = topo_order(roots)
+    planner = _Planner(sizes)
+    for n in order:
+        planner.register(n)
+    wide = [n for n in order if _eligible(n)]
+    if not wide:
+        return roots
+    position = {id(n): k for k, n in enumerate(order)}
+    wide.sort(key=lambda n: (len(n.operands), position[id(n)]))
+    for n in wide:
+        assert isinstance(n, Einsum)
+        planner.plan(n)
+    # A product planned before a larger one registered a wider version of it (the
+    # signal δ[b, h] next to the bias gradient Σ_b δ[b, h]) is that version summed.
+    for n in wide:
+        assert isinstance(n, Einsum)
+        planner._as_sum_of_known(n)
+
+    # Sub-products used by one product only are folded back into it (the printer plans
+    # them inside that product's statement); shared ones become nodes of their own.
+    in_dag = {id(n) for n in order}
+    uses: Counter[int] = Counter()
+    seen: set[int] = set()
+    stack = [id(n) for n in wide]
+    while stack:
+        key = stack.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        for q in planner.recipe[key].parts:
+            uses[id(q.node)] += 1
+            if id(q.node) in planner.recipe:
+                stack.append(id(q.node))
+
+    def separate(node: Node) -> bool:
+        return id(node) in in_dag or uses[id(node)] > 1 or id(node) not in planner.recipe
+
+    built: dict[int, Node] = {}  # id(original or sub-product) -> the node printed for it
+    shared: set[int] = set()  # ids of the products built here (not nodes of the program)
+
+    def factors(node: Node, idx: IndexTuple) -> list[tuple[Node, IndexTuple]]:
+        """The factors computing ``node`` over ``idx``, its private sub-products unfolded."""
+        if separate(node):
+            return [(product(node) if id(node) in planner.recipe else built[id(node)], idx)]
+        pair = planner.recipe[id(node)]
+        # the recipe may come from another product's plan: rename into this one's indices
+        rename = dict(zip(pair.out, idx))
+        for part in pair.parts:
+            for i in part.idx:
+                if i not in rename:
+                    rename[i] = alg.fresh_index()
+        return [f for part in pair.parts for f in factors(part.node, tuple(rename[i] for i in part.idx))]
+
+    def product(node: Node) -> Node:
+        done = built.get(id(node))
+        if done is not None:
+            return done
+        pair = planner.recipe[id(node)]
+        flat = [f for q in pair.parts for f in factors(q.node, q.idx)]
+        if id(node) in in_dag and all(id(op) not in shared for op, _ in flat):
+            # nothing shared after all: the product stays as it was, for the printer to plan
+            built[id(node)] = with_children(node, tuple(built[id(c)] for c in node.children))
+            return built[id(node)]
+        table: dict[Index, Index] = {}
+        for i in itertools.chain(pair.out, *(idx for _, idx in flat)):
+            table.setdefault(i, alg.symbols(1, len(table))[0])
+        new = Einsum.make(
+            tuple(op for op, _ in flat),
+            tuple(tuple(table[i] for i in idx) for _, idx in flat),
+            tuple(table[i] for i in pair.out),
+            pair.coef,
+            node.dims,
+        )
+        built[id(node)] = new
+        shared.add(id(new))
+        return new
+
+    def rule(node: Node, children: tuple[Node, ...]) -> Node:
+        if id(node) in planner.recipe:
+            built[id(node)] = product(node)
+        else:
+            built[id(node)] = with_children(node, children)
+        return built[id(node)]
+
+    return rewrite(roots, rule)
+
+
+def with_children(node: Node, children: Sequence[Node]) -> Node:
+    """``node`` with new children and the same parameters, without re-canonicalising.
+
+    The smart constructors would flatten the pairwise products again.
+    """
+    children = tuple(children)
+    if all(a is b for a, b in zip(children, node.children)):
+        return node
+    if isinstance(node, Einsum):
+        return Einsum.make(children, node.in_idx, node.out_idx, node.coef, node.dims)
+    if isinstance(node, Add):
+        return Add.make(children)
+    if isinstance(node, Elementwise):
+        return Elementwise.make(node.fn, children[0], node.param)
+    if isinstance(node, Unary):
+        return Unary.make(node.fn, children[0], node.axis, node.dims)
+    raise TypeError(f"unknown node kind {type(node).__name__}")  # pragma: no cover

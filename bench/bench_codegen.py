@@ -11,23 +11,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
+from timing import best_time
 
 import eincalc as ec
-
-
-def best_time(fn: Callable[[], object], budget: float) -> float:
-    """Best of repeated runs (seconds), spending about ``budget`` seconds."""
-    fn()  # warm up (allocations, BLAS threads)
-    times = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < 200):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def sigmoid(z):

@@ -141,6 +141,20 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
 
 Factor = tuple[Node, IndexTuple]
 
+MAX_INLINE = 32
+"""A product with this many operands or more stays a single operand of its consumer.
+
+Flattening is what makes products canonical, but a chain built link by link (the
+back-propagated signal of a deep network, one layer at a time) would be rebuilt in
+full at every link: quadratic work and memory in its length. Past this size the
+chain is cut into pieces of at most this many operands. Products with unit tensors
+are always flattened (their δ must meet the other factors to be eliminated).
+"""
+
+
+def _has_delta(node: Einsum) -> bool:
+    return any(isinstance(op, Delta) for op in node.operands)
+
 
 def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     index_dim: dict[Index, str] = {}
@@ -156,7 +170,7 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
                 return zeros(out_dims)
             coef *= op.value
             flat.extend(_ones_factors(idx, index_dim))
-        elif isinstance(op, Einsum):
+        elif isinstance(op, Einsum) and (len(op.operands) < MAX_INLINE or _has_delta(op)):
             coef *= op.coef
             flat.extend(_inline(op, idx, index_dim))
         elif isinstance(op, Delta):

@@ -104,6 +104,8 @@ for _entry in [
         _sp(lambda x: sympy.log(1 + sympy.exp(x))),
         lambda x, p: _ops().sigmoid(x),
     ),
+    # Subgradient convention of PyTorch and JAX at the kinks: relu'(0) = step(0) = 0 and
+    # abs'(0) = sign(0) = 0, so gradients agree with theirs bit for bit on ReLU networks.
     ElementwiseFn(
         "relu",
         _np(lambda x: np.maximum(x, 0.0)),
@@ -113,8 +115,8 @@ for _entry in [
     ),
     ElementwiseFn(
         "step",
-        _np(lambda x: np.heaviside(x, 0.5)),
-        _sp(lambda x: sympy.Heaviside(x, sympy.Rational(1, 2))),
+        _np(lambda x: np.heaviside(x, 0.0)),
+        _sp(lambda x: sympy.Heaviside(x, 0)),
         lambda x, p: _alg().zeros(x.dims),
         undefined_at=(0.0,),
     ),

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable
 from eincalc.expr import Node
 
 
-def topo_order(roots: Node | Iterable[Node]) -> list[Node]:
+def topo_order(roots: Node | Iterable[Node], stop: Callable[[Node], bool] | None = None) -> list[Node]:
     """All nodes reachable from ``roots``, children before parents, each once.
 
-    The order is deterministic: depth-first, children in operand order.
+    The order is deterministic: depth-first, children in operand order. A node for
+    which ``stop`` is true is listed but its children are not visited (a memoised walk
+    skips what it has seen before).
     """
     if isinstance(roots, Node):
         roots = (roots,)
@@ -24,8 +26,11 @@ def topo_order(roots: Node | Iterable[Node]) -> list[Node]:
     for root in roots:
         if id(root) in seen:
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
         seen.add(id(root))
+        if stop is not None and stop(root):
+            order.append(root)
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
         while stack:
             node, i = stack.pop()
             if i < len(node.children):
@@ -33,7 +38,10 @@ def topo_order(roots: Node | Iterable[Node]) -> list[Node]:
                 child = node.children[i]
                 if id(child) not in seen:
                     seen.add(id(child))
-                    stack.append((child, 0))
+                    if stop is not None and stop(child):
+                        order.append(child)
+                    else:
+                        stack.append((child, 0))
             else:
                 order.append(node)
     return order

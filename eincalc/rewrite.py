@@ -10,13 +10,15 @@ larger, so the fixed point is reached in one bottom-up pass per rule application
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from eincalc import algebra as alg
 from eincalc import ops
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
-from eincalc.graph import rewrite
+from eincalc.graph import rewrite, topo_order
 
 
 def _is_fn(node: Node, fn: str) -> bool:
@@ -120,6 +122,11 @@ def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     raise TypeError(f"unknown node kind {type(node).__name__}")
 
 
+_SIMPLIFIED: weakref.WeakKeyDictionary[Node, object] = weakref.WeakKeyDictionary()
+_SIMPLIFIED_LOCK = threading.RLock()
+_SAME = object()  # marker: the node is its own simplification
+
+
 def simplify(expr: Node, options: SimplifyOptions = SimplifyOptions()) -> Node:
     """An equal, canonical, numerically stabler form of ``expr``.
 
@@ -146,4 +153,20 @@ def simplify(expr: Node, options: SimplifyOptions = SimplifyOptions()) -> Node:
                     break
         return new
 
-    return rewrite(expr, rule)[0]
+    if options != SimplifyOptions():
+        return rewrite(expr, rule)[0]
+    # Default options: results are remembered per node, so simplifying a derivative
+    # walks only what earlier calls have not seen (the gradients of a network share
+    # most of their DAG). A node that is already simple maps to a marker, not to
+    # itself, which would keep it alive in the weak table.
+    with _SIMPLIFIED_LOCK:
+        image: dict[int, Node] = {}
+        for node in topo_order(expr, stop=_SIMPLIFIED.__contains__):
+            known = _SIMPLIFIED.get(node)
+            if known is None:
+                new = rule(node, tuple(image[id(c)] for c in node.children))
+                _SIMPLIFIED[node] = _SAME if new is node else new
+            else:
+                new = node if known is _SAME else known  # type: ignore[assignment]
+            image[id(node)] = new
+        return image[id(expr)]

@@ -41,7 +41,7 @@ ELEMENTWISE_CODE: dict[str, tuple[str, int, str] | None] = {
     "sigmoid": ("0.5 * (1.0 + numpy.tanh(0.5 * {x}))", PRODUCT, "*"),
     "softplus": ("numpy.logaddexp(0.0, {x})", ATOM, ""),
     "relu": ("numpy.maximum({x}, 0.0)", ATOM, ""),
-    "step": ("numpy.heaviside({x}, 0.5)", ATOM, ""),
+    "step": ("numpy.heaviside({x}, 0.0)", ATOM, ""),
     "abs": ("numpy.abs({x})", ATOM, ""),
     "sign": ("numpy.sign({x})", ATOM, ""),
     "sqrt": ("numpy.sqrt({x})", ATOM, ""),

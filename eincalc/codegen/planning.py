@@ -42,8 +42,8 @@ MAX_EINSUM_LETTERS = 52
 OPTIMAL_UP_TO = 4
 """Operand counts up to which the exhaustive ``"optimal"`` path search is used."""
 
-DP_UP_TO = 16
-"""Operand counts up to which opt_einsum's dynamic-programming search is tried too."""
+DP_UP_TO = 10
+"""Operand counts up to which opt_einsum's dynamic-programming search is tried too (its cost grows fast)."""
 
 ENTRY_COST = 10
 """Cost of one entry of an intermediate array, in flops, when paths are compared.
@@ -309,7 +309,7 @@ def _contract(b: _Builder, live: list[int], out: IndexTuple) -> int | None:
         left = live.pop(i)
         rest = set().union(*(b.value_idx[w] for w in live))
         desired = out if not live else None
-        live.append(pair_step(b, left, right, set(out) | rest, desired))
+        live.append(pair_step(b, left, right, set(out) | rest, desired, prefer=out))
     return b.transpose_to(live[0], out)
 
 
@@ -355,7 +355,9 @@ def contraction_path(
     return best[1]
 
 
-def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple | None) -> int:
+def pair_step(
+    b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple | None, prefer: IndexTuple = ()
+) -> int:
     """Contract values ``a`` and ``c`` keeping the indices in ``keep``; returns the new value.
 
     The kind of operation: with no batch index (an index both share and the result
@@ -363,7 +365,9 @@ def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple
     ``tensordot`` otherwise, ``vdot`` for a full inner product); with nothing to contract,
     a broadcasting ``*``; with both, a batched ``@`` when it is one, else ``einsum``.
     ``desired`` fixes the result's index order (the node's output); otherwise each kind
-    picks its natural order.
+    picks its natural order, for a matrix product the one that keeps the indices in the
+    order of ``prefer`` (the node's output), so that a later entry-wise product with it
+    reads both arrays in memory order (``d @ W.T`` next to ``d``, not ``(W @ d.T).T``).
     """
     sa, sc = b.value_idx[a], b.value_idx[c]
     shared = [i for i in sa if i in sc]
@@ -375,7 +379,7 @@ def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple
         if not fa and not fc and sa == sc:
             return b.add("vdot", (a, c), ())
         if len(sa) <= 2 and len(sc) <= 2 and len(summed) == 1:
-            return _matmul(b, a, c, summed[0], desired)
+            return _matmul(b, a, c, summed[0], desired, prefer)
         return _tensordot(b, a, c, summed, desired)
     if not summed:
         if desired is not None:
@@ -393,8 +397,14 @@ def pair_step(b: _Builder, a: int, c: int, keep: set[Index], desired: IndexTuple
     return b.add("einsum", (a, c), out)
 
 
-def _matmul(b: _Builder, a: int, c: int, k: Index, desired: IndexTuple | None) -> int:
+def _matmul(b: _Builder, a: int, c: int, k: Index, desired: IndexTuple | None, prefer: IndexTuple = ()) -> int:
     """``L @ R`` for operands of rank ≤ 2 sharing one summed index ``k``."""
+    rank = {i: n for n, i in enumerate(prefer)}
+
+    def out_of_order(out: IndexTuple) -> bool:
+        known = [rank[i] for i in out if i in rank]
+        return known != sorted(known)
+
     options = []
     for left, right in ((a, c), (c, a)):
         li, ri = b.value_idx[left], b.value_idx[right]
@@ -405,8 +415,10 @@ def _matmul(b: _Builder, a: int, c: int, k: Index, desired: IndexTuple | None) -
         t_left = len(li) == 2 and li[1] != k
         t_right = len(ri) == 2 and ri[0] != k
         out = tuple(i for i in li if i != k) + tuple(i for i in ri if i != k)
-        options.append((desired is not None and out != desired, int(t_left) + int(t_right), left, right, out))
-    _, _, left, right, out = min(options, key=lambda o: o[:2])
+        options.append(
+            (desired is not None and out != desired, out_of_order(out), int(t_left) + int(t_right), left, right, out)
+        )
+    *_, left, right, out = min(options, key=lambda o: o[:3])
     li, ri = b.value_idx[left], b.value_idx[right]
     # An operand that is itself a matrix product of this plan is computed transposed
     # instead of being transposed here: V.T @ V, not (V.T @ V).T.

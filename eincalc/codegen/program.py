@@ -350,12 +350,14 @@ class CompiledFunction:
         free = [self._dim_code[d] for d in self._free_dims]
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
+        cores = [c.core for c in self._compressed if c is not None]
+        tree = _tree_sizes(topo_order([*self.outputs, *cores]), FORMULA_NODES)  # one walk for all outputs
         for k, (o, c) in enumerate(zip(self.outputs, self._compressed)):
             if c is None:
-                text = _truncate(to_numpy_syntax_bounded(o), 90)
+                text = _truncate(to_numpy_syntax_bounded(o, tree=tree), 90)
             else:  # the δ ⊗ core text, when the core is small enough to print
-                small = _tree_sizes(topo_order(c.core), FORMULA_NODES)[id(c.core)] <= FORMULA_NODES
-                text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core), 90)
+                small = tree[id(c.core)] <= FORMULA_NODES
+                text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core, tree=tree), 90)
             how = " as (core, core_labels, labels, shape)" if c is not None else ""
             described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
         planned = ", ".join(f"{d}={sizes[d]}" for d in self._key_dims)
@@ -825,13 +827,14 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def to_numpy_syntax_bounded(node: Node, limit: int = FORMULA_NODES) -> str:
+def to_numpy_syntax_bounded(node: Node, limit: int = FORMULA_NODES, tree: Mapping[int, int] | None = None) -> str:
     """``to_numpy_syntax(node)`` when the formula is small as a tree, else its top node.
 
     NumPy syntax repeats shared sub-expressions, so the text of a deep DAG can grow
-    exponentially; past ``limit`` tree nodes only the top node is shown.
+    exponentially; past ``limit`` tree nodes only the top node is shown. ``tree`` is a
+    table of :func:`_tree_sizes` (at this limit) that covers ``node``, if one was made.
     """
-    size = _tree_sizes(topo_order(node), limit)
+    size = tree if tree is not None else _tree_sizes(topo_order(node), limit)
     if size[id(node)] <= limit:
         return to_numpy_syntax(node)
     return node_line(node, [_leaf_text(c) for c in node.children])
@@ -841,10 +844,16 @@ WIDE_EINSUM = 5
 """Einsums with more operands are not printed in NumPy syntax (its search grows factorially)."""
 
 
-def _tree_sizes(order: list[Node], limit: int) -> dict[int, int]:
-    """Per node, its size as a tree, capped at ``limit + 1`` (also when an einsum is too wide)."""
+def _tree_sizes(order: list[Node], limit: int, known: Mapping[int, int] | None = None) -> dict[int, int]:
+    """Per node, its size as a tree, capped at ``limit + 1`` (also when an einsum is too wide).
+
+    Sizes in ``known`` are taken as they are (a walk may stop at nodes sized before).
+    """
     size: dict[int, int] = {}
     for n in order:
+        if known is not None and id(n) in known:
+            size[id(n)] = known[id(n)]
+            continue
         wide = isinstance(n, Einsum) and len(n.operands) > WIDE_EINSUM
         size[id(n)] = limit + 1 if wide else min(limit + 1, 1 + sum(size[id(c)] for c in n.children))
     return size
@@ -862,8 +871,9 @@ class _Formulas:
 
     def text(self, node: Node, values: Mapping[int, Expr], negated: Container[int] = (), minus: bool = False) -> str:
         """The comment for ``node`` (for ``-node`` with ``minus``); children in ``negated`` hold minus their value."""
-        if id(node) not in self.size:  # a node built during code generation
-            self.size.update(_tree_sizes(topo_order(node), FORMULA_NODES))
+        if id(node) not in self.size:  # a node built during code generation: size what is new
+            new = topo_order(node, stop=lambda n: id(n) in self.size)
+            self.size.update(_tree_sizes(new, FORMULA_NODES, self.size))
         if self.size[id(node)] <= FORMULA_NODES:
             text = to_numpy_syntax(node)
         elif isinstance(node, Add):

@@ -64,10 +64,10 @@ class _Pair:
     coef: float
 
 
-def _eligible(node: Node) -> bool:
+def _eligible(node: Node, least: int = MIN_OPERANDS) -> bool:
     return (
         isinstance(node, Einsum)
-        and len(node.operands) >= MIN_OPERANDS
+        and len(node.operands) >= least
         and not any(isinstance(op, (Delta, Const)) for op in node.operands)
         and all(len(set(idx)) == len(idx) for idx in node.in_idx)
     )
@@ -79,15 +79,16 @@ class _Planner:
     def __init__(self, sizes: Mapping[Dim, int]) -> None:
         self.sizes = sizes
         self.recipe: dict[int, _Pair] = {}  # id(canonical node) -> how it is computed
-        self.known: dict[int, Node] = {}  # products computed by the program (coefficient 1)
-        self.by_operand: dict[int, list[Node]] = {}  # id(operand) -> known products with it
-        self.by_operands: dict[tuple[int, ...], list[Node]] = {}  # sorted operand ids -> products
+        self.known: dict[int, tuple[Einsum, frozenset[int]]] = {}  # products computed (coefficient 1)
+        self.by_operand: dict[int, list[Einsum]] = {}  # id(operand) -> known products with it
+        self.by_operands: dict[tuple[int, ...], list[Einsum]] = {}  # sorted operand ids -> products
 
     def register(self, node: Node) -> None:
-        if not isinstance(node, Einsum) or node.coef != 1.0 or id(node) in self.known:
+        if not isinstance(node, Einsum) or node.coef != 1.0 or len(node.operands) < 2 or id(node) in self.known:
             return
-        self.known[id(node)] = node
-        for op_id in dict.fromkeys(id(op) for op in node.operands):
+        ids = frozenset(id(op) for op in node.operands)
+        self.known[id(node)] = (node, ids)
+        for op_id in ids:
             self.by_operand.setdefault(op_id, []).append(node)
         self.by_operands.setdefault(tuple(sorted(id(op) for op in node.operands)), []).append(node)
 
@@ -123,6 +124,12 @@ class _Planner:
             live.append(_Part(sub, out, members))
         raise AssertionError("a contraction path ends with one value")  # pragma: no cover
 
+    def _as_it_is(self, p: Einsum) -> None:
+        """Give a reused node of the program without a plan (two operands) the recipe of itself."""
+        if id(p) not in self.recipe:
+            own = tuple(_Part(op, idx, frozenset()) for op, idx in zip(p.operands, p.in_idx))
+            self.recipe[id(p)] = _Pair(own, p.out_idx, p.coef)
+
     def _as_sum_of_known(self, node: Einsum) -> bool:
         """Compute ``node`` as a sum over axes of a known product of the same operands, if there is one."""
         for wide in self.by_operands.get(tuple(sorted(id(op) for op in node.operands)), ()):
@@ -131,31 +138,38 @@ class _Planner:
             idx = alg.symbols(wide.ndim)
             for out in itertools.permutations(idx, node.ndim):
                 if alg.einsum([wide], [idx], out, node.coef) is node:
+                    self._as_it_is(wide)
                     self.recipe[id(node)] = _Pair((_Part(wide, idx, frozenset()),), out, node.coef)
                     return True
         return False
 
     def _reuse(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
         """Replace operands that form a known product by that product, largest first."""
-        counts = Counter(id(op) for op in node.operands)
-        candidates = {id(p): p for op in node.operands for p in self.by_operand.get(id(op), ()) if p is not node}
-        for p in sorted(candidates.values(), key=lambda p: -len(p.operands)):
-            if len(p.operands) >= len(node.operands) or len(p.operands) < 2:
+        leaves = frozenset(id(op) for op in node.operands)
+        # Products sharing an operand, with no operand outside this one (a set test in C).
+        # The algebra caps product width (algebra.MAX_INLINE), so this stays small.
+        found = {id(p): p for op_id in leaves for p in self.by_operand.get(op_id, ())}
+        candidates = sorted(
+            (p for p in found.values() if len(p.operands) < len(node.operands) and self.known[id(p)][1] <= leaves),
+            key=lambda p: -len(p.operands),
+        )
+        for p in candidates:
+            if not self.known[id(p)][1] <= leaves:
                 continue
-            need = Counter(id(op) for op in p.operands)
-            if any(counts[k] < c for k, c in need.items()):
-                continue
-            found = self._match(node, parts, p, need)
+            found = self._match(node, parts, p, Counter(id(op) for op in p.operands))
             if found is not None:
                 parts = found
-                counts = Counter(id(q.node) for q in parts if len(q.members) == 1)
+                leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
         return parts
 
     def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: Counter) -> list[_Part] | None:
-        single = [q for q in parts if len(q.members) == 1]
+        single: dict[int, list[_Part]] = {}
+        for q in parts:
+            if len(q.members) == 1:
+                single.setdefault(id(q.node), []).append(q)
         chosen: list[_Part] = []
         for op_id, c in need.items():
-            same = [q for q in single if id(q.node) == op_id]
+            same = single.get(op_id, [])
             if len(same) != c:
                 return None  # repeated operands would need a search: plan them instead
             chosen.extend(same)
@@ -169,9 +183,7 @@ class _Planner:
         indices = [q.idx for q in chosen]
         for out in itertools.permutations(needed):
             if alg.einsum(operands, indices, out) is p:
-                if id(p) not in self.recipe:  # a node of the program with two operands: computed as it is
-                    own = tuple(_Part(op, idx, frozenset()) for op, idx in zip(p.operands, p.in_idx))
-                    self.recipe[id(p)] = _Pair(own, p.out_idx, 1.0)
+                self._as_it_is(p)
                 members = frozenset().union(*(q.members for q in chosen))
                 return [*rest, _Part(p, out, members)]
         return None
@@ -184,7 +196,8 @@ def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]
     for n in order:
         planner.register(n)
     wide = [n for n in order if _eligible(n)]
-    if not wide:
+    pairs = [n for n in order if _eligible(n, 2) and len(n.operands) == 2]
+    if not wide and not pairs:
         return roots
     position = {id(n): k for k, n in enumerate(order)}
     wide.sort(key=lambda n: (len(n.operands), position[id(n)]))
@@ -196,6 +209,10 @@ def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]
     for n in wide:
         assert isinstance(n, Einsum)
         planner._as_sum_of_known(n)
+    # two-operand products are printed as they are, unless they sum a known product
+    wide += [n for n in pairs if planner._as_sum_of_known(n)]  # type: ignore[arg-type]
+    if not wide:
+        return roots
 
     # Sub-products used by one product only are folded back into it (the printer plans
     # them inside that product's statement); shared ones become nodes of their own.

@@ -13,6 +13,7 @@ the cheapest.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from eincalc.costmodel import cost
@@ -32,11 +33,30 @@ MODES: dict[str, Callable[[Node, Var], Node]] = {
 NOMINAL_SIZE = 1000
 
 
+_VARIABLES: OrderedDict[int, tuple[Node, dict[str, list[Var]]]] = OrderedDict()
+MAX_VARIABLE_TABLES = 16
+
+
+def _variables_by_name(expr: Node) -> dict[str, list[Var]]:
+    """The variables of ``expr`` by name; the last few are kept (gradients w.r.t. each parameter ask in turn)."""
+    hit = _VARIABLES.get(id(expr))
+    if hit is not None and hit[0] is expr:
+        return hit[1]
+    table: dict[str, list[Var]] = {}
+    for n in topo_order(expr):
+        if isinstance(n, Var):
+            table.setdefault(n.name, []).append(n)
+    _VARIABLES[id(expr)] = (expr, table)
+    while len(_VARIABLES) > MAX_VARIABLE_TABLES:
+        _VARIABLES.popitem(last=False)
+    return table
+
+
 def _resolve_wrt(expr: Node, wrt: Var | str) -> Var:
     if isinstance(wrt, Var):
         return wrt
     if isinstance(wrt, str):
-        found = [n for n in topo_order(expr) if isinstance(n, Var) and n.name == wrt]
+        found = list(_variables_by_name(expr).get(wrt, ()))
         if not found:
             known = ", ".join(expr.variables()) or "none"
             raise UnknownNameError(

@@ -14,12 +14,14 @@ output's index set:
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import singledispatch
 
 from eincalc import algebra as alg
 from eincalc._types import IndexTuple
-from eincalc.diff.common import contract_with, depends_on, fresh, hadamard_lead, transpose_einsum
+from eincalc.diff.common import contract_with, fresh, hadamard_lead, transpose_einsum
 from eincalc.expr import Add, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary, not_differentiable
 from eincalc.graph import topo_order
@@ -61,27 +63,81 @@ def cotangent_unary(node: Unary, cot: Node, lead: IndexTuple) -> Contributions:
     yield 0, contract_with(jac, cot, len(lead), node.arg.dims, lead_first=True)
 
 
+class _Sweep:
+    """The reverse sweep of one output ``f``, advanced lazily and kept for every variable.
+
+    The cotangent of a node ``n`` does not depend on which variable is asked for: every
+    parent of a node that depends on ``x`` depends on ``x`` too, so ``n̄`` is the sum over
+    *all* its parents' contributions. One sweep therefore serves the gradients w.r.t.
+    every parameter: asking for them one by one costs what a single backward pass costs,
+    not one pass each (which made the gradients of a depth-L network cost O(L³)).
+    """
+
+    def __init__(self, f: Node) -> None:
+        self.f = f
+        self.lead = fresh(f.ndim)
+        self.order = topo_order(f)
+        self.position = {id(n): k for k, n in enumerate(self.order)}
+        self.parents: dict[int, list[Node]] = {}
+        for node in self.order:
+            for child in dict.fromkeys(node.children):
+                self.parents.setdefault(id(child), []).append(node)
+        self.cots: dict[int, Node] = {id(f): alg.delta(f.dims)}
+        self.contributions: dict[int, list[tuple[int, Node]]] = {}
+
+    def cotangent_of(self, wrt: Var) -> Node:
+        if id(wrt) not in self.position:
+            return alg.zeros(self.f.dims + wrt.dims)
+        # The nodes on paths from f to wrt whose cotangent is still unknown: walk up from
+        # wrt, stopping where it is known (then so are all of that node's ancestors').
+        todo: dict[int, Node] = {}
+        stack = [wrt]
+        while stack:
+            node = stack.pop()
+            if id(node) in self.cots or id(node) in todo:
+                continue
+            todo[id(node)] = node
+            stack.extend(self.parents.get(id(node), ()))
+        for node in sorted(todo.values(), key=lambda n: -self.position[id(n)]):  # parents first
+            self.cots[id(node)] = self._sum_from_parents(node)
+        return self.cots[id(wrt)]
+
+    def _sum_from_parents(self, node: Node) -> Node:
+        terms = []
+        for parent in self.parents.get(id(node), ()):
+            for k, contribution in self._contributions(parent):
+                if parent.children[k] is node:
+                    terms.append(contribution)
+        # no terms: every path to it passed a zero derivative (e.g. sign')
+        return alg.add(terms) if terms else alg.zeros(self.f.dims + node.dims)
+
+    def _contributions(self, node: Node) -> list[tuple[int, Node]]:
+        found = self.contributions.get(id(node))
+        if found is None:
+            cot = self.cots[id(node)]
+            found = [] if alg.is_zero(cot) else list(cotangent(node, cot, self.lead))
+            self.contributions[id(node)] = found
+        return found
+
+
+MAX_SWEEPS = 16
+"""Reverse sweeps kept (least recently used dropped): the functions differentiated last."""
+
+_SWEEPS: OrderedDict[int, _Sweep] = OrderedDict()
+_SWEEPS_LOCK = threading.Lock()
+
+
 def reverse_jacobian(f: Node, wrt: Var) -> Node:
-    """∂f/∂wrt by reverse accumulation: dims ``f.dims + wrt.dims``."""
-    dep = depends_on(f, wrt)
-    if id(f) not in dep:
-        return alg.zeros(f.dims + wrt.dims)
-    lead = fresh(f.ndim)
-    seed = alg.delta(f.dims)
-    pending: dict[int, list[Node]] = {id(f): [seed]}
-    for node in reversed(topo_order(f)):
-        if id(node) not in dep:
-            continue
-        contributions = pending.pop(id(node), [])
-        if not contributions:  # every path to it passed a zero derivative (e.g. sign')
-            continue
-        cot = alg.add(contributions)
-        if node is wrt:
-            return cot
-        if alg.is_zero(cot):
-            continue
-        for k, contribution in cotangent(node, cot, lead):
-            child = node.children[k]
-            if id(child) in dep:
-                pending.setdefault(id(child), []).append(contribution)
-    return alg.zeros(f.dims + wrt.dims)
+    """∂f/∂wrt by reverse accumulation: dims ``f.dims + wrt.dims``.
+
+    The sweep over ``f`` is kept (:data:`MAX_SWEEPS`), so the gradients of one function
+    w.r.t. several variables share their cotangents.
+    """
+    with _SWEEPS_LOCK:
+        sweep = _SWEEPS.get(id(f))
+        if sweep is None or sweep.f is not f:
+            sweep = _SWEEPS[id(f)] = _Sweep(f)
+        _SWEEPS.move_to_end(id(f))
+        while len(_SWEEPS) > MAX_SWEEPS:
+            _SWEEPS.popitem(last=False)
+        return sweep.cotangent_of(wrt)

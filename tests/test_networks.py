@@ -1,0 +1,154 @@
+"""Network code: gradients of MLPs compiled together are right and shaped like a backward pass.
+
+Values are checked against a hand-written NumPy backward pass (an independent closed
+form) and central differences; the shape of the code is checked through ``ec.cost``
+(no temporary larger than the hand-written sweep's largest array) and the source
+(each layer's signal computed once). Timings live in ``bench/bench_networks.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eincalc as ec
+from eincalc.testing import check_close, numeric_jacobian
+
+
+def mlp_text(depth: int, act: str = "tanh", loss: str = "xent", batch: int = 32) -> tuple[str, dict[str, str]]:
+    decls = {"X": "b d0", "Y": f"b d{depth}"}
+    h = "X"
+    for k in range(1, depth + 1):
+        decls[f"W{k}"], decls[f"b{k}"] = f"d{k - 1} d{k}", f"d{k}"
+        z = f"{h} @ W{k} + b{k}"
+        h = z if k == depth else f"{act}({z})"
+    if loss == "xent":
+        return f"-sum(Y * log_softmax({h}, axis=1)) / {batch}", decls
+    return f"sum(({h} - Y) ** 2) / {batch}", decls
+
+
+def arrays(widths: list[int], batch: int, loss: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {"X": rng.normal(size=(batch, widths[0]))}
+    out["Y"] = (
+        np.eye(widths[-1])[rng.integers(0, widths[-1], size=batch)]
+        if loss == "xent"
+        else rng.normal(size=(batch, widths[-1]))
+    )
+    for k in range(1, len(widths)):
+        out[f"W{k}"] = rng.normal(size=(widths[k - 1], widths[k])) / np.sqrt(widths[k - 1])
+        out[f"b{k}"] = 0.1 * rng.normal(size=widths[k])
+    return out
+
+
+def backward_pass(a: dict[str, np.ndarray], depth: int, act: str, loss: str, batch: int) -> dict[str, np.ndarray]:
+    """The textbook reverse sweep, written by hand."""
+    hs, pre = [a["X"]], []
+    for k in range(1, depth + 1):
+        z = hs[-1] @ a[f"W{k}"] + a[f"b{k}"]
+        pre.append(z)
+        hs.append(z if k == depth else (np.tanh(z) if act == "tanh" else np.maximum(z, 0.0)))
+    if loss == "xent":
+        z = hs[-1] - hs[-1].max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        d = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+    else:
+        d = 2.0 * (hs[-1] - a["Y"]) / batch
+    grads = {}
+    for k in range(depth, 0, -1):
+        grads[f"W{k}"], grads[f"b{k}"] = hs[k - 1].T @ d, d.sum(axis=0)
+        if k > 1:
+            d = (d @ a[f"W{k}"].T) * ((1.0 - hs[k - 1] ** 2) if act == "tanh" else (pre[k - 2] > 0))
+    return grads
+
+
+CASES = [
+    ([6, 16, 12, 4], "tanh", "xent"),
+    ([5, 8, 8, 8, 8, 3], "tanh", "mse"),
+    ([6, 10, 7, 3], "relu", "mse"),
+    ([4] * 9, "tanh", "mse"),
+]
+
+
+@pytest.mark.parametrize("widths,act,loss", CASES)
+def test_all_gradients_equal_a_hand_written_backward_pass(widths, act, loss, rng):
+    depth, batch = len(widths) - 1, 7
+    text, decls = mlp_text(depth, act, loss, batch)
+    f = ec.parse(text, **decls)
+    params = [p for k in range(1, depth + 1) for p in (f"W{k}", f"b{k}")]
+    fn = ec.compile([f, *(ec.grad(f, p) for p in params)])
+    a = arrays(widths, batch, loss, rng)
+    value, *grads = fn(**a)
+    want = backward_pass(a, depth, act, loss, batch)
+    for p, g in zip(params, grads):
+        check_close(g, want[p], what=f"gradient w.r.t. {p}")
+    # and the first weights against central differences of the compiled value
+    value_only = ec.compile(f)
+    numeric = numeric_jacobian(lambda w: value_only(**{**a, "W1": w}), a["W1"])
+    check_close(grads[0], numeric.reshape(a["W1"].shape), rtol=1e-6, atol=1e-8, what="∂/∂W1 vs differences")
+    assert np.isfinite(value)
+
+
+def test_no_temporary_larger_than_the_backward_pass():
+    # the issue's 2-layer tanh MLP: a bias gradient once went through a 256×256×128 tensor
+    text, decls = mlp_text(3, "tanh", "xent", 128)
+    f = ec.parse(text, **decls)
+    params = [p for k in range(1, 4) for p in (f"W{k}", f"b{k}")]
+    sizes = dict(b=128, d0=64, d1=256, d2=256, d3=10)
+    report = ec.cost([f, *(ec.grad(f, p) for p in params)], **sizes)
+    hand_largest = 256 * 256  # W2, next to the batch × width signals (128 × 256)
+    assert report.largest_intermediate <= 1.5 * hand_largest, report
+
+
+def test_each_layer_signal_is_computed_once():
+    text, decls = mlp_text(4, "tanh", "mse", 64)
+    f = ec.parse(text, **decls)
+    params = [p for k in range(1, 5) for p in (f"W{k}", f"b{k}")]
+    fn = ec.compile([ec.grad(f, p) for p in params], sizes=dict(b=64, d0=32, d1=32, d2=32, d3=32, d4=32))
+    body = fn.source.split("def f(")[1]
+    # a backward pass multiplies by each of W2..W4 once (the signal) and forward by each W once
+    for k in range(1, 5):
+        code = [line.split("#")[0].replace(f"W{k}.shape", "") for line in body.splitlines()[1:]]
+        reads = sum(line.count(f"W{k}") for line in code)
+        assert reads == (1 if k == 1 else 2), (k, fn.source)
+
+
+def test_hidden_bias_gradient_alone_follows_the_chain():
+    # issue 14: a 5-operand einsum planned through a 131 072-entry temporary
+    text, decls = mlp_text(3, "relu", "mse", 32)
+    f = ec.parse(text, **decls)
+    g = ec.grad(f, "b2")
+    sizes = dict(b=32, d0=64, d1=128, d2=32, d3=10)
+    assert ec.cost(g, **sizes).largest_intermediate <= 64 * 128
+    a = arrays([64, 128, 32, 10], 32, "mse", np.random.default_rng(3))
+    fn = ec.compile(g)
+    check_close(fn(**{k: a[k] for k in fn.arg_names}), backward_pass(a, 3, "relu", "mse", 32)["b2"])
+
+
+def test_relu_gradient_at_exactly_zero_matches_pytorch_convention():
+    # PyTorch and JAX take relu'(0) = 0; an input with pre-activations exactly 0
+    X, w = ec.matrix("X", "b d"), ec.vector("w", "d")
+    f = ec.sum(ec.relu(X @ w))
+    Xv = np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 0.0]])
+    wv = np.array([1.0, 1.0])  # pre-activations 0, 2, 0
+    got = ec.compile(ec.grad(f, "w"))(X=Xv, w=wv)
+    reference = Xv.T @ (Xv @ wv > 0).astype(float)  # PyTorch-style: mask strictly positive
+    check_close(got, reference)
+    check_close(ec.evaluate(ec.grad(f, "w"), X=Xv, w=wv), reference)
+    torch = pytest.importorskip("torch")
+    tw = torch.tensor(wv, requires_grad=True)
+    torch.relu(torch.tensor(Xv) @ tw).sum().backward()
+    check_close(got, tw.grad.numpy())
+
+
+def test_gradients_of_a_deep_network_share_their_derivation():
+    # depth 40: asking for 80 gradients one by one must not redo the reverse sweep each time
+    text, decls = mlp_text(40, "tanh", "mse", 8)
+    f = ec.parse(text, **decls)
+    grads = [ec.grad(f, p) for k in range(1, 41) for p in (f"W{k}", f"b{k}")]
+    a = arrays([3] * 41, 8, "mse", np.random.default_rng(5))
+    a = {k: v for k, v in a.items()}
+    got = ec.compile(grads)(**a)
+    want = backward_pass(a, 40, "tanh", "mse", 8)
+    for k in (1, 20, 40):
+        check_close(got[2 * (k - 1)], want[f"W{k}"], what=f"W{k}")
+        check_close(got[2 * (k - 1) + 1], want[f"b{k}"], what=f"b{k}")

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import opt_einsum
 
 from eincalc import dims as dimsmod
-from eincalc.codegen.planning import contraction_path
+from eincalc.codegen.planning import contraction_cost
 from eincalc.errors import SizeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import topo_order
@@ -65,9 +64,8 @@ def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, 
         return flops, out_size, max(out_size, flops)
     # the order the code generator uses (eincalc.codegen.planning.contraction_path)
     index_dim = {i: d for op, idx in zip(core.operands, core.in_idx) for i, d in zip(idx, op.dims)}
-    path = contraction_path(core.in_idx, core.out_idx, index_dim, sizes)
-    _, info = opt_einsum.contract_path(core.spec, *shapes, shapes=True, optimize=[tuple(c) for c in path])
-    return int(info.opt_cost), out_size, max(out_size, int(info.largest_intermediate))
+    flops, largest = contraction_cost(core.in_idx, core.out_idx, index_dim, sizes)
+    return flops, out_size, max(out_size, largest)
 
 
 def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost:

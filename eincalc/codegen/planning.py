@@ -26,6 +26,7 @@ Nothing here walks the DAG or knows about node classes beyond the operand kinds.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -331,28 +332,47 @@ def contraction_path(
     """
     if len(inputs) < 2:
         return []
-    if len(inputs) == 2:
-        return [(0, 1)]
     symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
     spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
-    shapes = [tuple(sizes[index_dim[i]] for i in idx) for idx in inputs]
+    shapes = tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs)
+    return list(_best_path(spec, shapes)[0])
+
+
+def contraction_cost(
+    inputs: Sequence[IndexTuple], out: IndexTuple, index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]
+) -> tuple[int, int]:
+    """Flops and largest intermediate of the path :func:`contraction_path` picks (opt_einsum's counts)."""
+    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
+    spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
+    _, flops, largest = _best_path(spec, tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs))
+    return flops, largest
+
+
+@functools.lru_cache(maxsize=4096)
+def _best_path(spec: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[tuple[int, int], ...], int, int]:
+    """Path, flops and largest intermediate for letters and shapes; remembered, as asked for often."""
+    inputs = spec.split("->")[0].split(",")
+    if len(inputs) < 2:
+        _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="optimal")
+        return (), int(info.opt_cost), int(info.largest_intermediate)
     if len(inputs) <= OPTIMAL_UP_TO:
         optimisers = ["optimal"]
     elif len(inputs) <= DP_UP_TO:
         optimisers = ["auto", "dp"]
     else:
         optimisers = ["auto"]
-    best: tuple[float, list[tuple[int, int]]] | None = None
+    best: tuple[float, tuple[tuple[int, int], ...], int, int] | None = None
     for optimize in optimisers:
         path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=optimize)
         if any(len(c) != 2 for c in path):
             continue  # "dp" sums an index only one operand carries on its own; the others pair only
         price = float(info.opt_cost) + ENTRY_COST * float(sum(info.size_list[:-1]))
         if best is None or price < best[0]:
-            best = (price, [tuple(sorted(c)) for c in path])  # type: ignore[misc]
+            pairs = tuple(tuple(sorted(c)) for c in path)
+            best = (price, pairs, int(info.opt_cost), int(info.largest_intermediate))  # type: ignore[assignment]
     if best is None:  # pragma: no cover - "auto" and "optimal" give pairwise paths
         raise AssertionError(f"no pairwise contraction path for {spec}")
-    return best[1]
+    return best[1], best[2], best[3]
 
 
 def pair_step(

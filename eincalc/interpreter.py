@@ -13,7 +13,7 @@ import numpy as np
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
 from eincalc.errors import SizeError, UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
@@ -126,6 +126,8 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n).reshape(shape_of(node.dims, sizes))
+    if isinstance(node, Shift):
+        return node.dense()
     if isinstance(node, Einsum):
         result = np.einsum(node.spec, *args, optimize=len(args) > 2) if args else np.array(1.0)
         return node.coef * np.asarray(result, dtype=float)

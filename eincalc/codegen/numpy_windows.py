@@ -23,6 +23,7 @@ class WindowPrinting:
         raise NotImplementedError
 
     _lowerings: dict[int, tuple[Einsum, Lowering | None]]
+    _views: dict[tuple, Expr]
 
     def lowering(self, node: Einsum) -> Lowering | None:
         """:func:`~eincalc.codegen.windows.lower`, once per node."""
@@ -55,10 +56,16 @@ class WindowPrinting:
         for k, op in enumerate(node.operands):
             if not isinstance(op, (Shift, Const)):
                 values[k] = ctx.arg(op)
+        if not hasattr(self, "_views"):
+            self._views = {}
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
             axes = [node.in_idx[k].index(g.i) for g in mine]
-            values[k] = self._window(values[k], axes, len(node.in_idx[k]), [g.shift for g in mine], ctx)
+            # one view per (array, windows): the forward pass and the kernel gradient share it
+            key = (id(node.operands[k]), tuple(axes), tuple(id(g.shift) for g in mine))
+            if key not in self._views:
+                self._views[key] = self._window(values[k], axes, len(node.in_idx[k]), [g.shift for g in mine], ctx)
+            values[k] = self._views[key]
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
         dims = index_dims(node)
         plan = plan_einsum(kinds, [ix for _, ix in low.factors], low.inner_out, coef, dims, ctx.sizes)
@@ -72,7 +79,11 @@ class WindowPrinting:
         """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.
 
         One padded copy and one view for all axes: ``sliding_window_view(pad(X), (3, 3), axis=(2, 3))``.
+        Windows that tile their axes exactly (pooling: stride = size, no padding) are a
+        reshape instead, whose reductions run over memory in order.
         """
+        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+            return self._tiles(e, axes, ndim, shifts, ctx)
         text = e.text
         pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
         if pad:
@@ -95,6 +106,21 @@ class WindowPrinting:
         if index:
             view += f"[{', '.join(index)}]"
         return ctx.temp(Expr(view, ATOM, readonly=True))
+
+    def _tiles(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
+        """Non-overlapping windows as a view: ``X.reshape(b, c, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5)``."""
+        by_axis = dict(zip(axes, shifts))
+        shape: list[str] = []
+        position: dict[int, int] = {}  # axis of e -> its (window start) axis in the reshaped array
+        for a in range(ndim):
+            position[a] = len(shape)
+            if a in by_axis:
+                shape += [str(by_axis[a].out), str(by_axis[a].kernel)]
+            else:
+                shape.append(f"{e.atom}.shape[{a}]")
+        perm = [position[a] for a in range(ndim)] + [position[a] + 1 for a in axes]
+        view = f"{e.atom}.reshape({', '.join(shape)}).transpose({', '.join(map(str, perm))})"
+        return ctx.temp(Expr(view, ATOM, readonly=e.readonly))
 
     def _scatter(
         self, value: Expr, axes: IndexTuple, s: Scatter, out: IndexTuple, low: Lowering, dims: dict, ctx: Context

@@ -102,7 +102,10 @@ class _Planner:
         parts = self._reuse(node, parts)
         index_dim = {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
         if len(parts) == 1 or any(isinstance(p.node, Shift) for p in parts):
-            # a product with window tensors stays whole: the printer lowers it to views and scatters
+            # A product with window tensors stays whole (the printer lowers it to views and
+            # scatters), but entry-wise products among its arrays are shared sub-products:
+            # relu'(z) ⊙ δ feeds both the kernel gradient and the bias gradient.
+            parts = self._hadamard_groups(node, parts)
             self.recipe[id(node)] = _Pair(tuple(parts), node.out_idx, node.coef)
             return
         path = contraction_path([p.idx for p in parts], node.out_idx, index_dim, self.sizes)
@@ -127,6 +130,25 @@ class _Planner:
                 self.register(sub)
             live.append(_Part(sub, out, members))
         raise AssertionError("a contraction path ends with one value")  # pragma: no cover
+
+    def _hadamard_groups(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
+        """Arrays over the same indices (in the same order) multiplied first, as registered sub-products."""
+        groups: dict[IndexTuple, list[_Part]] = {}
+        for q in parts:
+            if not isinstance(q.node, Shift) and len(set(q.idx)) == len(q.idx):
+                groups.setdefault(q.idx, []).append(q)
+        for idx, members in groups.items():
+            if len(members) < 2:
+                continue
+            covered = frozenset().union(*(q.members for q in members))
+            sub = alg.einsum([q.node for q in members], [q.idx for q in members], idx)
+            if not isinstance(sub, Einsum):
+                continue
+            if id(sub) not in self.recipe:
+                self.recipe[id(sub)] = _Pair(tuple(members), idx, 1.0)
+                self.register(sub)
+            parts = [q for q in parts if q not in members] + [_Part(sub, idx, covered)]
+        return parts
 
     def _as_it_is(self, p: Einsum) -> None:
         """Give a reused node of the program without a plan (two operands) the recipe of itself."""

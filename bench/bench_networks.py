@@ -65,6 +65,17 @@ class Net:
             return f"-sum(Y * log_softmax({h}, axis=1)) / {self.batch}"
         return f"sum(({h} - Y) ** 2) / {self.batch}"
 
+    def expr(self) -> ec.Node:
+        """The loss built with operators (deep networks exceed the text parser's nesting limit)."""
+        h = ec.tensor("X", ("b", "d0"))
+        for k in range(1, self.depth + 1):
+            z = h @ ec.tensor(f"W{k}", (f"d{k - 1}", f"d{k}")) + ec.tensor(f"b{k}", (f"d{k}",))
+            h = z if k == self.depth else (ec.tanh(z) if self.act == "tanh" else ec.relu(z))
+        y = ec.tensor("Y", ("b", f"d{self.depth}"))
+        if self.loss == "xent":
+            return -ec.sum(y * ec.log_softmax(h, axis=1)) / self.batch
+        return ec.sum((h - y) ** 2) / self.batch
+
     def arrays(self, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
         out = {"X": rng.normal(size=(self.batch, self.widths[0]))}
@@ -187,7 +198,7 @@ def sizes_of(decls: dict[str, str], arrays: dict[str, np.ndarray]) -> dict[str, 
 
 def bench_gradients(name: str, net: Net, budget: float) -> None:
     start = time.perf_counter()
-    f = ec.parse(net.text(), **net.decls())
+    f = net.expr()
     grads = [ec.grad(f, p) for p in net.params()]
     a = net.arrays()
     sizes = sizes_of(net.decls(), a)
@@ -453,7 +464,7 @@ def bench_derivation(depths: list[int]) -> None:
                 continue
             net = Net([64] * (depth + 1), batch=256, loss="mse")
             start = time.perf_counter()
-            f = ec.parse(net.text(), **net.decls())
+            f = net.expr()
             grads = [ec.grad(f, p, mode=mode) for p in net.params()]
             ec.compile(grads, sizes=sizes_of(net.decls(), net.arrays()))
             cells.append(f"{1e3 * (time.perf_counter() - start):>9.0f}ms")

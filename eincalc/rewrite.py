@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from eincalc import algebra as alg
 from eincalc import ops
+from eincalc.calling import carry_signature
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import rewrite
 
@@ -146,4 +147,4 @@ def simplify(expr: Node, options: SimplifyOptions = SimplifyOptions()) -> Node:
                     break
         return new
 
-    return rewrite(expr, rule)[0]
+    return carry_signature(expr, rewrite(expr, rule)[0])  # the same function: it takes the same arrays

@@ -45,12 +45,11 @@ class Compressed:
 
     def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredTensor | np.ndarray:
         """Values: the core computed by the reference interpreter, wrapped with the structure."""
-        from eincalc.interpreter import bind_sizes, evaluate
+        from eincalc.interpreter import bind_values, evaluate
 
-        given = {**(arrays or {}), **named_arrays}
-        _, sizes = bind_sizes(self.expr, given)
+        values, sizes, _ = bind_values([self.expr], named={**(arrays or {}), **named_arrays})
         core_vars = self.core.variables()
-        core_value = np.asarray(evaluate(self.core, {k: v for k, v in given.items() if k in core_vars}, sizes))
+        core_value = np.asarray(evaluate(self.core, {k: v for k, v in values.items() if k in core_vars}, sizes))
         return structured_value(self, core_value, sizes)
 
     def __str__(self) -> str:

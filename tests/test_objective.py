@@ -71,7 +71,7 @@ def test_objective_errors(rng):
     f = ec.parse("sum((A @ x - b) ** 2)", A="m n", x="n", b="m")
     with pytest.raises(ec.UnknownNameError, match="not a variable"):
         ec.objective(f, "z", dict(A=np.eye(2), b=np.ones(2)))
-    with pytest.raises(ec.SizeError, match="no array for b"):
+    with pytest.raises(ec.ArgumentError, match="no array for b"):
         ec.objective(f, "x", dict(A=np.eye(2)))
     obj = ec.objective(f, "x", dict(A=np.eye(2), b=np.ones(2)))
     with pytest.raises(ec.ShapeError, match="flat vector of 2"):

@@ -43,6 +43,7 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
+from eincalc.calling import Signature, bind_arguments, cast_result, signature
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
@@ -50,7 +51,6 @@ from eincalc.costmodel import node_cost
 from eincalc.errors import SizeError, UnknownNameError
 from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
-from eincalc.interpreter import bind_sizes
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
 from eincalc.structure import Compressed, StructuredTensor, compress
@@ -203,11 +203,11 @@ class CompiledFunction:
         self._roots = _share_scaled_sums(roots)
         roots = self._roots
         everything = topo_order([*self.outputs, *roots])
-        variables: dict[str, Var] = {}
-        for n in topo_order(list(self.outputs)):
-            if isinstance(n, Var):
-                variables.setdefault(n.name, n)
-        self.arg_names: tuple[str, ...] = tuple(variables)
+        self.signature: Signature = signature(self.outputs)  # a name with two dims raises here
+        used = {n.name for n in topo_order(list(self.outputs)) if isinstance(n, Var)}
+        variables = {v.name: v for v in self.signature.variables if v.name in used}
+        self.arg_names: tuple[str, ...] = self.signature.names
+        self._used_names = tuple(variables)
         self._var_dims = tuple((v.name, v.dims) for v in variables.values())
         self.dims: tuple[Dim, ...] = tuple(dict.fromkeys(d for n in everything for d in n.dims))
         carried = {d for v in variables.values() for d in v.dims}
@@ -238,7 +238,7 @@ class CompiledFunction:
             taken.add(p)
             return p
 
-        params = {v: fresh(v) for v in self.arg_names}
+        params = {v: fresh(v) for v in self._used_names}
         dim_code: dict[Dim, str] = {}
         for v, dims in self._var_dims:
             for axis, d in enumerate(dims):
@@ -363,7 +363,7 @@ class CompiledFunction:
         return self._module(printer, life.body(final), sizes, nominal)
 
     def _module(self, printer: Printer, body: list[str], sizes: Mapping[Dim, int], nominal: bool) -> str:
-        params = [self._params[v] for v in self.arg_names]
+        params = [self._params[v] for v in self._used_names]
         free = [self._dim_code[d] for d in self._free_dims]
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
@@ -399,45 +399,41 @@ class CompiledFunction:
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *arrays: object, **named_arrays: object) -> Any:
-        # Fast path: float64 arrays whose shapes were seen (and checked) before.
-        if len(arrays) == len(self.arg_names) and not named_arrays:
-            values: Sequence[object] | None = arrays
-        else:
-            values = self._gather(arrays, named_arrays)
+        # Fast path: float64 arrays (nothing else) whose shapes were seen, and checked, before.
+        given = self._gather(arrays, named_arrays)
         hit = None
-        if values is not None:
-            for a in values:
+        if given is not None:
+            for a in given.values():
                 if type(a) is not np.ndarray or a.dtype != _FLOAT64:
                     break
             else:
-                hit = self._by_shapes.get(tuple([a.shape for a in values]))  # type: ignore[union-attr]
+                hit = self._by_shapes.get(tuple([(k, a.shape) for k, a in given.items()]))  # type: ignore[attr-defined]
         if hit is None:
-            return self._call_checked(arrays, named_arrays, cache=values is not None)
+            return self._call_checked(arrays, named_arrays, cache=given is not None)
         variant, free = hit
         self._last = variant
-        return self._finish(variant.function(*values, **free))  # type: ignore[misc]
+        return self._finish(variant.function(*[given[k] for k in self._used_names], **free))  # type: ignore[index]
 
-    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> list[object] | None:
-        """The arrays in ``arg_names`` order, or None when the keywords are not exactly the variables."""
+    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> dict[str, object] | None:
+        """Arrays by name in signature order, or None unless the call is only arrays, all needed ones, each once."""
+        if not named_arrays and len(arrays) == len(self.arg_names):
+            return dict(zip(self.arg_names, arrays))
         if len(arrays) > len(self.arg_names):
-            raise SizeError(
-                f"{self.name} takes {len(self.arg_names)} array(s) ({', '.join(self.arg_names)}) "
-                f"but {len(arrays)} were given"
-            )
-        for arg in self.arg_names[: len(arrays)]:
-            if arg in named_arrays:
-                raise SizeError(f"array {arg!r} given both by position and by name")
-        rest = self.arg_names[len(arrays) :]
-        if len(named_arrays) != len(rest) or any(arg not in named_arrays for arg in rest):
-            return None  # missing or extra names, or dim sizes: the checked path says what is wrong
-        return [*arrays, *(named_arrays[arg] for arg in rest)]
+            return None
+        given = dict(zip(self.arg_names, arrays))
+        for name in self.arg_names[len(arrays) :]:
+            if name in named_arrays:
+                given[name] = named_arrays[name]
+        if len(given) != len(arrays) + len(named_arrays) or any(n not in given for n in self._used_names):
+            return None  # dim sizes, unknown names, arrays given twice or missing: the checked path says which
+        return given
 
     def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
-        """Bind and check sizes as ``evaluate`` does, pick (or plan) the variant, and call it."""
-        named = dict(named_arrays)
-        named.update(zip(self.arg_names, arrays))
-        values_map, sizes = bind_sizes(list(self.outputs), named, self._fixed)
-        values = [values_map[v] for v in self.arg_names]
+        """Bind and check the arrays (:func:`eincalc.calling.bind_arguments`), pick (or plan) the variant, call it."""
+        bound = bind_arguments(
+            self.signature, self._used_names, self.dims, arrays, named_arrays, self._fixed, f"{self.name}()"
+        )
+        sizes = bound.sizes
         key = self._key(sizes)
         variant = self._variants.get(key)
         if variant is None:
@@ -446,12 +442,17 @@ class CompiledFunction:
                 self._variants.pop(next(iter(self._variants)))
             self._variants[key] = variant
         free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
-        if cache:  # the shapes alone now determine the sizes: later calls skip the checks
+        if cache and bound.dtype == _FLOAT64:  # the shapes alone now determine the sizes: later calls skip checks
             if len(self._by_shapes) >= MAX_VARIANTS:
                 self._by_shapes.clear()
-            self._by_shapes[tuple(a.shape for a in values)] = (variant, free)
+            self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free)
         self._last = variant
-        return self._finish(variant.function(*values, **free))
+        result = self._finish(variant.function(*[bound.arrays[k] for k in self._used_names], **free))
+        if bound.dtype == _FLOAT64:
+            return result
+        if self._single:
+            return cast_result(result, bound.dtype)
+        return tuple(cast_result(r, bound.dtype) for r in result)
 
     def _finish(self, result: Any) -> Any:
         if self._plain:

@@ -63,11 +63,20 @@ def cotangent_unary(node: Unary, cot: Node, lead: IndexTuple) -> Contributions:
 
 def reverse_jacobian(f: Node, wrt: Var) -> Node:
     """∂f/∂wrt by reverse accumulation: dims ``f.dims + wrt.dims``."""
+    return pull_cotangent(f, wrt, alg.delta(f.dims), f.ndim)
+
+
+def pull_cotangent(f: Node, wrt: Var, seed: Node, n_lead: int) -> Node:
+    """The cotangent of ``wrt`` when ``f`` has cotangent ``seed`` (dims ``n_lead`` lead dims + ``f.dims``).
+
+    With the unit tensor as seed it is the Jacobian; with a cotangent ``u`` (``n_lead = 0``)
+    it is the vector-Jacobian product ``uᵀ J``, at the cost of a few evaluations of ``f``.
+    """
+    out_dims = seed.dims[:n_lead] + wrt.dims
     dep = depends_on(f, wrt)
     if id(f) not in dep:
-        return alg.zeros(f.dims + wrt.dims)
-    lead = fresh(f.ndim)
-    seed = alg.delta(f.dims)
+        return alg.zeros(out_dims)
+    lead = fresh(n_lead)
     pending: dict[int, list[Node]] = {id(f): [seed]}
     for node in reversed(topo_order(f)):
         if id(node) not in dep:
@@ -84,4 +93,4 @@ def reverse_jacobian(f: Node, wrt: Var) -> Node:
             child = node.children[k]
             if id(child) in dep:
                 pending.setdefault(id(child), []).append(contribution)
-    return alg.zeros(f.dims + wrt.dims)
+    return alg.zeros(out_dims)

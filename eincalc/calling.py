@@ -104,8 +104,11 @@ def declared(variables: Sequence[Var]) -> Signature:
 def remember(node: Node, sig: Signature) -> Node:
     """Record that ``node`` takes the arrays of ``sig``; returns ``node``.
 
-    Nodes are shared (equal structure is one object), so a node may be reached from two
-    functions; when their orders differ, the node keeps the union, for keyword calls only.
+    Nodes are shared (equal structure is one object: a zero, a gradient that is just
+    ``V``), so a node may be reached from several functions. It then takes the arrays
+    of all of them by keyword (the latest function's first), and positional calls only
+    while their orders agree; where two of them give one name different dims, the
+    latest function's signature wins, for keyword calls only.
     """
     missing = [v for v in _used(node) if sig.get(v.name) is not v]
     full = _union([sig, _by_creation(missing)]) if missing else sig
@@ -113,10 +116,14 @@ def remember(node: Node, sig: Signature) -> Node:
         old = _REMEMBERED.get(node)
         if old is None or old == full:
             _REMEMBERED[node] = full
-        else:
-            merged = _union([old, full])
-            same_order = [n for n in old.names if n in full.names] == [n for n in full.names if n in old.names]
-            _REMEMBERED[node] = Signature(merged.variables, merged.ordered and same_order)
+            return node
+        common = [n for n in full.names if old.get(n) is not None]
+        same_order = common == [n for n in old.names if full.get(n) is not None]
+        try:
+            merged = _union([full, old])
+        except ShapeError:
+            merged, same_order = full, False
+        _REMEMBERED[node] = Signature(merged.variables, merged.ordered and same_order)
     return node
 
 
@@ -245,9 +252,17 @@ def bind_arguments(
     return Binding(values, bound, dtype)
 
 
+def nearest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` is most likely a typo of (same letters in another case first), or None."""
+    known = list(known)
+    same = [k for k in known if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1)
+    return close[0] if close else None
+
+
 def _unknown(key: str, names: Sequence[str], dims: Sequence[str], caller: str) -> str:
-    near = difflib.get_close_matches(key, [*names, *dims], n=1)
-    hint = f"; did you mean {near[0]!r}?" if near else ""
+    near = nearest(key, [*names, *dims])
+    hint = f"; did you mean {near!r}?" if near else ""
     takes = ", ".join(names) or "no arrays"
     sized = f", and the sizes of dims {', '.join(dims)}" if dims else ""
     return f"{caller} has no argument {key!r}{hint} (it takes {takes}{sized})"

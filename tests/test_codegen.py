@@ -174,10 +174,10 @@ def test_golden_delta_core_compressed() -> None:
         """\
         def f(V, *, m):
             _t0 = 2.0 * (V.T @ V)
-            return (_t0, 'bc', 'abac', (m, V.shape[1], m, V.shape[1]))
+            return StructuredTensor(_t0, 'bc', 'abac', (m, V.shape[1], m, V.shape[1]))
         """
     )
-    assert "def expand(core, core_labels, labels, shape):" in f.source
+    assert "class StructuredTensor:" in f.source
 
 
 def test_golden_delta_core_dense_writes_the_diagonal() -> None:
@@ -626,8 +626,8 @@ def test_saved_module_runs_without_eincalc(tmp_path: object, rng: np.random.Gene
         import numpy as np
         import generated_objective as g
         data = np.load("inputs.npz")
-        value, grad, (core, core_labels, labels, shape) = g.objective(**{k: data[k] for k in data.files})
-        np.savez("outputs.npz", value=value, grad=grad, hess=g.expand(core, core_labels, labels, shape))
+        value, grad, hess = g.objective(**{k: data[k] for k in data.files})
+        np.savez("outputs.npz", value=value, grad=grad, hess=hess.dense(), matvec=hess @ np.arange(20.0))
         print(sorted(name for name in sys.modules if name.split(".")[0] in ("eincalc", "opt_einsum", "sympy")))
         """
     )
@@ -636,6 +636,8 @@ def test_saved_module_runs_without_eincalc(tmp_path: object, rng: np.random.Gene
     np.testing.assert_allclose(got["value"], expected[0])
     np.testing.assert_allclose(got["grad"], expected[1])
     np.testing.assert_allclose(got["hess"], expected[2].dense())
+    flat = np.tensordot(expected[2].dense(), np.arange(20.0).reshape(4, 5), 2).reshape(-1)
+    np.testing.assert_allclose(got["matvec"], flat)  # a flat vector in, a flat vector out
     assert open(path, encoding="utf-8").read() == f.source
 
 
@@ -723,13 +725,13 @@ def test_repr_names_outputs_args_and_dims() -> None:
 # hygiene
 # --------------------------------------------------------------------------------------
 def test_user_names_never_collide(rng: np.random.Generator) -> None:
-    a, b, c, d = ec.matrix("_t0", "m n"), ec.vector("np", "n"), ec.vector("numpy", "m"), ec.scalar("expand")
+    a, b, c, d = ec.matrix("_t0", "m n"), ec.vector("np", "n"), ec.vector("numpy", "m"), ec.scalar("StructuredTensor")
     e = ec.exp(a @ b) * c + d + ec.sum(a)
     f = compile([e, ec.grad(ec.sum(e), "_t0")])
     params = f.source.split("\ndef f(")[1].split(")")[0].split(", ")
-    assert sorted(params) == ["_t0_", "expand_", "np_", "numpy_"]
+    assert sorted(params) == ["StructuredTensor_", "_t0_", "np_", "numpy_"]
     assert [p.rstrip("_") for p in params] == list(f.arg_names)
-    values = {"_t0": rng.random((2, 3)), "np": rng.random(3), "numpy": rng.random(2), "expand": np.array(0.5)}
+    values = {"_t0": rng.random((2, 3)), "np": rng.random(3), "numpy": rng.random(2), "StructuredTensor": np.array(0.5)}
     got = f(**values)
     want = ec.evaluate([e, ec.grad(ec.sum(e), "_t0")], **values)
     for g, v in zip(got, want):

@@ -53,12 +53,13 @@ from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
+from eincalc.runtime import structured_source
 from eincalc.structure import Compressed, StructuredTensor, compress
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
-RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "expand"})
+RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor"})
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
@@ -111,11 +112,13 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
         name: the generated function's name (an identifier).
 
     Returns:
-        A :class:`CompiledFunction`; call it with arrays positionally (in the order of
-        ``.arg_names``, the variables' first appearance) or by name.
+        A :class:`CompiledFunction`; call it with the outputs' arrays positionally (in
+        the order of ``.arg_names``: the declaration order of the function the outputs
+        are, or were derived from) or by name.
 
     Raises:
         SizeError: for bad ``sizes``.
+        ShapeError: when two outputs use one name for variables of different dims.
         UnknownNameError: for an unknown backend.
         UnsupportedNodeError: when the backend cannot print a node.
 
@@ -137,24 +140,27 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
 class CompiledFunction:
     """A compiled expression (or list of expressions): call it, read ``.source``, ``.save()`` it.
 
-    Calling: ``f(*arrays, **named_arrays)``. Positional arrays bind to ``arg_names`` in
-    order (variables sorted by first appearance in the outputs); keywords bind by
-    variable name, and an int keyword named after a dim that no variable carries gives
-    that dim's size. Sizes are checked as :func:`eincalc.evaluate` checks them (a
-    :class:`~eincalc.errors.SizeError` naming the variable and dim). A single expression
-    returns its value; a list returns a tuple. A compressed output (δ ⊗ core) is a
-    :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
+    Calling: ``f(*arrays, **named_arrays)``, as :mod:`eincalc.calling` describes:
+    positional arrays bind to ``arg_names`` (the outputs' signature: a derivative takes
+    its function's arrays, in the function's declaration order), keywords by name, and
+    an int keyword named after a dim gives that dim's size. Arrays the code does not
+    read are optional, but bind the sizes of their dims. Bad calls raise
+    :class:`~eincalc.errors.ArgumentError` (a ``TypeError``), disagreeing sizes a
+    :class:`~eincalc.errors.SizeError`. float32 arrays give float32 results. A single
+    expression returns its value; a list returns a tuple. A compressed output (δ ⊗ core)
+    is a :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
 
-    The generated function takes the same arrays positionally, then the sizes of dims
-    no variable carries as keywords. Its parameters are the variable names, except that
-    a name the code needs (``numpy``, ``np``, ``expand``, ``_t<k>``) gets a trailing
+    The generated function takes the arrays it reads, in the same order, then the sizes
+    of dims none of them carries as keywords. Its parameters are the variable names, except that
+    a name the code needs (``numpy``, ``np``, ``StructuredTensor``, ``_t<k>``) gets a trailing
     ``_`` in the source; calling the CompiledFunction by keyword uses the user's names.
     Calls with float64 arrays of shapes seen before skip the size checks (the shapes
     were checked the first time).
 
     Attributes:
         outputs: the expressions, as given.
-        arg_names: the variables, in positional order.
+        signature: the :class:`~eincalc.calling.Signature` (variables in positional order).
+        arg_names: the signature's names.
         dims: every dim the expressions use, in order of first appearance.
         name: the generated function's name.
         backend: the printer used.
@@ -355,7 +361,7 @@ class CompiledFunction:
                 shape = (
                     "(" + ", ".join(self._dim_code[d] for d in c.expr.dims) + ("," if c.expr.ndim == 1 else "") + ")"
                 )
-                results.append(f"({code}, {core_labels!r}, {labels!r}, {shape})")
+                results.append(f"StructuredTensor({code}, {core_labels!r}, {labels!r}, {shape})")
         if self._single:
             final = f"return {results[0]}"
         else:
@@ -373,7 +379,7 @@ class CompiledFunction:
             else:  # the δ ⊗ core text, when the core is small enough to print
                 small = _tree_sizes(topo_order(c.core), FORMULA_NODES)[id(c.core)] <= FORMULA_NODES
                 text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core), 90)
-            how = " as (core, core_labels, labels, shape)" if c is not None else ""
+            how = " as a StructuredTensor" if c is not None else ""
             described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
         planned = ", ".join(f"{d}={sizes[d]}" for d in self._key_dims)
         doc = [
@@ -386,13 +392,13 @@ class CompiledFunction:
             + "the code is correct for any sizes.",
         ]
         if any(c is not None for c in self._compressed):
-            doc += ["A compressed result is (core, core_labels, labels, shape): δ ⊗ core, with equal",
-                    "labels sharing a diagonal; expand(*result) gives the dense array."]  # fmt: skip
+            doc += ["A compressed result (δ ⊗ core) is a StructuredTensor: t.core, t @ v, t.solve(b),",
+                    "t.dense() or numpy.asarray(t) use the structure (the class is defined below)."]  # fmt: skip
         doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
         doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
         lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
         if any(c is not None for c in self._compressed):
-            lines += ["", "", *_EXPAND_SOURCE.splitlines()]
+            lines += ["", "", *structured_source().splitlines()]
         lines += ["", "", f"def {self.name}({signature}):"]
         lines += [f"    {line}" for line in body]
         return "\n".join(lines) + "\n"
@@ -416,10 +422,10 @@ class CompiledFunction:
 
     def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> dict[str, object] | None:
         """Arrays by name in signature order, or None unless the call is only arrays, all needed ones, each once."""
+        if arrays and not self.signature.ordered or len(arrays) > len(self.arg_names):
+            return None
         if not named_arrays and len(arrays) == len(self.arg_names):
             return dict(zip(self.arg_names, arrays))
-        if len(arrays) > len(self.arg_names):
-            return None
         given = dict(zip(self.arg_names, arrays))
         for name in self.arg_names[len(arrays) :]:
             if name in named_arrays:
@@ -496,24 +502,11 @@ class CompiledFunction:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-_EXPAND_SOURCE = '''def expand(core, core_labels, labels, shape):
-    """The dense array of a compressed result: core written along the diagonals of labels."""
-    out = numpy.zeros(shape)
-    unique = "".join(dict.fromkeys(labels))
-    present = "".join(lab for lab in unique if lab in core_labels)
-    view = numpy.einsum(labels + "->" + unique, out)  # a writeable view of the diagonal
-    sizes = dict(zip(labels, shape))
-    core = numpy.einsum(core_labels + "->" + present, numpy.asarray(core, dtype=float))
-    view[...] = core.reshape([sizes[lab] if lab in core_labels else 1 for lab in unique])
-    return out
-'''
-
-
 def _structured(value: Any, c: Compressed | None) -> Any:
+    """The generated module's StructuredTensor as eincalc's (the same class, with eincalc's errors)."""
     if c is None:
         return value
-    core, core_labels, labels, shape = value
-    return StructuredTensor(core, core_labels, labels, shape)
+    return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
 
 
 def _load(source: str, name: str) -> Callable[..., Any]:

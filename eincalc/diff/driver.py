@@ -13,11 +13,10 @@ the cheapest.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
-from eincalc.calling import Signature, remember, signature
+from eincalc.calling import Signature, nearest, remember, signature
 from eincalc.costmodel import cost
 from eincalc.diff.cross_country import cross_country_jacobian
 from eincalc.diff.forward import forward_jacobian
@@ -49,8 +48,8 @@ def _resolve_wrt(expr: Node, wrt: Var | str) -> Var:
         dropped = sig.get(wrt)
         if dropped is not None:
             return dropped  # its derivative is a zero of its dims
-        near = difflib.get_close_matches(wrt, sig.names, n=1)
-        hint = f"did you mean {near[0]!r}? " if near else ""
+        near = nearest(wrt, sig.names)
+        hint = f"did you mean {near!r}? " if near else ""
         raise UnknownNameError(
             f"the expression has no variable {wrt!r} ({hint}its variables: {', '.join(sig.names) or 'none'}); "
             "pass the variable itself to get a zero derivative"

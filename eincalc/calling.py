@@ -104,17 +104,19 @@ def declared(variables: Sequence[Var]) -> Signature:
 def remember(node: Node, sig: Signature) -> Node:
     """Record that ``node`` takes the arrays of ``sig``; returns ``node``.
 
-    Nodes are shared (equal structure is one object: a zero, a gradient that is just
-    ``V``), so a node may be reached from several functions. It then takes the arrays
-    of all of them by keyword (the latest function's first), and positional calls only
-    while their orders agree; where two of them give one name different dims, the
-    latest function's signature wins, for keyword calls only.
+    Nodes are shared (equal structure is one object: a gradient that is just ``V``), so
+    a node may be reached from several functions. It then takes the arrays of all of
+    them by keyword (the latest function's first), and positional calls only while their
+    orders agree; where two of them give one name different dims, the latest function's
+    signature wins, for keyword calls only. A node that reads no variable (a zero, a
+    constant: shared by every function with that value) takes the latest function's.
     """
-    missing = [v for v in _used(node) if sig.get(v.name) is not v]
+    used = _used(node)
+    missing = [v for v in used if sig.get(v.name) is not v]
     full = _union([sig, _by_creation(missing)]) if missing else sig
     with _LOCK:
         old = _REMEMBERED.get(node)
-        if old is None or old == full:
+        if old is None or old == full or not used:
             _REMEMBERED[node] = full
             return node
         common = [n for n in full.names if old.get(n) is not None]
@@ -258,6 +260,28 @@ def nearest(name: str, known: Iterable[str]) -> str | None:
     same = [k for k in known if k.lower() == name.lower()]
     close = same or difflib.get_close_matches(name, known, n=1)
     return close[0] if close else None
+
+
+def check_sizes(sizes: Mapping[Dim, int] | None, dims: Sequence[Dim]) -> SizeDict:
+    """``sizes`` given ahead of a call (``compile(..., sizes=)``), checked against the ``dims`` used."""
+    if sizes is None:
+        return {}
+    if not isinstance(sizes, Mapping):
+        raise ArgumentError(f"sizes must be a dict of dim -> int, got {type(sizes).__name__}")
+    fixed: SizeDict = {}
+    for d, s in sizes.items():
+        if d not in dims:
+            near = nearest(str(d), dims)
+            hint = f"; did you mean {near!r}?" if near else ""
+            raise ArgumentError(
+                f"sizes given for {d}, which the expressions do not use{hint} (dims: {', '.join(dims) or 'none'})"
+            )
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ArgumentError(f"size of dim {d!r} must be a non-negative int, got {s!r}")
+        if dimsmod.is_literal(d) and int(d) != s:
+            raise SizeError(f"dim {d!r} is fixed to {d} but sizes gives {s}")
+        fixed[d] = int(s)
+    return fixed
 
 
 def _unknown(key: str, names: Sequence[str], dims: Sequence[str], caller: str) -> str:

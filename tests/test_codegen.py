@@ -792,9 +792,11 @@ def test_free_dim_needs_a_size(rng: np.random.Generator) -> None:
 
 
 def test_bad_compile_arguments() -> None:
-    with pytest.raises(SizeError, match="which the expressions do not use"):
+    with pytest.raises(ArgumentError, match="which the expressions do not use"):
         compile(X @ w, sizes={"q": 3})
-    with pytest.raises(SizeError, match="non-negative int"):
+    with pytest.raises(ArgumentError, match="did you mean 'n'"):
+        compile(X @ w, sizes={"N": 3})
+    with pytest.raises(ArgumentError, match="non-negative int"):
         compile(X @ w, sizes={"m": "3"})
     with pytest.raises(UnknownNameError, match="known: numpy"):
         compile(X @ w, backend="jax")

@@ -43,12 +43,12 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
-from eincalc.calling import Signature, bind_arguments, cast_result, signature
+from eincalc.calling import Signature, bind_arguments, cast_result, check_sizes, signature
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.costmodel import node_cost
-from eincalc.errors import SizeError, UnknownNameError
+from eincalc.errors import UnknownNameError
 from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
@@ -117,7 +117,8 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
         are, or were derived from) or by name.
 
     Raises:
-        SizeError: for bad ``sizes``.
+        ArgumentError: for ``sizes`` of unknown dims or that are not non-negative ints.
+        SizeError: for ``sizes`` that contradict a fixed dim.
         ShapeError: when two outputs use one name for variables of different dims.
         UnknownNameError: for an unknown backend.
         UnsupportedNodeError: when the backend cannot print a node.
@@ -220,7 +221,7 @@ class CompiledFunction:
         self._free_dims = tuple(d for d in self.dims if d not in carried and not dimsmod.is_literal(d))
         self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d))
         self._params, self._dim_code = self._names()
-        self._fixed = self._check_sizes(sizes)
+        self._fixed = check_sizes(sizes, self.dims)
 
         self._variants: dict[tuple[int, ...], _Variant] = {}
         self._by_shapes: dict[tuple[tuple[int, ...], ...], tuple[_Variant, dict[str, int]]] = {}
@@ -253,26 +254,6 @@ class CompiledFunction:
             if d not in dim_code:
                 dim_code[d] = d if dimsmod.is_literal(d) else fresh(d)
         return params, dim_code
-
-    def _check_sizes(self, sizes: Mapping[str, int] | None) -> SizeDict:
-        if sizes is None:
-            return {}
-        if not isinstance(sizes, Mapping):
-            raise SizeError(f"sizes must be a dict of dim -> int, got {type(sizes).__name__}")
-        unknown = [d for d in sizes if d not in self.dims]
-        if unknown:
-            raise SizeError(
-                f"sizes given for {', '.join(map(str, unknown))}, which the expressions do not use "
-                f"(dims: {', '.join(self.dims) or 'none'})"
-            )
-        fixed: SizeDict = {}
-        for d, s in sizes.items():
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-                raise SizeError(f"size of dim {d!r} must be a non-negative int, got {s!r}")
-            if dimsmod.is_literal(d) and int(d) != s:
-                raise SizeError(f"dim {d!r} is fixed to {d} but sizes gives {s}")
-            fixed[d] = int(s)
-        return fixed
 
     def _key(self, sizes: Mapping[Dim, int]) -> tuple[int, ...]:
         return tuple(sizes[d] for d in self._key_dims)

@@ -242,6 +242,16 @@ def layer():
     return ec.parse("tanh(X @ W)", X="m n", W="n k")
 
 
+def test_jacobians_of_several_variables(layer, rng) -> None:
+    X, W = rng.normal(size=(4, 3)), rng.normal(size=(3, 2))
+    JX, JW = ec.jacobian(layer, ["X", "W"])
+    assert JX.dims == ("m", "k", "m", "n") and JW.dims == ("m", "k", "n", "k")
+    np.testing.assert_allclose(ec.evaluate(JX, X, W), numeric_jacobian(lambda x: np.tanh(x @ W), X), rtol=1e-6)
+    np.testing.assert_allclose(ec.evaluate(JW, X, W), numeric_jacobian(lambda w: np.tanh(X @ w), W), rtol=1e-6)
+    with pytest.raises(ec.NotDifferentiableError, match="use jacobian"):
+        ec.grad(layer, ["X", "W"])
+
+
 def test_jvp_is_j_times_v(layer, rng) -> None:
     X, W, P = rng.normal(size=(5, 3)), rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
     e = ec.jvp(layer, "W", "P")

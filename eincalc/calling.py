@@ -292,6 +292,12 @@ def _unknown(key: str, names: Sequence[str], dims: Sequence[str], caller: str) -
     return f"{caller} has no argument {key!r}{hint} (it takes {takes}{sized})"
 
 
+def real_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array; complex or non-numeric values raise :class:`ArgumentError`."""
+    _compute_dtype({name: value})
+    return np.asarray(value, dtype=float)
+
+
 def _compute_dtype(arrays: Mapping[str, object]) -> np.dtype:
     """float32 when every floating array is float32, else float64; complex and non-numbers refused."""
     kinds = []

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from eincalc import ops
+from eincalc.calling import real_array
 from eincalc.diff import derivative, grad
 from eincalc.errors import ArgumentError, ShapeError, SizeError, UnknownNameError
 from eincalc.expr import Node, Var
@@ -46,7 +47,7 @@ class Objective:
             )
         self.f = f
         self.wrt = [variables[name] for name in wrt]
-        self.data = {k: np.asarray(v, dtype=float) for k, v in data.items()}
+        self.data = {k: real_array(k, v) for k, v in data.items()}
         self.sizes = self._bind_sizes(sizes)
         self.shapes = [tuple(self.sizes[d] for d in v.dims) for v in self.wrt]
         self.splits = np.cumsum([int(np.prod(s, dtype=np.int64)) for s in self.shapes])[:-1]

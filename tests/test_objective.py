@@ -73,6 +73,8 @@ def test_objective_errors(rng):
         ec.objective(f, "z", dict(A=np.eye(2), b=np.ones(2)))
     with pytest.raises(ec.ArgumentError, match="no array for b"):
         ec.objective(f, "x", dict(A=np.eye(2)))
+    with pytest.raises(ec.ArgumentError, match="the array for b is complex"):
+        ec.objective(f, "x", dict(A=np.eye(2), b=np.ones(2) + 1j))
     obj = ec.objective(f, "x", dict(A=np.eye(2), b=np.ones(2)))
     with pytest.raises(ec.ShapeError, match="flat vector of 2"):
         obj.fun(np.zeros(3))

@@ -71,9 +71,10 @@ def vjp(f: Node, wrt: Var | str, cotangent: Node | str) -> Node:
 
     Examples:
         >>> import eincalc as ec
-        >>> A, x = ec.matrix("A", "m n"), ec.vector("x", "n")
-        >>> ec.vjp(ec.tanh(A @ x), x, "u").dims
-        ('n',)
+        >>> layer = ec.parse("tanh(X @ W)", X="m n", W="n k")
+        >>> e = ec.vjp(layer, "W", "G")  # G: (m, k), e: (n, k); the Jacobian would be (m, k, n, k)
+        >>> ec.cost(e, m=1000, n=100, k=10).largest_intermediate
+        10000
     """
     var = _resolve_wrt(f, wrt)
     u = _direction(f, cotangent, f.dims, "cotangent")

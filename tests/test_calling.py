@@ -93,6 +93,21 @@ def test_dims_only_dropped_variables_carried_come_from_their_arrays(mf, rng) -> 
         H(V=V)
 
 
+def test_generated_code_takes_the_functions_arrays_too(mf, rng) -> None:
+    # the source alone (a saved module, the CLI's output) keeps the calling convention
+    T, U, V = rng.normal(size=(5, 4)), rng.normal(size=(5, 2)), rng.normal(size=(4, 2))
+    fn = ec.compile(ec.hessian(mf, "U"))
+    assert "def f(T, U, V):" in fn.source and "T, U only give sizes" in fn.source
+    namespace: dict = {}
+    exec(fn.source, namespace)  # generated code only
+    H = namespace["f"](T, U, V)
+    assert type(H).__name__ == "StructuredTensor" and not isinstance(H, ec.StructuredTensor)
+    expected = numeric_jacobian(lambda u: numeric_jacobian(lambda z: mf_value(T, z, V), u, 1e-4), U, 1e-4)
+    np.testing.assert_allclose(H.dense(), expected, rtol=1e-5, atol=1e-5)
+    g = rng.normal(size=10)
+    np.testing.assert_allclose(H @ g, expected.reshape(10, 10) @ g, rtol=1e-5, atol=1e-5)
+
+
 def test_typos_are_rejected_with_a_suggestion(mf, rng) -> None:
     T, U, V = rng.normal(size=(3, 4)), rng.normal(size=(3, 2)), rng.normal(size=(4, 2))
     fn = ec.compile(ec.grad(mf, "U"))

@@ -15,13 +15,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_derive_matrixcalculus_second_order_as_numpy_code():
     out = run("derive", "x'*A*x", "--dialect", "matrixcalculus", "--wrt", "x", "--order", "2", "--emit", "numpy")
     assert out.returncode == 0, out.stderr
-    assert "def derivative(A)" in out.stdout and "A.T" in out.stdout
+    assert "def derivative(x, A)" in out.stdout and "A.T" in out.stdout
     namespace: dict = {}
     exec(compile(out.stdout, "generated", "exec"), namespace)  # the generated module, not user text
     import numpy as np
 
     A = np.arange(9.0).reshape(3, 3)
-    result = namespace["derivative"](A)
+    result = namespace["derivative"](np.ones(3), A)  # the function's arrays: x gives only sizes
     np.testing.assert_allclose(result, A + A.T)
 
 

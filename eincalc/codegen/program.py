@@ -43,7 +43,7 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
-from eincalc.calling import Signature, bind_arguments, cast_result, check_sizes, signature
+from eincalc.calling import Binding, Signature, bind_arguments, cast_result, check_sizes, signature
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
@@ -151,8 +151,9 @@ class CompiledFunction:
     expression returns its value; a list returns a tuple. A compressed output (δ ⊗ core)
     is a :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
 
-    The generated function takes the arrays it reads, in the same order, then the sizes
-    of dims none of them carries as keywords. Its parameters are the variable names, except that
+    The generated function takes the same arrays positionally (all of them: it may read
+    a size from one it does not compute with), then the sizes of dims no argument
+    carries as keywords. Its parameters are the variable names, except that
     a name the code needs (``numpy``, ``np``, ``StructuredTensor``, ``_t<k>``) gets a trailing
     ``_`` in the source; calling the CompiledFunction by keyword uses the user's names.
     Calls with float64 arrays of shapes seen before skip the size checks (the shapes
@@ -215,9 +216,11 @@ class CompiledFunction:
         variables = {v.name: v for v in self.signature.variables if v.name in used}
         self.arg_names: tuple[str, ...] = self.signature.names
         self._used_names = tuple(variables)
-        self._var_dims = tuple((v.name, v.dims) for v in variables.values())
+        # every argument; sizes are read from the arrays the code reads first
+        dropped = [v for v in self.signature.variables if v.name not in used]
+        self._var_dims = tuple((v.name, v.dims) for v in [*variables.values(), *dropped])
         self.dims: tuple[Dim, ...] = tuple(dict.fromkeys(d for n in everything for d in n.dims))
-        carried = {d for v in variables.values() for d in v.dims}
+        carried = {d for _, dims in self._var_dims for d in dims}
         self._free_dims = tuple(d for d in self.dims if d not in carried and not dimsmod.is_literal(d))
         self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d))
         self._params, self._dim_code = self._names()
@@ -245,7 +248,7 @@ class CompiledFunction:
             taken.add(p)
             return p
 
-        params = {v: fresh(v) for v in self._used_names}
+        params = {v: fresh(v) for v in self.arg_names}
         dim_code: dict[Dim, str] = {}
         for v, dims in self._var_dims:
             for axis, d in enumerate(dims):
@@ -350,7 +353,7 @@ class CompiledFunction:
         return self._module(printer, life.body(final), sizes, nominal)
 
     def _module(self, printer: Printer, body: list[str], sizes: Mapping[Dim, int], nominal: bool) -> str:
-        params = [self._params[v] for v in self._used_names]
+        params = [self._params[v] for v in self.arg_names]
         free = [self._dim_code[d] for d in self._free_dims]
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
@@ -375,6 +378,9 @@ class CompiledFunction:
         if any(c is not None for c in self._compressed):
             doc += ["A compressed result (δ ⊗ core) is a StructuredTensor: t.core, t @ v, t.solve(b),",
                     "t.dense() or numpy.asarray(t) use the structure (the class is defined below)."]  # fmt: skip
+        unread = [self._params[v] for v in self.arg_names if v not in self._used_names]
+        if unread:
+            doc.append(f"It takes the arrays of the function it was derived from; {', '.join(unread)} only give sizes.")
         doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
         doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
         lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
@@ -397,9 +403,10 @@ class CompiledFunction:
                 hit = self._by_shapes.get(tuple([(k, a.shape) for k, a in given.items()]))  # type: ignore[attr-defined]
         if hit is None:
             return self._call_checked(arrays, named_arrays, cache=given is not None)
-        variant, free = hit
+        variant, free, stand_ins = hit
         self._last = variant
-        return self._finish(variant.function(*[given[k] for k in self._used_names], **free))  # type: ignore[index]
+        args = [given[k] if k in given else stand_ins[k] for k in self.arg_names]  # type: ignore[index,operator]
+        return self._finish(variant.function(*args, **free))
 
     def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> dict[str, object] | None:
         """Arrays by name in signature order, or None unless the call is only arrays, all needed ones, each once."""
@@ -429,17 +436,32 @@ class CompiledFunction:
                 self._variants.pop(next(iter(self._variants)))
             self._variants[key] = variant
         free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
+        stand_ins = self._stand_ins(bound)
         if cache and bound.dtype == _FLOAT64:  # the shapes alone now determine the sizes: later calls skip checks
             if len(self._by_shapes) >= MAX_VARIANTS:
                 self._by_shapes.clear()
-            self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free)
+            self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free, stand_ins)
         self._last = variant
-        result = self._finish(variant.function(*[bound.arrays[k] for k in self._used_names], **free))
+        args = [bound.arrays[k] if k in bound.arrays else stand_ins[k] for k in self.arg_names]
+        result = self._finish(variant.function(*args, **free))
         if bound.dtype == _FLOAT64:
             return result
         if self._single:
             return cast_result(result, bound.dtype)
         return tuple(cast_result(r, bound.dtype) for r in result)
+
+    def _stand_ins(self, bound: Binding) -> dict[str, np.ndarray]:
+        """Arrays for the arguments not given, which the code does not read: zero-stride views of the bound sizes.
+
+        The generated function takes every argument (a saved module keeps the calling
+        convention); at most it reads a size from one it does not compute with.
+        """
+        zero = np.zeros((), bound.dtype)
+        return {
+            v.name: np.broadcast_to(zero, tuple(bound.sizes.get(d, 0) for d in v.dims))
+            for v in self.signature.variables
+            if v.name not in bound.arrays
+        }
 
     def _finish(self, result: Any) -> Any:
         if self._plain:

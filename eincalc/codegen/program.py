@@ -37,13 +37,12 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
-from eincalc.calling import Binding, Signature, bind_arguments, cast_result, check_sizes, signature
+from eincalc.calling import Signature, check_sizes, signature
+from eincalc.codegen.caller import Caller
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
@@ -74,7 +73,6 @@ MAX_VARIANTS = 64
 FORMULA_NODES = 40
 """Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
 
-_FLOAT64 = np.dtype(np.float64)
 
 COMMENT_CHARS = 64
 LINE_CHARS = 110
@@ -157,7 +155,7 @@ class CompiledFunction:
     a name the code needs (``numpy``, ``np``, ``StructuredTensor``, ``_t<k>``) gets a trailing
     ``_`` in the source; calling the CompiledFunction by keyword uses the user's names.
     Calls with float64 arrays of shapes seen before skip the size checks (the shapes
-    were checked the first time).
+    were checked the first time; :mod:`eincalc.codegen.caller`).
 
     Attributes:
         outputs: the expressions, as given.
@@ -227,7 +225,18 @@ class CompiledFunction:
         self._fixed = check_sizes(sizes, self.dims)
 
         self._variants: dict[tuple[int, ...], _Variant] = {}
-        self._by_shapes: dict[tuple[tuple[int, ...], ...], tuple[_Variant, dict[str, int]]] = {}
+        self._caller = Caller(
+            self.signature,
+            self._used_names,
+            self.dims,
+            self._fixed,
+            {d: self._dim_code[d] for d in self._free_dims},
+            f"{self.name}()",
+            self._variant_for,
+            self._use,
+            self._finish,
+            self._single,
+        )
         self._plain = all(c is None for c in self._compressed)
         self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
         planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
@@ -392,76 +401,22 @@ class CompiledFunction:
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *arrays: object, **named_arrays: object) -> Any:
-        # Fast path: float64 arrays (nothing else) whose shapes were seen, and checked, before.
-        given = self._gather(arrays, named_arrays)
-        hit = None
-        if given is not None:
-            for a in given.values():
-                if type(a) is not np.ndarray or a.dtype != _FLOAT64:
-                    break
-            else:
-                hit = self._by_shapes.get(tuple([(k, a.shape) for k, a in given.items()]))  # type: ignore[attr-defined]
-        if hit is None:
-            return self._call_checked(arrays, named_arrays, cache=given is not None)
-        variant, free, stand_ins = hit
-        self._last = variant
-        args = [given[k] if k in given else stand_ins[k] for k in self.arg_names]  # type: ignore[index,operator]
-        return self._finish(variant.function(*args, **free))
+        return self._caller(arrays, named_arrays)
 
-    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> dict[str, object] | None:
-        """Arrays by name in signature order, or None unless the call is only arrays, all needed ones, each once."""
-        if arrays and not self.signature.ordered or len(arrays) > len(self.arg_names):
-            return None
-        if not named_arrays and len(arrays) == len(self.arg_names):
-            return dict(zip(self.arg_names, arrays))
-        given = dict(zip(self.arg_names, arrays))
-        for name in self.arg_names[len(arrays) :]:
-            if name in named_arrays:
-                given[name] = named_arrays[name]
-        if len(given) != len(arrays) + len(named_arrays) or any(n not in given for n in self._used_names):
-            return None  # dim sizes, unknown names, arrays given twice or missing: the checked path says which
-        return given
-
-    def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
-        """Bind and check the arrays (:func:`eincalc.calling.bind_arguments`), pick (or plan) the variant, call it."""
-        bound = bind_arguments(
-            self.signature, self._used_names, self.dims, arrays, named_arrays, self._fixed, f"{self.name}()"
-        )
-        sizes = bound.sizes
+    def _variant_for(self, sizes: SizeDict) -> _Variant:
+        """The code for ``sizes`` (every dim), planned on first use and cached."""
         key = self._key(sizes)
         variant = self._variants.get(key)
         if variant is None:
-            variant = self._build({d: sizes[d] for d in self.dims}, nominal=False)
+            variant = self._build(sizes, nominal=False)
             if len(self._variants) >= MAX_VARIANTS:
                 self._variants.pop(next(iter(self._variants)))
             self._variants[key] = variant
-        free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
-        stand_ins = self._stand_ins(bound)
-        if cache and bound.dtype == _FLOAT64:  # the shapes alone now determine the sizes: later calls skip checks
-            if len(self._by_shapes) >= MAX_VARIANTS:
-                self._by_shapes.clear()
-            self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free, stand_ins)
+        return variant
+
+    def _use(self, variant: _Variant) -> Callable[..., Any]:
         self._last = variant
-        args = [bound.arrays[k] if k in bound.arrays else stand_ins[k] for k in self.arg_names]
-        result = self._finish(variant.function(*args, **free))
-        if bound.dtype == _FLOAT64:
-            return result
-        if self._single:
-            return cast_result(result, bound.dtype)
-        return tuple(cast_result(r, bound.dtype) for r in result)
-
-    def _stand_ins(self, bound: Binding) -> dict[str, np.ndarray]:
-        """Arrays for the arguments not given, which the code does not read: zero-stride views of the bound sizes.
-
-        The generated function takes every argument (a saved module keeps the calling
-        convention); at most it reads a size from one it does not compute with.
-        """
-        zero = np.zeros((), bound.dtype)
-        return {
-            v.name: np.broadcast_to(zero, tuple(bound.sizes.get(d, 0) for d in v.dims))
-            for v in self.signature.variables
-            if v.name not in bound.arrays
-        }
+        return variant.function
 
     def _finish(self, result: Any) -> Any:
         if self._plain:

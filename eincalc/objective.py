@@ -128,8 +128,10 @@ class Objective:
 
     @staticmethod
     def _used(fn: object, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # data may hold arrays the expression does not take; a variable simplification
+        # dropped is an argument without an array (it is optional)
         names = getattr(fn, "arg_names", None)
-        return dict(arrays) if names is None else {k: arrays[k] for k in names}
+        return dict(arrays) if names is None else {k: arrays[k] for k in names if k in arrays}
 
     def fun(self, x: np.ndarray) -> float:
         """f(x)."""

@@ -93,3 +93,13 @@ def test_objective_is_not_stale_after_its_data_change(rng):
     np.testing.assert_allclose(obj.jac(x), 2 * A.T @ (A @ x - b2))
     obj.data["A"][0, 0] += 1.0  # changed in place
     assert obj.fun(x) == pytest.approx(np.sum((obj.data["A"] @ x - b2) ** 2))
+
+
+def test_objective_of_a_function_with_a_dropped_variable(rng):
+    f = ec.parse("sum((A @ x - b) ** 2) + sum(z ** 0)", A="m n", x="n", b="m", z="n")  # z only adds n
+    A, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    obj = ec.objective(f, "x", dict(A=A, b=b))
+    x = rng.normal(size=3)
+    assert obj.fun(x) == pytest.approx(np.sum((A @ x - b) ** 2) + 3)
+    np.testing.assert_allclose(obj.jac(x), 2 * A.T @ (A @ x - b))
+    np.testing.assert_allclose(obj.hess(x), 2 * A.T @ A)

@@ -76,15 +76,16 @@ from eincalc.structure import Compressed, StructuredTensor, compress
 from eincalc.viz import draw, render_svg, to_dot, to_networkx
 
 __all__ = [
-    "abs", "Add", "ArgumentError", "compile", "CompiledFunction", "compress", "Compressed", "Const", "cos", "cost",
-    "CostReport", "Delta", "derivative", "det", "diag", "divide", "dot", "draw", "dump", "EincalcError", "Einsum",
-    "einsum", "einsum_form", "Elementwise", "ELIMINATION_ORDERS", "evaluate", "exp", "eye", "grad", "hessian",
-    "hvp", "identity", "IndexMismatchError", "inv", "jacobian", "jvp", "latex", "log", "log_softmax", "logdet",
-    "logsumexp", "matmul", "matrix", "mean", "multiply", "Node", "norm1", "norm2", "NotDifferentiableError",
-    "Objective", "objective", "ones", "outer", "parse", "ParseError", "relu", "render_svg", "scalar", "ShapeError",
-    "sigmoid", "sign", "signature", "Signature", "simplify", "SimplifyOptions", "sin", "SizeError", "softmax",
-    "softplus", "sqrt", "step", "StructuredTensor", "sum", "tan", "tanh", "tensor", "to_dot", "to_networkx",
-    "to_numpy_syntax", "topo_order", "trace", "trace_table", "TraceTable", "transpose", "Unary", "UnknownNameError",
-    "UnsupportedNodeError", "value_and_grad", "Var", "vector", "vjp", "zeros",
+    "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
+    "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective", "objective",
+    "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature",
+    "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table",
+    "Add", "ArgumentError", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
+    "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
+    "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
+    "einsum_form", "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet",
+    "logsumexp", "matmul", "matrix", "mean", "multiply", "norm1", "norm2", "ones", "outer", "parse",
+    "relu", "scalar", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "step", "sum", "tan",
+    "tanh", "tensor", "to_numpy_syntax", "topo_order", "trace", "transpose", "vector", "zeros",
 ]  # fmt: skip
 

@@ -11,6 +11,9 @@ else, not even other names of this module.
 
 from __future__ import annotations
 
+import functools
+import pathlib
+
 import numpy
 
 
@@ -126,8 +129,13 @@ class StructuredTensor:
         return x.reshape(-1) if flat else x
 
 
+@functools.cache
 def structured_source() -> str:
-    """The source of :class:`StructuredTensor`, for a generated module."""
-    import inspect
+    """The source of :class:`StructuredTensor`, for a generated module (read once).
 
-    return inspect.getsource(StructuredTensor)
+    Sliced from this file, which is quicker than ``inspect.getsource`` (about 20 ms): the
+    class ends at the first two blank lines after it.
+    """
+    text = pathlib.Path(__file__).read_text(encoding="utf-8")
+    start = text.index("class StructuredTensor:")
+    return text[start : text.index("\n\n\n", start)]

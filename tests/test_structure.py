@@ -144,3 +144,16 @@ def test_higher_order_dims():
     A = ec.matrix("A", "n n")
     D3 = ec.derivative(ec.det(A), "A", order=3, mode="cross_country")
     assert D3.dims == ("n",) * 6
+
+
+def test_generated_modules_carry_the_whole_runtime_class():
+    import inspect
+
+    from eincalc import runtime
+
+    assert runtime.structured_source() == inspect.getsource(runtime.StructuredTensor).rstrip("\n")
+    namespace: dict = {"numpy": np}
+    exec(runtime.structured_source(), namespace)  # our own source: it needs only numpy
+    t = namespace["StructuredTensor"](np.array([2.0, 3.0]), "a", "aa", (2, 2))
+    np.testing.assert_allclose(t.dense(), np.diag([2.0, 3.0]))
+    np.testing.assert_allclose(t.solve(np.array([2.0, 3.0])), [1.0, 1.0])

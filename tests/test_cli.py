@@ -70,3 +70,11 @@ def test_bad_input_is_one_line_and_nonzero(args, message):
 def test_bad_var_declaration_is_reported_by_argparse():
     out = run("derive", "x", "--var", "x")
     assert out.returncode == 2 and "NAME:dim" in out.stderr
+
+
+def test_derive_mixed_partial():
+    out = run("derive", "sum((T - U @ V.T) ** 2)", "--var", "T:m,n", "--var", "U:m,k", "--var", "V:n,k", "--wrt", "U,V")
+    assert out.returncode == 0, out.stderr
+    assert "U" in out.stdout and "V" in out.stdout and "T" in out.stdout
+    bad = run("derive", "x @ x", "--var", "x:n", "--wrt", "x,x", "--order", "2")
+    assert bad.returncode == 2 and "not both" in bad.stderr

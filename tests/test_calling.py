@@ -203,6 +203,20 @@ def test_dropped_variable_has_a_zero_derivative(text, decl, dialect, wrt, shape,
     np.testing.assert_allclose(np.asarray(ec.compile(d)(*arrays.values())), expected, atol=1e-6)
 
 
+def test_dropped_variable_in_sequences_and_directional_derivatives(rng) -> None:
+    f = ec.parse("sum(x*y) - sum(y*x) + sum(y**2)", x="n", y="n")
+    x, y, v = rng.normal(size=(3, 4))
+    gx, gy = ec.grad(f, ["x", "y"])
+    np.testing.assert_allclose(ec.evaluate(gx, x, y), np.zeros(4))
+    np.testing.assert_allclose(ec.evaluate(gy, x, y), numeric_jacobian(lambda z: np.sum(z**2), y), rtol=1e-6)
+    blocks = ec.hessian(f, ["x", "y"])
+    np.testing.assert_allclose(ec.evaluate(blocks[0][1], x, y), np.zeros((4, 4)))
+    np.testing.assert_allclose(np.asarray(ec.evaluate(blocks[1][1], x, y)), 2 * np.eye(4))
+    for e in (ec.jvp(f, "x", "v"), ec.hvp(f, "x", "v")):
+        np.testing.assert_allclose(ec.compile(e)(x, y, v), np.zeros([4] * e.ndim))
+    np.testing.assert_allclose(ec.compile(ec.vjp(ec.parse("x ** 0 * y", x="n", y="n"), "x", "u"))(x, y, v), 0.0)
+
+
 # --------------------------------------------------------------------------------------
 # sequences of variables: mixed partials, several gradients, blocks
 # --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class StructuredTensor:
 
     error = ValueError
 
-    def __init__(self, core, core_labels, labels, shape):
+    def __init__(self, core: numpy.ndarray, core_labels: str, labels: str, shape: tuple) -> None:
         core = numpy.asarray(core)
         self.core = core if core.dtype.kind == "f" else core.astype(float)
         self.core_labels = core_labels
@@ -42,20 +42,20 @@ class StructuredTensor:
             )
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def dtype(self):
+    def dtype(self) -> numpy.dtype:
         return self.core.dtype
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"StructuredTensor(shape={self.shape}, labels={self.labels!r}, "
             f"core over {self.core_labels!r} with shape {self.core.shape})"
         )
 
-    def dense(self):
+    def dense(self) -> numpy.ndarray:
         """The full array (allocates every entry)."""
         out = numpy.zeros(self.shape, dtype=self.core.dtype)
         unique = "".join(dict.fromkeys(self.labels))
@@ -67,18 +67,18 @@ class StructuredTensor:
         view[...] = numpy.einsum(f"{self.core_labels}{''.join(missing)}->{unique}", full)
         return out
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: object = None, copy: object = None) -> numpy.ndarray:
         dense = self.dense()
         return dense if dtype is None else dense.astype(dtype)
 
-    def _unflatten(self, x, axes):
+    def _unflatten(self, x: numpy.ndarray, axes: tuple) -> tuple:
         """``x`` shaped as ``axes`` (half of the axes) when it comes flat, and whether it did."""
         x = numpy.asarray(x)
         if x.ndim == 1 and len(axes) > 1 and 2 * len(axes) == self.ndim and x.size == numpy.prod(axes):
             return x.reshape(axes), True
         return x, False
 
-    def matvec(self, v):
+    def matvec(self, v: numpy.ndarray) -> numpy.ndarray:
         """Contract the trailing ``v.ndim`` axes with ``v`` (H·v for a Hessian)."""
         v, flat = self._unflatten(v, self.shape[self.ndim // 2 :])
         r = self.ndim - v.ndim
@@ -93,10 +93,10 @@ class StructuredTensor:
             result = numpy.tensordot(self.dense(), v, axes=v.ndim)
         return result.reshape(-1) if flat else result
 
-    def __matmul__(self, v):
+    def __matmul__(self, v: numpy.ndarray) -> numpy.ndarray:
         return self.matvec(v)
 
-    def solve(self, b):
+    def solve(self, b: numpy.ndarray) -> numpy.ndarray:
         """``x`` with ``self.matvec(x) == b``, using the block structure where there is one."""
         b, flat = self._unflatten(b, self.shape[: self.ndim // 2])
         r = self.ndim - b.ndim

@@ -35,7 +35,7 @@ T3 = ec.tensor("T", "m n k")
 S3 = ec.tensor("S", "m n n")
 C = ec.matrix("C", "n k")
 
-SIZES = {"m": 4, "n": 3, "k": 5}
+SIZES = {"m": 4, "n": 3, "k": 5, "p": 4}
 
 
 def body(source: str) -> str:
@@ -165,16 +165,18 @@ def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
     )
 
 
-H_CORE = algebra.einsum([algebra.delta(("m",)), V.T @ V], ["ij", "ab"], "iajb", 2.0)
+# Built by hand, with a dim p of its own: the Hessian of ‖T − UVᵀ‖² in U that other test
+# modules derive would be this very node (nodes are shared) and take (T, U, V).
+H_CORE = algebra.einsum([algebra.delta(("p",)), V.T @ V], ["ij", "ab"], "iajb", 2.0)
 
 
 def test_golden_delta_core_compressed() -> None:
     f = compile(H_CORE)
     assert body(f.source) == textwrap.dedent(
         """\
-        def f(V, *, m):
+        def f(V, *, p):
             _t0 = 2.0 * (V.T @ V)
-            return StructuredTensor(_t0, 'bc', 'abac', (m, V.shape[1], m, V.shape[1]))
+            return StructuredTensor(_t0, 'bc', 'abac', (p, V.shape[1], p, V.shape[1]))
         """
     )
     assert "class StructuredTensor:" in f.source
@@ -184,8 +186,8 @@ def test_golden_delta_core_dense_writes_the_diagonal() -> None:
     f = compile(H_CORE, dense=True)
     assert body(f.source) == textwrap.dedent(
         """\
-        def f(V, *, m):
-            _t0 = numpy.zeros((m, V.shape[1], m, V.shape[1]))  # 2.0 * einsum('ac,eb,ed->abcd', eye('m'), V, V)
+        def f(V, *, p):
+            _t0 = numpy.zeros((p, V.shape[1], p, V.shape[1]))  # 2.0 * einsum('eb,ed,ac->abcd', V, V, eye('p'))
             numpy.einsum('abac->abc', _t0)[...] = 2.0 * (V.T @ V)
             return _t0
         """
@@ -316,7 +318,9 @@ def test_golden_dead_temporaries_are_deleted() -> None:
     # _t0 goes once read for the last time; the scalars _t1 and _t2 stay; _t7 and _t8 name
     # one array (the sum is written into it) and go together; nothing goes just before the
     # return, and the outputs never.
-    assert code_only(f.source) == textwrap.dedent(
+    # (The parameters are X, A, w in the order the process first created them: other
+    # test modules may have made w before A.)
+    assert code_only(f.source).replace(f"def f({', '.join(f.arg_names)}):", "def f(X, A, w):") == textwrap.dedent(
         """\
         def f(X, A, w):
             _t0 = X @ A
@@ -438,8 +442,8 @@ CURATED = {
     "eye plus": A + ec.eye("n"),
     "scaled eye plus": A - 2 * ec.eye("n") + 1,
     "delta core": H_CORE,
-    "delta sum": H_CORE + algebra.einsum([algebra.delta(("m",)), C.T @ C], ["ij", "ab"], "iajb"),
-    "delta plus dense": H_CORE + ec.ones("m k m k"),
+    "delta sum": H_CORE + algebra.einsum([algebra.delta(("p",)), C.T @ C], ["ij", "ab"], "iajb"),
+    "delta plus dense": H_CORE + ec.ones("p k p k"),
     "constant": ec.ones("m n") * 3.0,
     "softmax": ec.softmax(X),
     "softmax axis 0": ec.softmax(X, axis=0),
@@ -560,11 +564,11 @@ def test_random_derivatives(case: object) -> None:
 def test_compressed_output_is_structured(rng: np.random.Generator) -> None:
     Vv = rng.standard_normal((3, 5))
     f = compile(H_CORE)
-    h = f(Vv, m=4)
+    h = f(Vv, p=4)
     assert isinstance(h, StructuredTensor)
     assert h.shape == (4, 5, 4, 5) and h.core.shape == (5, 5)
-    np.testing.assert_allclose(h.dense(), ec.evaluate(H_CORE, V=Vv, m=4))
-    dense = compile(H_CORE, dense=True)(Vv, m=4)
+    np.testing.assert_allclose(h.dense(), ec.evaluate(H_CORE, V=Vv, p=4))
+    dense = compile(H_CORE, dense=True)(Vv, p=4)
     assert isinstance(dense, np.ndarray)
     np.testing.assert_allclose(dense, h.dense())
 
@@ -611,7 +615,7 @@ def test_saved_module_runs_without_eincalc(tmp_path: object, rng: np.random.Gene
     f = compile(outs, name="objective")
     arrays = arrays_for([loss], rng)
     Vv = rng.standard_normal((3, 5))
-    expected = f(**arrays, V=Vv, m=4)
+    expected = f(**arrays, V=Vv, p=4)
     path = f.save(os.path.join(str(tmp_path), "generated_objective.py"))
     np.savez(os.path.join(str(tmp_path), "inputs.npz"), V=Vv, **arrays)
     code = textwrap.dedent(
@@ -626,7 +630,7 @@ def test_saved_module_runs_without_eincalc(tmp_path: object, rng: np.random.Gene
         import numpy as np
         import generated_objective as g
         data = np.load("inputs.npz")
-        value, grad, hess = g.objective(**{k: data[k] for k in data.files})
+        value, grad, hess = g.objective(**{k: data[k] for k in data.files}, p=4)
         np.savez("outputs.npz", value=value, grad=grad, hess=hess.dense(), matvec=hess @ np.arange(20.0))
         print(sorted(name for name in sys.modules if name.split(".")[0] in ("eincalc", "opt_einsum", "sympy")))
         """
@@ -648,7 +652,8 @@ def test_same_input_same_source() -> None:
     loss = ec.simplify(ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m"))
     outs = [loss, ec.grad(loss, "w"), ec.hessian(loss, "w"), H_CORE]
     assert compile(outs).source == compile(outs).source
-    assert compile(outs, sizes={"m": 7, "n": 3, "k": 2}).source == compile(outs, sizes={"m": 7, "n": 3, "k": 2}).source
+    sizes = {"m": 7, "n": 3, "k": 2, "p": 5}
+    assert compile(outs, sizes=sizes).source == compile(outs, sizes=sizes).source
 
 
 def test_source_does_not_depend_on_hash_seed(tmp_path: object) -> None:
@@ -788,7 +793,7 @@ def test_free_dim_needs_a_size(rng: np.random.Generator) -> None:
     f = compile(H_CORE)
     with pytest.raises(SizeError, match="no size for dim"):
         f(rng.random((3, 2)))
-    assert compile(H_CORE, sizes={"m": 2})(rng.random((3, 2))).shape == (2, 2, 2, 2)
+    assert compile(H_CORE, sizes={"p": 2})(rng.random((3, 2))).shape == (2, 2, 2, 2)
 
 
 def test_bad_compile_arguments() -> None:

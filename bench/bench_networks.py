@@ -332,6 +332,116 @@ def bench_layer_hessian(budget: float) -> None:
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
+def _im2col(x: np.ndarray, k: int) -> np.ndarray:
+    """(b, h, w, c) padded by k // 2 → (b, h, w, k·k·c) patches (offsets major, channels minor)."""
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    b, h, w, c = x.shape
+    return np.concatenate([xp[:, u : u + h, v : v + w, :] for u in range(k) for v in range(k)], axis=3)
+
+
+def _col2im(cols: np.ndarray, k: int, c: int) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: patches added back into a (b, h, w, c) array."""
+    b, h, w, _ = cols.shape
+    p = k // 2
+    out = np.zeros((b, h + 2 * p, w + 2 * p, c))
+    for n, (u, v) in enumerate((u, v) for u in range(k) for v in range(k)):
+        out[:, u : u + h, v : v + w, :] += cols[:, :, :, n * c : (n + 1) * c]
+    return out[:, p : p + h, p : p + w, :]
+
+
+def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
+    """conv 1→6 (3×3) → relu → conv 6→16 (3×3) → relu → avg-pool 2 → dense 64 → relu → dense 10, cross-entropy."""
+    half = side // 2
+    decls = dict(X=f"b 1 {side} {side}", K1="6 1 3 3", c1="6", K2="16 6 3 3", c2="16", W1=f"16 {half} {half} 64",
+                 d1="64", W2="64 10", Y="b 10")  # fmt: skip
+    text = (
+        f"-sum(Y * log_softmax(relu(einsum('bcij,cije->be', avg_pool2d(relu(conv2d(relu(conv2d(X, K1, padding=1) "
+        f"+ einsum('c,bcij->bcij', c1, ones('b 6 {side} {side}'))), K2, padding=1) "
+        f"+ einsum('c,bcij->bcij', c2, ones('b 16 {side} {side}'))), size=2), W1) + d1) @ W2, axis=1)) / {batch}"
+    )
+    params = ["K1", "c1", "K2", "c2", "W1", "d1", "W2"]
+    rng = np.random.default_rng(0)
+    shapes = dict(K1=(6, 1, 3, 3), c1=(6,), K2=(16, 6, 3, 3), c2=(16,), W1=(16, half, half, 64), d1=(64,), W2=(64, 10))
+    a = {p: rng.normal(size=sh) / np.sqrt(np.prod(sh[1:]) if len(sh) > 1 else 8) for p, sh in shapes.items()}
+    a["X"] = rng.normal(size=(batch, 1, side, side))
+    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    start = time.perf_counter()
+    f = ec.parse(text, **decls)
+    grads = [ec.grad(f, p) for p in params]
+    fn = ec.compile(grads, sizes={"b": batch})
+    setup = time.perf_counter() - start
+
+    def hand() -> list[np.ndarray]:
+        """An im2col backward pass, channels last, as one would write it by hand."""
+        x = a["X"].transpose(0, 2, 3, 1)
+        k1 = a["K1"].transpose(2, 3, 1, 0).reshape(9, 6)
+        k2 = a["K2"].transpose(2, 3, 1, 0).reshape(54, 16)
+        cols1 = _im2col(x, 3)
+        a1 = np.maximum(cols1 @ k1 + a["c1"], 0.0)
+        cols2 = _im2col(a1, 3)
+        z2 = cols2 @ k2 + a["c2"]
+        a2 = np.maximum(z2, 0.0)
+        pooled = a2.reshape(batch, half, 2, half, 2, 16).mean(axis=(2, 4))  # (b, h/2, w/2, 16)
+        w1 = a["W1"].transpose(1, 2, 0, 3).reshape(-1, 64)
+        flat = pooled.reshape(batch, -1)
+        z3 = flat @ w1 + a["d1"]
+        h3 = np.maximum(z3, 0.0)
+        z = h3 @ a["W2"]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        gW2 = h3.T @ dz
+        dz3 = (dz @ a["W2"].T) * (z3 > 0)
+        gW1, gd1 = flat.T @ dz3, dz3.sum(axis=0)
+        dpool = (dz3 @ w1.T).reshape(batch, half, 1, half, 1, 16) / 4.0
+        dz2 = np.broadcast_to(dpool, (batch, half, 2, half, 2, 16)).reshape(batch, side, side, 16) * (z2 > 0)
+        gK2, gc2 = cols2.reshape(-1, 54).T @ dz2.reshape(-1, 16), dz2.sum(axis=(0, 1, 2))
+        da1 = _col2im(dz2 @ k2.T, 3, 6) * (a1 > 0)
+        gK1, gc1 = cols1.reshape(-1, 9).T @ da1.reshape(-1, 6), da1.sum(axis=(0, 1, 2))
+        return [
+            gK1.reshape(3, 3, 1, 6).transpose(3, 2, 0, 1), gc1, gK2.reshape(3, 3, 6, 16).transpose(3, 2, 0, 1), gc2,
+            gW1.reshape(half, half, 16, 64).transpose(2, 0, 1, 3), gd1, gW2,
+        ]  # fmt: skip
+
+    peers = {}
+    if torch is not None:
+        F = torch.nn.functional
+        t = {k: torch.from_numpy(v) for k, v in a.items()}
+        tp = [t[p].clone().requires_grad_(True) for p in params]
+
+        def torch_grads() -> list:
+            K1, c1, K2, c2, W1, d1, W2 = tp
+            h = F.relu(F.conv2d(F.relu(F.conv2d(t["X"], K1, c1, padding=1)), K2, c2, padding=1))
+            h = F.avg_pool2d(h, 2)
+            z = F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2
+            loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / batch
+            return list(torch.autograd.grad(loss, tp))
+
+        peers["torch"] = torch_grads
+    if jax is not None:
+
+        def jloss(K1, c1, K2, c2, W1, d1, W2, X, Y):
+            dn = ("NCHW", "OIHW", "NCHW")
+            conv = jax.lax.conv_general_dilated
+            h = jax.nn.relu(conv(X, K1, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn) + c1[:, None, None])
+            h = jax.nn.relu(conv(h, K2, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn) + c2[:, None, None])
+            h = h.reshape(batch, 16, half, 2, half, 2).mean(axis=(3, 5))
+            z = jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2
+            return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
+
+        jg = jax.jit(jax.grad(jloss, argnums=tuple(range(7))))
+        jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
+        peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
+    want = hand()
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    sizes = {"b": batch}
+    temp = ec.cost(grads, **sizes).largest_intermediate
+    hand_temp = batch * side * side * 54  # the second layer's im2col matrix
+    row(f"CNN {side}×{side} b{batch} (conv-conv-pool-dense-dense)", hand, lambda: fn(**a), setup, budget, peers,
+        f"{temp / hand_temp:.2f}", ok)  # fmt: skip
+
+
 def bench_derivation(depths: list[int]) -> None:
     """Derivation + compile time of all gradients of a tanh MLP (width 64, squared loss) vs depth, per mode."""
     print(f"\n{'derivation + compile of all gradients':<40} " + " ".join(f"{'depth ' + str(d):>11}" for d in depths))
@@ -368,6 +478,9 @@ def main() -> None:
     for name, net in nets:
         bench_gradients(name, net, budget)
     bench_hidden_bias(budget)
+    bench_cnn(8, budget)
+    if not quick:
+        bench_cnn(28, budget)
     bench_hvp(budget)
     bench_layer_hessian(budget)
     bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])

@@ -9,6 +9,7 @@ __version__ = "0.1.0"  # first: submodules (codegen) read it while the package i
 from eincalc.accumulation import TraceTable, trace_table
 from eincalc.calling import Signature, signature
 from eincalc.codegen import CompiledFunction, compile
+from eincalc.convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, shift, windows
 from eincalc.costmodel import CostReport, cost
 from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from eincalc.errors import (
@@ -22,7 +23,7 @@ from eincalc.errors import (
     UnknownNameError,
     UnsupportedNodeError,
 )
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import dump, topo_order
 from eincalc.interpreter import evaluate
 from eincalc.latex import latex
@@ -87,5 +88,6 @@ __all__ = [
     "logsumexp", "matmul", "matrix", "mean", "multiply", "norm1", "norm2", "ones", "outer", "parse",
     "relu", "scalar", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "step", "sum", "tan",
     "tanh", "tensor", "to_numpy_syntax", "topo_order", "trace", "transpose", "vector", "zeros",
+    "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "shift", "windows",
 ]  # fmt: skip
 

@@ -33,7 +33,7 @@ from opt_einsum import get_symbol
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
 from eincalc.errors import IndexMismatchError, ShapeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 
 _fresh_counter = itertools.count()
 
@@ -148,12 +148,20 @@ Flattening is what makes products canonical, but a chain built link by link (the
 back-propagated signal of a deep network, one layer at a time) would be rebuilt in
 full at every link: quadratic work and memory in its length. Past this size the
 chain is cut into pieces of at most this many operands. Products with unit tensors
-are always flattened (their δ must meet the other factors to be eliminated).
+are always flattened (their δ must meet the other factors to be eliminated); products
+with window tensors are only when nothing joins them (a scaling, a sum): a convolution
+stays one product of its input, so code
+generation can lower it to a window view (a window tensor meeting another one on an
+index, as in the gradient of a pooled convolution, has no such form).
 """
 
 
 def _has_delta(node: Einsum) -> bool:
     return any(isinstance(op, Delta) for op in node.operands)
+
+
+def _has_shift(node: Einsum) -> bool:
+    return any(isinstance(op, Shift) for op in node.operands)
 
 
 def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
@@ -164,13 +172,16 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []
+    alone = sum(1 for op, _ in factors if not isinstance(op, Const)) == 1  # a scaling, transposition or sum
     for op, idx in factors:
         if isinstance(op, Const):
             if op.value == 0.0 or coef == 0.0:
                 return zeros(out_dims)
             coef *= op.value
             flat.extend(_ones_factors(idx, index_dim))
-        elif isinstance(op, Einsum) and (len(op.operands) < MAX_INLINE or _has_delta(op)):
+        elif isinstance(op, Einsum) and (
+            _has_delta(op) or (len(op.operands) < MAX_INLINE and (alone or not _has_shift(op)))
+        ):
             coef *= op.coef
             flat.extend(_inline(op, idx, index_dim))
         elif isinstance(op, Delta):

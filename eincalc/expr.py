@@ -6,6 +6,7 @@ The node set is closed:
 ``Var``        an input tensor with named dims, e.g. ``X: (m, n)``
 ``Const``      a tensor of the given dims filled with one number (a scalar if dims is ())
 ``Delta``      the unit tensor over ``dims``: dims ``dims + dims``, δ[i…, j…] = Π δ(iₖ, jₖ)
+``Shift``      the 0/1 window tensor of a convolution or pooling (a structured constant)
 ``Einsum``     ``coef · einsum('s1,s2,…->s0', A1, A2, …)``; ``C = A *(s1,s2,s3) B`` is the
                two-operand case
 ``Add``        the sum of terms of equal dims
@@ -247,6 +248,45 @@ class Delta(Node):
         return Delta._intern((base,), (), base + base)
 
 
+class Shift(Node):
+    """The 0/1 tensor of a sliding window: ``S[i, k, o] = 1`` iff ``i = o·stride + k·dilation − padding``.
+
+    Dims ``(size, kernel, out)``, all fixed sizes, with ``out = (size + 2·padding −
+    dilation·(kernel − 1) − 1) // stride + 1``. ``X[…, i] S[i, k, o]`` is the window
+    ``k`` of output position ``o`` (a convolution contracts it with a kernel over ``k``);
+    code generation lowers it to a sliding-window view or a strided scatter and never
+    builds the tensor. Built by :func:`eincalc.convolution.shift`.
+    """
+
+    __slots__ = ("size", "kernel", "out", "stride", "dilation", "padding")
+    kind = "shift"
+    size: int
+    kernel: int
+    out: int
+    stride: int
+    dilation: int
+    padding: int
+
+    def _init_params(self, params: tuple) -> None:
+        for name, value in zip(self.__slots__, params):
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def make(size: int, kernel: int, stride: int, dilation: int, padding: int) -> Shift:
+        out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+        dims = (str(size), str(kernel), str(out))
+        return Shift._intern((size, kernel, out, stride, dilation, padding), (), dims)
+
+    def dense(self) -> Any:
+        """The tensor as a NumPy array (for the reference interpreter and tests only)."""
+        import numpy as np
+
+        i = np.arange(self.size)[:, None, None]
+        k = np.arange(self.kernel)[None, :, None]
+        o = np.arange(self.out)[None, None, :]
+        return (i == o * self.stride + k * self.dilation - self.padding).astype(float)
+
+
 class Einsum(Node):
     """``coef · einsum('in_idx[0],in_idx[1],…->out_idx', *operands)``.
 
@@ -344,4 +384,4 @@ class Unary(Node):
         return self.children[0]
 
 
-NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Delta, Einsum, Add, Elementwise, Unary)
+NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Delta, Shift, Einsum, Add, Elementwise, Unary)

@@ -97,7 +97,7 @@ def dump(roots: Node | Iterable[Node]) -> str:
 
 
 def _label(node: Node) -> str:
-    from eincalc.expr import Const, Delta, Einsum, Elementwise, Unary, Var
+    from eincalc.expr import Const, Delta, Einsum, Elementwise, Shift, Unary, Var
 
     if isinstance(node, Var):
         return node.name
@@ -105,6 +105,8 @@ def _label(node: Node) -> str:
         return f"const {node.value!r}"
     if isinstance(node, Delta):
         return "delta"
+    if isinstance(node, Shift):
+        return f"shift {node.size}/{node.kernel}/{node.stride}/{node.dilation}/{node.padding}"
     if isinstance(node, Einsum):
         return f"einsum {node.spec!r}" + ("" if node.coef == 1.0 else f" x {node.coef!r}")
     if isinstance(node, Elementwise):

@@ -13,7 +13,7 @@ import numpy as np
 from eincalc._types import Dims, SizeDict
 from eincalc.calling import bind_arguments, signature
 from eincalc.errors import ArgumentError, UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
@@ -86,6 +86,8 @@ def _eval_node(
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n, dtype=dtype).reshape(shape_of(node.dims, sizes))
+    if isinstance(node, Shift):
+        return np.asarray(node.dense(), dtype=dtype)
     if isinstance(node, Einsum):
         result = np.einsum(node.spec, *args, optimize=len(args) > 2) if args else np.array(1.0)
         return np.asarray(node.coef * np.asarray(result, dtype=dtype), dtype=dtype)

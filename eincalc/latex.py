@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import topo_order
 from eincalc.printing import one_and_rest
 
@@ -177,7 +177,7 @@ def _name(name: str) -> str:
         return f"{_symbol(base)}_{{{_symbol(sub) if sub in _GREEK else _escape_text(sub)}}}"
     stem = name.rstrip("0123456789")
     if stem and stem != name and (len(stem) == 1 or stem in _GREEK):  # u0, x12, theta2: a subscript
-        return f"{_symbol(stem)}_{{{name[len(stem):]}}}"
+        return f"{_symbol(stem)}_{{{name[len(stem) :]}}}"
     return _symbol(name)
 
 
@@ -208,6 +208,13 @@ def _print(node: Node, memo: _Memo) -> Entry:
         return Entry(f"{_num(node.value)} {ones}", PRODUCT if node.value > 0 else NEG)
     if isinstance(node, Delta):
         return _identity(node.base)
+    if isinstance(node, Shift):  # the window tensor S[i, k, o] of a convolution
+        options = (
+            ""
+            if (node.stride, node.dilation, node.padding) == (1, 1, 0)
+            else (f";{node.stride},{node.dilation},{node.padding}")
+        )
+        return Entry(rf"\mathbf{{S}}_{{{node.size},{node.kernel}{options}}}", ATOM)
     if isinstance(node, Elementwise):
         return _print_elementwise(node, memo)
     if isinstance(node, Unary):

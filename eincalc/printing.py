@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Iterator
 
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import topo_order
 
 # Python precedence levels used to decide parentheses.
@@ -93,6 +93,8 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         return (ones, ATOM) if node.value == 1.0 else (f"{_num(node.value)} * {ones}", PRODUCT)
     if isinstance(node, Delta):
         return f"eye({_dims_literal(node.base)})", ATOM
+    if isinstance(node, Shift):
+        return shift_syntax(node), ATOM
     if isinstance(node, Elementwise):
         if node.fn == "pow":
             exponent = _num(node.param if node.param is not None else 1.0)
@@ -232,6 +234,15 @@ def _binary_pattern(
     return None
 
 
+def shift_syntax(node: Shift) -> str:
+    """``shift(size=…, kernel=…)`` with the non-default options; parses back."""
+    options = [f"size={node.size}", f"kernel={node.kernel}"]
+    for name, default in (("stride", 1), ("dilation", 1), ("padding", 0)):
+        if getattr(node, name) != default:
+            options.append(f"{name}={getattr(node, name)}")
+    return f"shift({', '.join(options)})"
+
+
 def node_line(node: Node, names: list[str]) -> str:
     """One node in ``*(s1,s2,s3)`` form, with its children given by ``names``."""
     if isinstance(node, Var):
@@ -246,6 +257,8 @@ def node_line(node: Node, names: list[str]) -> str:
         )
     if isinstance(node, Delta):
         return f"δ({', '.join(node.base)})"
+    if isinstance(node, Shift):
+        return shift_syntax(node)
     if isinstance(node, Elementwise):
         return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({names[0]})"
     if isinstance(node, Unary):

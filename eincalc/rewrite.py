@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from eincalc import algebra as alg
 from eincalc import ops
 from eincalc.calling import carry_signature
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import rewrite, topo_order
 
 
@@ -108,7 +108,7 @@ class SimplifyOptions:
 
 def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     """``node`` rebuilt from new children through the smart constructors."""
-    if isinstance(node, (Var, Const, Delta)):
+    if isinstance(node, (Var, Const, Delta, Shift)):
         return node
     if all(a is b for a, b in zip(children, node.children)):
         return node  # nodes are canonical when built: nothing to redo

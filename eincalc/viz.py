@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import topo_order
 
 DEFAULT_TIMEOUT = 30.0
@@ -81,6 +81,8 @@ def node_label(node: Node) -> str:
         return ones if node.value == 1.0 else f"{_num(node.value)}·{ones}"
     if isinstance(node, Delta):
         return f"δ({', '.join(node.base)})"
+    if isinstance(node, Shift):
+        return f"S({node.size}, {node.kernel})"
     if isinstance(node, Einsum):
         specs = ["".join(s) for s in node.in_idx]
         out = "".join(node.out_idx)
@@ -149,6 +151,8 @@ def to_networkx(expr: Node | Iterable[Node]) -> Any:
             attrs["value"] = n.value
         elif isinstance(n, Delta):
             attrs["base"] = tuple(n.base)
+        elif isinstance(n, Shift):
+            attrs.update(size=n.size, kernel=n.kernel, stride=n.stride, dilation=n.dilation, padding=n.padding)
         elif isinstance(n, Einsum):
             attrs["coef"] = n.coef
         elif isinstance(n, Elementwise):
@@ -241,7 +245,7 @@ def to_dot(
     for n in nodes:
         nid = ids[id(n)]
         label = _shorten(node_label(n), max_label)
-        if detail and n.dims and not isinstance(n, (Const, Delta)):
+        if detail and n.dims and not isinstance(n, (Const, Delta, Shift)):
             label += "\n(" + ", ".join(n.dims) + ")"
         style = dict(_STYLES.get(n.kind, {}))
         style["label"] = label

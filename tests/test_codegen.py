@@ -147,6 +147,7 @@ def test_golden_logistic_loss() -> None:
 
 
 def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
+    # the Hessian reuses the gradient's y * sigmoid(·) (codegen/sharing.py)
     loss = ec.simplify(ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m"))
     f = compile([loss, ec.grad(loss, "w"), ec.hessian(loss, "w")])
     assert code_only(f.source) == textwrap.dedent(
@@ -158,10 +159,12 @@ def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
             del _t1
             _t3 = 0.5 * (1.0 + numpy.tanh(0.5 * _t0))
             del _t0
-            _t4 = -((y * _t3) @ X)
-            _t5 = 1.0 - _t3
-            _t6 = X.T @ (X * (y * y * (_t3 * _t5))[:, None])
-            return _t2, _t4, _t6"""
+            _t4 = y * _t3
+            _t5 = -(_t4 @ X)
+            _t6 = 1.0 - _t3
+            del _t3
+            _t7 = X.T @ (X * (_t6 * (_t4 * y))[:, None])
+            return _t2, _t5, _t7"""
     )
 
 

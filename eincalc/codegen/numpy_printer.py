@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 
 from eincalc._types import IndexTuple
 from eincalc.algebra import symbols
+from eincalc.codegen.numpy_windows import WindowPrinting
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
@@ -105,7 +106,7 @@ def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
 
-class NumPyPrinter(Printer):
+class NumPyPrinter(WindowPrinting, Printer):
     """Prints nodes as NumPy code; see the module docstring for the forms used."""
 
     name = "numpy"
@@ -147,6 +148,9 @@ class NumPyPrinter(Printer):
 
     # -- products -----------------------------------------------------------------------
     def _print_Einsum(self, node: Einsum, ctx: Context) -> Expr:
+        low = self.lowering(node) if any(isinstance(op, Shift) for op in node.operands) else None
+        if low is not None:
+            return self.print_windowed(node, low, node.coef, ctx)
         kinds = []
         for op in node.operands:
             if isinstance(op, Delta):

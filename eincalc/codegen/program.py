@@ -33,6 +33,7 @@ import linecache
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -513,18 +514,30 @@ def _share_scaled_sums(roots: list[Node]) -> list[Node]:
     exact rescalings (the same interned node) are shared, so values do not change
     beyond rounding of the scale factor.
     """
-    present = {id(n) for n in topo_order(roots)}
+    order = topo_order(roots)
+    present = {id(n) for n in order}
+
+    def bases(s: Add) -> frozenset[int]:
+        return frozenset(id(alg.split_coef(t)[1]) for t in s.terms)
+
+    # A rescaled sum has the same terms up to their coefficients: only sums whose term
+    # set another sum shares can have a partner, and only those are tried.
+    seen = Counter(bases(n) for n in order if isinstance(n, Add))
 
     def rule(node: Node, children: tuple[Node, ...]) -> Node:
         new = rebuild(node, children)
         if isinstance(new, Add):
-            c, _ = alg.split_coef(new.terms[0])
-            for factor in (c, -c) if c != 0.0 else ():
-                if factor == 1.0:
-                    continue
-                candidate = alg.add([alg.scale(t, 1.0 / factor) for t in new.terms])
-                if id(candidate) in present:
-                    return alg.scale(candidate, factor)
+            key = bases(new)
+            if new is not node:
+                seen[key] += 1
+            if seen[key] > 1:
+                c, _ = alg.split_coef(new.terms[0])
+                for factor in (c, -c) if c != 0.0 else ():
+                    if factor == 1.0:
+                        continue
+                    candidate = alg.add([alg.scale(t, 1.0 / factor) for t in new.terms])
+                    if id(candidate) in present:
+                        return alg.scale(candidate, factor)
         present.add(id(new))
         return new
 

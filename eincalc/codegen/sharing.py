@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from eincalc import algebra as alg
 from eincalc._types import Dim, Index, IndexTuple
 from eincalc.codegen.planning import contraction_path
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary
+from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary
 from eincalc.graph import rewrite, topo_order
 
 MIN_OPERANDS = 3
@@ -44,6 +44,9 @@ MIN_OPERANDS = 3
 
 MAX_KEPT = 4
 """A reused sub-product keeps at most this many indices (their orders are tried in turn)."""
+
+MAX_PICKS = 64
+"""Ways of choosing a reused product's operands among equal operands that are tried."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,12 @@ class _Planner:
         parts = [_Part(op, idx, frozenset((k,))) for k, (op, idx) in enumerate(zip(node.operands, node.in_idx))]
         parts = self._reuse(node, parts)
         index_dim = {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
-        if len(parts) == 1:
-            self.recipe[id(node)] = _Pair((parts[0],), node.out_idx, node.coef)
+        if len(parts) == 1 or any(isinstance(p.node, Shift) for p in parts):
+            # A product with window tensors stays whole (the printer lowers it to views and
+            # scatters), but entry-wise products among its arrays are shared sub-products:
+            # relu'(z) ⊙ δ feeds both the kernel gradient and the bias gradient.
+            parts = self._hadamard_groups(node, parts)
+            self.recipe[id(node)] = _Pair(tuple(parts), node.out_idx, node.coef)
             return
         path = contraction_path([p.idx for p in parts], node.out_idx, index_dim, self.sizes)
         live = list(parts)
@@ -123,6 +130,25 @@ class _Planner:
                 self.register(sub)
             live.append(_Part(sub, out, members))
         raise AssertionError("a contraction path ends with one value")  # pragma: no cover
+
+    def _hadamard_groups(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
+        """Arrays over the same indices (in the same order) multiplied first, as registered sub-products."""
+        groups: dict[IndexTuple, list[_Part]] = {}
+        for q in parts:
+            if not isinstance(q.node, Shift) and len(set(q.idx)) == len(q.idx):
+                groups.setdefault(q.idx, []).append(q)
+        for idx, members in groups.items():
+            if len(members) < 2:
+                continue
+            covered = frozenset().union(*(q.members for q in members))
+            sub = alg.einsum([q.node for q in members], [q.idx for q in members], idx)
+            if not isinstance(sub, Einsum):
+                continue
+            if id(sub) not in self.recipe:
+                self.recipe[id(sub)] = _Pair(tuple(members), idx, 1.0)
+                self.register(sub)
+            parts = [q for q in parts if q not in members] + [_Part(sub, idx, covered)]
+        return parts
 
     def _as_it_is(self, p: Einsum) -> None:
         """Give a reused node of the program without a plan (two operands) the recipe of itself."""
@@ -167,12 +193,23 @@ class _Planner:
         for q in parts:
             if len(q.members) == 1:
                 single.setdefault(id(q.node), []).append(q)
-        chosen: list[_Part] = []
+        # the ways to pick p's operands among equal ones (window tensors repeat): a few at most
+        options: list[list[tuple[_Part, ...]]] = []
         for op_id, c in need.items():
             same = single.get(op_id, [])
-            if len(same) != c:
-                return None  # repeated operands would need a search: plan them instead
-            chosen.extend(same)
+            if len(same) < c:
+                return None
+            options.append(list(itertools.combinations(same, c)))
+        for n_choice, picks in enumerate(itertools.product(*options)):
+            if n_choice >= MAX_PICKS:
+                return None
+            chosen = [q for pick in picks for q in pick]
+            found = self._match_chosen(node, parts, p, chosen)
+            if found is not None:
+                return found
+        return None
+
+    def _match_chosen(self, node: Einsum, parts: list[_Part], p: Einsum, chosen: list[_Part]) -> list[_Part] | None:
         chosen_ids = {id(q) for q in chosen}
         rest = [q for q in parts if id(q) not in chosen_ids]
         outside = set(node.out_idx).union(*(q.idx for q in rest))
@@ -234,7 +271,6 @@ def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]
         return id(node) in in_dag or uses[id(node)] > 1 or id(node) not in planner.recipe
 
     built: dict[int, Node] = {}  # id(original or sub-product) -> the node printed for it
-    shared: set[int] = set()  # ids of the products built here (not nodes of the program)
 
     def factors(node: Node, idx: IndexTuple) -> list[tuple[Node, IndexTuple]]:
         """The factors computing ``node`` over ``idx``, its private sub-products unfolded."""
@@ -255,7 +291,8 @@ def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]
             return done
         pair = planner.recipe[id(node)]
         flat = [f for q in pair.parts for f in factors(q.node, q.idx)]
-        if id(node) in in_dag and all(id(op) not in shared for op, _ in flat):
+        own = sorted(id(built[id(c)]) for c in node.children) if id(node) in in_dag else None
+        if own is not None and sorted(id(op) for op, _ in flat) == own:
             # nothing shared after all: the product stays as it was, for the printer to plan
             built[id(node)] = with_children(node, tuple(built[id(c)] for c in node.children))
             return built[id(node)]
@@ -270,7 +307,6 @@ def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]
             node.dims,
         )
         built[id(node)] = new
-        shared.add(id(new))
         return new
 
     def rule(node: Node, children: tuple[Node, ...]) -> Node:

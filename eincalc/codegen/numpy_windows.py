@@ -1,0 +1,170 @@
+"""NumPy spelling of window tensors: sliding-window views, strided scatters, and the dense fallback.
+
+A mix-in of :class:`~eincalc.codegen.numpy_printer.NumPyPrinter`; which pattern a
+product follows is decided in :mod:`eincalc.codegen.windows`.
+"""
+
+from __future__ import annotations
+
+from eincalc._types import Index, IndexTuple
+from eincalc.codegen.planning import plan_einsum
+from eincalc.codegen.printer import ATOM, Context, Expr, call
+from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
+from eincalc.expr import Const, Einsum, Shift
+
+
+class WindowPrinting:
+    """Printer methods for :class:`~eincalc.expr.Shift` and the products that use it."""
+
+    def np(self, member: str) -> str:  # provided by NumPyPrinter
+        raise NotImplementedError
+
+    def render_plan(self, plan, operands, ctx):  # type: ignore[no-untyped-def]  # provided by NumPyPrinter
+        raise NotImplementedError
+
+    _lowerings: dict[int, tuple[Einsum, Lowering | None]]
+    _views: dict[tuple, Expr]
+
+    def lowering(self, node: Einsum) -> Lowering | None:
+        """:func:`~eincalc.codegen.windows.lower`, once per node."""
+        if not hasattr(self, "_lowerings"):
+            self._lowerings = {}
+        hit = self._lowerings.get(id(node))
+        if hit is None:
+            hit = self._lowerings[id(node)] = (node, lower(node))
+        return hit[1]
+
+    def _print_Shift(self, node: Shift, ctx: Context) -> Expr | None:
+        lowered_everywhere = all(
+            isinstance(u, Einsum) and (low := self.lowering(u)) is not None and _lowers(u, low, node)
+            for u in ctx.uses(node)
+        )
+        if lowered_everywhere and not ctx.is_root(node):
+            return None  # every product using it becomes a window view or a scatter
+        # the fallback: the 0/1 tensor itself, S[i, k, o] = [i == o·stride + k·dilation − padding]
+        i = f"{self.np('arange')}({node.size})[:, None, None]"
+        k = f"{self.np('arange')}({node.kernel})[:, None]"
+        o = f"{self.np('arange')}({node.out})"
+        k_term = k if node.dilation == 1 else f"{node.dilation} * {k}"
+        o_term = o if node.stride == 1 else f"{node.stride} * {o}"
+        pad = f" - {node.padding}" if node.padding else ""
+        return Expr(f"({i} == {o_term} + {k_term}{pad}).astype(float)", ATOM, owned=True)
+
+    def print_windowed(self, node: Einsum, low: Lowering, coef: float, ctx: Context) -> Expr:
+        """Code for ``node``: windows of the gathered operands, the contraction, then the scatters."""
+        values = {}
+        for k, op in enumerate(node.operands):
+            if not isinstance(op, (Shift, Const)):
+                values[k] = ctx.arg(op)
+        if not hasattr(self, "_views"):
+            self._views = {}
+        for k in dict.fromkeys(g.operand for g in low.gathers):
+            mine = [g for g in low.gathers if g.operand == k]
+            axes = [node.in_idx[k].index(g.i) for g in mine]
+            # one view per (array, windows): the forward pass and the kernel gradient share it
+            key = (id(node.operands[k]), tuple(axes), tuple(id(g.shift) for g in mine))
+            if key not in self._views:
+                self._views[key] = self._window(values[k], axes, len(node.in_idx[k]), [g.shift for g in mine], ctx)
+            values[k] = self._views[key]
+        kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
+        dims = index_dims(node)
+        plan = plan_einsum(kinds, [ix for _, ix in low.factors], low.inner_out, coef, dims, ctx.sizes)
+        value = self.render_plan(plan, [values[low.factors[k][0]] for k in plan.inputs], ctx)
+        axes = low.inner_out
+        for s in low.scatters:
+            value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
+        return value
+
+    def _window(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
+        """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.
+
+        One padded copy and one view for all axes: ``sliding_window_view(pad(X), (3, 3), axis=(2, 3))``.
+        Windows that tile their axes exactly (pooling: stride = size, no padding) are a
+        reshape instead, whose reductions run over memory in order.
+        """
+        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+            return self._tiles(e, axes, ndim, shifts, ctx)
+        text = e.text
+        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
+        if pad:
+            pads = ", ".join(f"({pad[a]}, {pad[a]})" if a in pad else "(0, 0)" for a in range(ndim))
+            text = f"{self.np('pad')}({text}, ({pads}{',' if ndim == 1 else ''}))"
+        spans = [s.dilation * (s.kernel - 1) + 1 for s in shifts]
+        if len(axes) == 1:
+            shape, where = str(spans[0]), str(axes[0])
+        else:
+            shape, where = f"({', '.join(map(str, spans))})", f"({', '.join(map(str, axes))})"
+        view = f"{self.np('lib.stride_tricks.sliding_window_view')}({text}, {shape}, axis={where})"
+        # strides on the window starts (the axes in place), dilations on the appended offsets
+        starts = [":"] * ndim
+        for a, s in zip(axes, shifts):
+            starts[a] = f"::{s.stride}" if s.stride != 1 else ":"
+        offsets = [f"::{s.dilation}" if s.dilation != 1 else ":" for s in shifts]
+        index = starts + offsets
+        while index and index[-1] == ":":
+            index.pop()
+        if index:
+            view += f"[{', '.join(index)}]"
+        return ctx.temp(Expr(view, ATOM, readonly=True))
+
+    def _tiles(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
+        """Non-overlapping windows as a view: ``X.reshape(b, c, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5)``."""
+        by_axis = dict(zip(axes, shifts))
+        shape: list[str] = []
+        position: dict[int, int] = {}  # axis of e -> its (window start) axis in the reshaped array
+        for a in range(ndim):
+            position[a] = len(shape)
+            if a in by_axis:
+                shape += [str(by_axis[a].out), str(by_axis[a].kernel)]
+            else:
+                shape.append(f"{e.atom}.shape[{a}]")
+        perm = [position[a] for a in range(ndim)] + [position[a] + 1 for a in axes]
+        view = f"{e.atom}.reshape({', '.join(shape)}).transpose({', '.join(map(str, perm))})"
+        return ctx.temp(Expr(view, ATOM, readonly=e.readonly))
+
+    def _scatter(
+        self, value: Expr, axes: IndexTuple, s: Scatter, out: IndexTuple, low: Lowering, dims: dict, ctx: Context
+    ) -> tuple[Expr, IndexTuple]:
+        """Add ``value`` (axes ``axes``, with ``s.o`` and maybe ``s.k``) into a zero array along ``s.i``."""
+        sh = s.shift
+        pending = {x.i: x for x in low.scatters}
+        target: list[Index] = []
+        for j in out:
+            if j == s.i:
+                target.append(j)
+            elif j in pending and pending[j].o not in axes and pending[j].i not in axes:
+                continue  # a later scatter's window start that no factor carries
+            elif j in pending and pending[j].i not in axes:
+                target.append(pending[j].o)
+            else:
+                target.append(j)
+        target += [j for j in axes if j not in target and j != s.k and j != s.o]
+        size_code = [str(sh.size + 2 * sh.padding) if j == s.i else ctx.size(dims[j]) for j in target]
+        zeros = ctx.temp(call(self.np("zeros"), "(" + ", ".join(size_code) + ("," if len(target) == 1 else "") + ")"))
+        loop = ctx.new_temp()
+        source = value if value.inline else ctx.temp(value)
+        src = source.text
+        if s.k in axes:
+            src = f"{src}[{', '.join(':' if j != s.k else loop for j in axes)}]"
+        src_axes = tuple(j for j in axes if j != s.k)
+        # the value over o, aligned with the target's axes (o standing where i is)
+        from eincalc.codegen.numpy_printer import align  # the printer module imports this mix-in
+
+        aligned = align(Expr(src, ATOM), src_axes, tuple(s.o if j == s.i else j for j in target))
+        stop = f" + {(sh.out - 1) * sh.stride + 1}"
+        start = loop if sh.dilation == 1 else f"{sh.dilation} * {loop}"
+        step = f":{sh.stride}" if sh.stride != 1 else ""
+        subs = ", ".join(f"{start}:{start}{stop}{step}" if j == s.i else ":" for j in target)
+        ctx.lines.append(f"for {loop} in range({sh.kernel}):")
+        ctx.lines.append(f"    {zeros.text}[{subs}] += {aligned.text}")
+        if sh.padding:
+            crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
+            return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
+        return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def _lowers(node: Einsum, low: Lowering, shift: Shift) -> bool:
+    """True when ``low`` handles every occurrence of ``shift`` in ``node`` (no dense value needed)."""
+    used = sum(1 for op in node.operands if op is shift)
+    handled = sum(1 for g in low.gathers if g.shift is shift) + sum(1 for s in low.scatters if s.shift is shift)
+    return used == handled

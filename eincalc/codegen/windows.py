@@ -1,0 +1,131 @@
+"""Lowering products with window tensors (:class:`~eincalc.expr.Shift`): views and scatters, never the 0/1 tensor.
+
+A window tensor ``S[i, k, o]`` in a product is used in one of two ways:
+
+* *gather*: ``i`` is summed and only one array ``A`` carries it (a convolution's input,
+  or the input in a kernel gradient). ``Σ_i A[…, i, …] S[i, k, o]`` is the sliding-window
+  view of ``A`` (``numpy.lib.stride_tricks.sliding_window_view``, padded and strided):
+  axis ``i`` becomes ``o`` and a window axis ``k`` is appended. The rest of the product
+  is then an ordinary contraction of that view (a BLAS call on its im2col matrix);
+* *scatter*: ``i`` is an output index no array carries (the input gradient of a
+  convolution: a transposed convolution). The rest of the product is computed with
+  ``o`` and ``k`` kept, then added into a zero array window by window: a loop over the
+  kernel width with one strided slice each (col2im).
+
+Products fitting neither pattern (a window tensor meeting another on one index, as in
+some second derivatives) are left to the planner, which then multiplies by the dense
+0/1 tensor: correct, but the kernel width times slower. :func:`lower` says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from eincalc._types import Dim, Index, IndexTuple
+from eincalc.codegen.planning import contraction_cost
+from eincalc.expr import Const, Einsum, Shift
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Operand ``operand`` (position in the product) windowed along its index ``i`` by ``shift``."""
+
+    operand: int
+    shift: Shift
+    i: Index
+    k: Index
+    o: Index
+
+
+@dataclass(frozen=True)
+class Scatter:
+    """The output index ``i`` filled from the kept indices ``o`` (window start) and ``k`` (offset)."""
+
+    shift: Shift
+    i: Index
+    k: Index
+    o: Index
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """How a product with window tensors is computed.
+
+    ``factors`` are the remaining operands (positions in the product) with their indices
+    after the gathers (a gathered operand's ``i`` renamed ``o`` and ``k`` appended);
+    ``inner_out`` the indices of the contraction of those factors (the product's output
+    with each scattered ``i`` replaced by its ``o``, kept ``k``'s at the end), before the
+    ``scatters`` run in order.
+    """
+
+    gathers: tuple[Gather, ...]
+    factors: tuple[tuple[int, IndexTuple], ...]
+    inner_out: IndexTuple
+    scatters: tuple[Scatter, ...]
+
+
+def lower(node: Einsum) -> Lowering | None:
+    """The lowering of ``node``, or None when a window tensor fits neither pattern (or there is none)."""
+    shifts = [(k, op) for k, op in enumerate(node.operands) if isinstance(op, Shift)]
+    if not shifts:
+        return None
+    others = [k for k, op in enumerate(node.operands) if not isinstance(op, Shift)]
+    if any(not isinstance(node.operands[k], Const) and not _plain(node.in_idx[k]) for k in others):
+        return None  # diagonals of arrays: not worth a special case
+    idx = {k: node.in_idx[k] for k in others}
+    gathers: list[Gather] = []
+    scatters: list[Scatter] = []
+    shift_indices = [i for k, _ in shifts for i in node.in_idx[k]]
+    for k, op in shifts:
+        i, w, o = node.in_idx[k]
+        if len({i, w, o}) < 3 or any(shift_indices.count(j) > 1 for j in (i, w, o)):
+            return None  # window tensors sharing an index
+        holders = [j for j in others if i in node.in_idx[j]]
+        if i not in node.out_idx and len(holders) == 1 and not isinstance(node.operands[holders[0]], Const):
+            (a,) = holders
+            if o in idx[a] or w in idx[a]:
+                return None
+            idx[a] = tuple(o if j == i else j for j in idx[a]) + (w,)
+            gathers.append(Gather(a, op, i, w, o))
+        elif i in node.out_idx and not holders:
+            scatters.append(Scatter(op, i, w, o))
+        else:
+            return None
+    carried = {j for k in others if not isinstance(node.operands[k], Const) for j in idx[k]}
+    if not carried:
+        return None
+    scattered = {s.i: s for s in scatters}
+    inner = [scattered[j].o if j in scattered else j for j in node.out_idx]
+    inner = [j for j in inner if j in carried or j not in {s.o for s in scatters}]
+    inner += [s.k for s in scatters if s.k in carried]
+    return Lowering(tuple(gathers), tuple((k, idx[k]) for k in others), tuple(inner), tuple(scatters))
+
+
+def _plain(idx: IndexTuple) -> bool:
+    return len(set(idx)) == len(idx)
+
+
+def index_dims(node: Einsum) -> dict[Index, Dim]:
+    """The dim of every index of ``node``."""
+    return {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
+
+
+def lowered_cost(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple[int, int]:
+    """Flops and largest intermediate of the lowered code (windows copied once by the contraction)."""
+    dims = index_dims(node)
+
+    def size(idx: IndexTuple) -> int:
+        total = 1
+        for i in idx:
+            total *= sizes[dims[i]]
+        return total
+
+    arrays = [(k, ix) for k, ix in low.factors if not isinstance(node.operands[k], Const)]
+    windows = [size(ix) for k, ix in arrays if any(g.operand == k for g in low.gathers)]
+    if len(arrays) > 1:
+        flops, largest = contraction_cost([ix for _, ix in arrays], low.inner_out, dims, sizes)
+    else:
+        flops = largest = size(arrays[0][1])
+    scattered = size(low.inner_out) * max(1, len(low.scatters)) if low.scatters else 0
+    return flops + sum(windows) + scattered, max([largest, size(low.inner_out), *windows])

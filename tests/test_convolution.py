@@ -1,0 +1,193 @@
+"""Convolution and pooling: values against explicit loops, derivatives against differences and PyTorch.
+
+The value oracle is a plain loop over output positions (the definition, written
+independently of eincalc); derivatives are checked with central differences in every
+mode to second order, and a LeNet-style network's gradients against PyTorch's autograd
+when it is installed. The generated code must use window views and scatters, never the
+dense 0/1 window tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_diff import MODES, check_derivative
+
+import eincalc as ec
+from eincalc.testing import check_close
+
+COVERED = {"shift", "conv1d", "conv2d", "windows", "avg_pool1d", "avg_pool2d"}
+"""Functions of the NumPy dialect whose values this module checks (see test_ops_eval)."""
+
+
+# --------------------------------------------------------------------------------------
+# independent references: loops over output positions
+# --------------------------------------------------------------------------------------
+def ref_conv2d(x, k, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    b, c, h, w = x.shape
+    d, _, kh, kw = k.shape
+    xp = np.zeros((b, c, h + 2 * padding[0], w + 2 * padding[1]))
+    xp[:, :, padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    out = np.zeros((b, d, oh, ow))
+    for p in range(oh):
+        for q in range(ow):
+            for u in range(kh):
+                for v in range(kw):
+                    patch = xp[:, :, p * stride[0] + u * dilation[0], q * stride[1] + v * dilation[1]]  # (b, c)
+                    out[:, :, p, q] += patch @ k[:, :, u, v].T
+    return out
+
+
+def ref_avg_pool2d(x, size, stride, padding):
+    ones = np.ones((1, 1, size, size)) / size**2
+    b, c, h, w = x.shape
+    return ref_conv2d(x.reshape(b * c, 1, h, w), ones, (stride, stride), (padding, padding)).reshape(
+        b, c, -1, ((w + 2 * padding - size) // stride + 1)
+    )
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2), (2, 0, 2), ((1, 2), (0, 1), 1)])
+def test_conv2d_equals_the_definition_evaluated_and_compiled(stride, padding, dilation, rng):
+    X, K = ec.tensor("X", "b 3 9 8"), ec.tensor("K", "4 3 3 2")
+    y = ec.conv2d(X, K, stride=stride, padding=padding, dilation=dilation)
+    x, k = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2))
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    want = ref_conv2d(x, k, pair(stride), pair(padding), pair(dilation))
+    check_close(ec.evaluate(y, X=x, K=k), want)
+    check_close(ec.compile(y)(X=x, K=k), want)
+
+
+def test_parsed_forms_print_back_and_evaluate(rng):
+    decls = dict(X="b 2 6 6", K="3 2 3 3", v="b 1 10", w="2 1 3")
+    x, k = rng.normal(size=(2, 2, 6, 6)), rng.normal(size=(3, 2, 3, 3))
+    cases = {
+        "conv2d(X, K, padding=1)": ref_conv2d(x, k, padding=(1, 1)),
+        "conv2d(X, K, stride=2)": ref_conv2d(x, k, stride=(2, 2)),
+        "avg_pool2d(X, size=2)": ref_avg_pool2d(x, 2, 2, 0),
+        "avg_pool2d(X, size=3, stride=1, padding=1)": ref_avg_pool2d(x, 3, 1, 1),
+    }
+    for text, want in cases.items():
+        f = ec.parse(text, **decls)
+        assert ec.parse(str(f), **decls) is f, text
+        arrays = {name: v for name, v in dict(X=x, K=k).items() if name in f.variables()}
+        check_close(ec.evaluate(f, **arrays), want, what=text)
+    v, w = rng.normal(size=(2, 1, 10)), rng.normal(size=(2, 1, 3))
+    f = ec.parse("conv1d(v, w, padding=1, dilation=2)", **decls)
+    assert ec.parse(str(f), **decls) is f
+    want = ref_conv2d(v[:, :, None, :], w[:, :, None, :], padding=(0, 1), dilation=(1, 2))[:, :, 0, :]
+    check_close(ec.evaluate(f, v=v, w=w), want)
+    check_close(ec.compile(f)(v=v, w=w), want)
+    pooled = ec.parse("avg_pool1d(v, size=2)", **decls)
+    check_close(ec.evaluate(pooled, v=v), v.reshape(2, 1, 5, 2).mean(axis=3))
+
+
+def test_windows_and_shift(rng):
+    x = rng.normal(size=(2, 5, 4))
+    win = ec.evaluate(ec.parse("windows(X, size=2, stride=1)", X="b 5 4"), X=x)
+    assert win.shape == (2, 4, 3, 2, 2)
+    check_close(win[:, 1, 2], x[:, 1:3, 2:4])
+    s = ec.parse("shift(size=6, kernel=3, stride=2, padding=1)")
+    dense = ec.evaluate(s)
+    for i, kk, o in np.argwhere(dense):
+        assert i == 2 * o + kk - 1
+    assert dense.sum() == sum(1 for o in range(3) for kk in range(3) if 0 <= 2 * o + kk - 1 < 6)
+
+
+# --------------------------------------------------------------------------------------
+# derivatives
+# --------------------------------------------------------------------------------------
+CNN_DECLS = dict(X="b 1 6 6", K1="2 1 3 3", K2="3 2 2 2", W="3 2 2 4", Y="b 4")
+CNN_TEXT = (
+    "-sum(Y * log_softmax(einsum('bcij,cije->be', "
+    "tanh(avg_pool2d(tanh(conv2d(tanh(conv2d(X, K1, padding=1)), K2, stride=1)), size=2, stride=2)), W), axis=1))"
+)
+
+
+def cnn_arrays(rng, b=3):
+    return dict(
+        X=rng.normal(size=(b, 1, 6, 6)),
+        K1=rng.normal(size=(2, 1, 3, 3)) / 3,
+        K2=rng.normal(size=(3, 2, 2, 2)) / 2,
+        W=rng.normal(size=(3, 2, 2, 4)) / 3,
+        Y=np.eye(4)[rng.integers(0, 4, size=b)],
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("wrt", ["K1", "K2", "X"])
+def test_cnn_gradients_against_differences(mode, wrt, rng):
+    f = ec.parse(CNN_TEXT, **CNN_DECLS)
+    check_derivative(f, wrt, cnn_arrays(rng), 1, mode, rng, sizes={"b": 3})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conv_second_derivatives_against_differences(mode, rng):
+    f = ec.parse("sum(tanh(conv2d(X, K, stride=2, padding=1)) * V)", X="b 1 5 5", K="2 1 3 3", V="b 2 3 3")
+    arrays = dict(X=rng.normal(size=(2, 1, 5, 5)), K=rng.normal(size=(2, 1, 3, 3)) / 2, V=rng.normal(size=(2, 2, 3, 3)))
+    check_derivative(f, "K", arrays, 2, (mode, mode), rng, sizes={"b": 2})
+    check_derivative(f, "X", arrays, 2, (mode, mode), rng, sizes={"b": 2})
+
+
+def test_pooling_gradient_against_differences(rng):
+    f = ec.parse("sum(sin(avg_pool2d(X, size=3, stride=2, padding=1)) * V)", X="b 2 7 7", V="b 2 4 4")
+    arrays = dict(X=rng.normal(size=(2, 2, 7, 7)), V=rng.normal(size=(2, 2, 4, 4)))
+    for mode in MODES:
+        check_derivative(f, "X", arrays, 1, mode, rng, sizes={"b": 2})
+
+
+def test_compiled_gradients_use_windows_not_the_dense_tensor(rng):
+    f = ec.parse(CNN_TEXT, **CNN_DECLS)
+    params = ["K1", "K2", "W"]
+    fn = ec.compile([f, *(ec.grad(f, p) for p in params)])
+    assert "sliding_window_view" in fn.source
+    assert "arange" not in fn.source, fn.source  # the dense 0/1 fallback
+    a = cnn_arrays(rng)
+    value, *grads = fn(**a)
+    for p, g in zip(params, grads):
+        check_close(g, ec.evaluate(ec.grad(f, p), **a), what=f"∂/∂{p}")  # the reference interpreter (dense S)
+
+
+def test_lenet_gradients_equal_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    decls = dict(X="b 1 12 12", K1="4 1 3 3", c1="4", K2="6 4 3 3", c2="6", W1="6 2 2 16", d1="16", W2="16 5", Y="b 5")
+    text = (
+        "-sum(Y * log_softmax(relu(einsum('bcij,cije->be', avg_pool2d(relu(conv2d(avg_pool2d(relu("
+        "conv2d(X, K1, padding=1) + einsum('c,bcij->bcij', c1, ones('b 4 12 12'))), size=2) , K2) "
+        "+ einsum('c,bcij->bcij', c2, ones('b 6 4 4'))), size=2), W1) + d1) @ W2, axis=1)) / 10"
+    )
+    f = ec.parse(text, **decls)
+    params = ["K1", "c1", "K2", "c2", "W1", "d1", "W2"]
+    fn = ec.compile([f, *(ec.grad(f, p) for p in params)])
+    shapes = dict(K1=(4, 1, 3, 3), c1=(4,), K2=(6, 4, 3, 3), c2=(6,), W1=(6, 2, 2, 16), d1=(16,), W2=(16, 5))
+    a = {p: rng.normal(size=s) / np.sqrt(np.prod(s[1:]) if len(s) > 1 else 4) for p, s in shapes.items()}
+    a["X"] = rng.normal(size=(10, 1, 12, 12))
+    a["Y"] = np.eye(5)[rng.integers(0, 5, size=10)]
+    value, *grads = fn(**a)
+    t = {k: torch.tensor(v, requires_grad=k in params) for k, v in a.items()}
+    h = F.avg_pool2d(F.relu(F.conv2d(t["X"], t["K1"], t["c1"], padding=1)), 2)
+    h = F.avg_pool2d(F.relu(F.conv2d(h, t["K2"], t["c2"])), 2)
+    z = F.relu(torch.einsum("bcij,cije->be", h, t["W1"]) + t["d1"]) @ t["W2"]
+    loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / 10
+    loss.backward()
+    check_close(value, loss.item(), rtol=1e-12, atol=1e-12)
+    for p, g in zip(params, grads):
+        check_close(g, t[p].grad.numpy(), rtol=1e-10, atol=1e-10, what=f"∂/∂{p}")
+
+
+# --------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------
+def test_errors_name_the_problem():
+    with pytest.raises(ec.ShapeError, match="fixed spatial sizes"):
+        ec.conv2d(ec.tensor("X", "b c h w"), ec.tensor("K", "d c 3 3"))
+    with pytest.raises(ec.ShapeError, match="in channels"):
+        ec.conv2d(ec.tensor("X", "b 2 8 8"), ec.tensor("K", "4 3 3 3"))
+    with pytest.raises(ec.ShapeError, match="does not fit"):
+        ec.conv2d(ec.tensor("X", "b 1 4 4"), ec.tensor("K", "4 1 5 5"))
+    with pytest.raises(ec.ShapeError, match="stride"):
+        ec.conv2d(ec.tensor("X", "b 1 8 8"), ec.tensor("K", "4 1 3 3"), stride=0)
+    with pytest.raises(ec.ParseError, match="keyword"):
+        ec.parse("conv2d(X, K, strid=2)", X="b 1 8 8", K="4 1 3 3")

@@ -7,11 +7,13 @@ Python operators), differentiate them symbolically, and evaluate or compile them
 __version__ = "0.1.0"  # first: submodules (codegen) read it while the package initialises
 
 from eincalc.accumulation import TraceTable, trace_table
+from eincalc.calling import Signature, signature
 from eincalc.codegen import CompiledFunction, compile
 from eincalc.convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, shift, windows
 from eincalc.costmodel import CostReport, cost
-from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
+from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from eincalc.errors import (
+    ArgumentError,
     EincalcError,
     IndexMismatchError,
     NotDifferentiableError,
@@ -77,8 +79,9 @@ from eincalc.viz import draw, render_svg, to_dot, to_networkx
 __all__ = [
     "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
     "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective", "objective",
+    "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature",
     "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table",
-    "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
+    "Add", "ArgumentError", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
     "einsum_form", "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet",

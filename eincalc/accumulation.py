@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eincalc.errors import ShapeError, SizeError
+from eincalc.calling import nearest
+from eincalc.errors import ArgumentError, ShapeError
 from eincalc.expr import Add, Const, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
@@ -162,7 +163,7 @@ def trace_table(f: Node, **scalar_values: float) -> TraceTable:
 
     Raises:
         ShapeError: ``f`` has a node that is not a scalar.
-        SizeError: a variable has no value, or a value is given for a name ``f`` does not use.
+        ArgumentError: a variable has no value, or a value is given for a name ``f`` does not use.
 
     Examples:
         >>> import eincalc as ec
@@ -183,13 +184,17 @@ def trace_table(f: Node, **scalar_values: float) -> TraceTable:
             )
     inputs = [n for n in nodes if isinstance(n, Var)]
     names = [v.name for v in inputs]
-    missing = [v for v in names if v not in scalar_values]
-    if missing:
-        raise SizeError(f"no value given for {', '.join(missing)} (the expression needs {', '.join(names)})")
     extra = [k for k in scalar_values if k not in names]
     if extra:
         uses = ", ".join(names) or "no variables"
-        raise SizeError(f"value(s) given for {', '.join(extra)}, which the expression does not use (it uses {uses})")
+        near = nearest(extra[0], names)
+        hint = f"; did you mean {near!r}?" if near else ""
+        raise ArgumentError(
+            f"value(s) given for {', '.join(extra)}, which the expression does not use{hint} (it uses {uses})"
+        )
+    missing = [v for v in names if v not in scalar_values]
+    if missing:
+        raise ArgumentError(f"no value given for {', '.join(missing)} (the expression needs {', '.join(names)})")
 
     # Inputs first, then the computed nodes; constants are not rows, they appear inline.
     order = inputs + [n for n in nodes if not isinstance(n, (Var, Const))]

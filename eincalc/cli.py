@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="declare a variable's dims, e.g. --var X:m,n (repeatable)",
     )
     derive.add_argument("--dialect", default="numpy", choices=["numpy", "matrixcalculus", "mc"])
-    derive.add_argument("--wrt", help="the variable to differentiate by (omit to print the expression itself)")
+    derive.add_argument(
+        "--wrt",
+        help="the variable to differentiate by (omit to print the expression itself); "
+        "U,V for the mixed partial ∂²f/∂U∂V",
+    )
     derive.add_argument("--order", type=int, default=1, help="derivative order (default 1)")
     derive.add_argument("--mode", default="auto", choices=["auto", "reverse", "forward", "cross_country"])
     derive.add_argument(
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> str:
 
     sizes = _sizes(args.size) or None
     expr = ec.parse(args.expression, args.dialect, **dict(args.var))
-    result = expr if args.wrt is None else ec.derivative(expr, args.wrt, order=args.order, mode=args.mode)
+    wrt = args.wrt if args.wrt is None or "," not in args.wrt else args.wrt.split(",")
+    result = expr if wrt is None else ec.derivative(expr, wrt, order=args.order, mode=args.mode)
     emit = args.emit
     if emit == "text":  # NumPy syntax; a δ ⊗ core result is shown as such, not as an einsum with eye
         compressed = ec.compress(result)

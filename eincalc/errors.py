@@ -49,7 +49,15 @@ class UnknownNameError(EincalcError, KeyError):
 
 
 class SizeError(EincalcError, ValueError):
-    """Arrays bound to an expression disagree about the size of a dim, or are missing."""
+    """Arrays bound to an expression disagree about the size or the number of a dim's axes, or a size is missing."""
+
+
+class ArgumentError(EincalcError, TypeError):
+    """A call got the wrong arrays: missing, unknown (with a suggestion), too many, given twice, or not real numbers.
+
+    A ``TypeError``, as Python's own for a bad call; size conflicts between arrays that
+    were accepted are :class:`SizeError`.
+    """
 
 
 class NotDifferentiableError(EincalcError, NotImplementedError):

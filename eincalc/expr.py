@@ -26,6 +26,7 @@ Nothing here differentiates, simplifies or prints beyond ``repr``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import weakref
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionar
 # Look-up and insertion must be one step: two threads that both miss would each create a
 # node, and equal structure would stop being one object (``is`` is equality here).
 _INTERN_LOCK = threading.Lock()
+_VAR_SERIALS = itertools.count()
 
 
 class Node:
@@ -185,14 +187,21 @@ def _ops() -> Any:
 
 
 class Var(Node):
-    """An input tensor ``name`` with dims ``dims``."""
+    """An input tensor ``name`` with dims ``dims``.
 
-    __slots__ = ("name",)
+    ``serial`` counts creations: variables built with Python operators are declared in
+    that order (the default argument order, :mod:`eincalc.calling`). It is no part of
+    the structure (equal variables are one object and keep their first serial).
+    """
+
+    __slots__ = ("name", "serial")
     kind = "var"
     name: str
+    serial: int
 
     def _init_params(self, params: tuple) -> None:
         object.__setattr__(self, "name", params[0])
+        object.__setattr__(self, "serial", next(_VAR_SERIALS))  # under the intern lock
 
     @staticmethod
     def make(name: str, dims: Dims) -> Var:

@@ -6,80 +6,16 @@ time): it is the oracle that generated code is tested against, not the fast path
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
-from eincalc.errors import SizeError, UnsupportedNodeError
+from eincalc.calling import bind_arguments, signature
+from eincalc.errors import ArgumentError, UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
-
-
-def bind_sizes(
-    roots: Node | list[Node], arrays: Mapping[str, object], sizes: Mapping[str, int] | None = None
-) -> tuple[dict[str, np.ndarray], SizeDict]:
-    """Check ``arrays`` against the variables of ``roots`` and bind every dim to a size.
-
-    Raises :class:`SizeError` naming the variable and dim for a missing or extra array, a
-    rank mismatch or two sizes for one dim.
-    """
-    nodes = topo_order(roots)
-    variables: dict[str, Var] = {}
-    for n in nodes:
-        if isinstance(n, Var):
-            variables.setdefault(n.name, n)
-    missing = [name for name in variables if name not in arrays]
-    if missing:
-        raise SizeError(f"no array given for {', '.join(missing)} (the expression needs {', '.join(variables)})")
-    all_dims = {d for n in nodes for d in n.dims}
-    sizes = dict(sizes or {})
-    for name in list(arrays):
-        # an int keyword naming a dim (not a variable) is that dim's size: evaluate(H, V=..., m=4)
-        if name not in variables and name in all_dims and isinstance(arrays[name], int):
-            sizes[name] = arrays[name]  # type: ignore[assignment]
-    arrays = {k: v for k, v in arrays.items() if k not in sizes or k in variables}
-    extra = [name for name in arrays if name not in variables]
-    if extra:
-        raise SizeError(
-            f"array(s) given for {', '.join(extra)}, which the expression does not use "
-            f"(it uses {', '.join(variables) or 'no variables'})"
-        )
-    bound: SizeDict = {}
-    source: dict[str, str] = {}
-    if sizes:
-        for d, s in sizes.items():
-            bound[d] = int(s)
-            source[d] = "the sizes given"
-    values: dict[str, np.ndarray] = {}
-    for name, var in variables.items():
-        value = np.asarray(arrays[name], dtype=float)
-        if value.ndim != var.ndim:
-            raise SizeError(
-                f"{name} has dims {dimsmod.fmt(var.dims)} (rank {var.ndim}) but the array has shape {value.shape}"
-            )
-        for axis, (d, s) in enumerate(zip(var.dims, value.shape)):
-            _bind(bound, source, d, int(s), f"axis {axis} of {name}")
-        values[name] = value
-    for n in nodes:  # constants may carry dims no variable has (ones(k), fixed sizes)
-        for d in n.dims:
-            if d not in bound and dimsmod.is_literal(d):
-                bound[d] = int(d)
-    unbound = sorted({d for n in nodes for d in n.dims if d not in bound})
-    if unbound:
-        raise SizeError(f"no size for dim(s) {', '.join(unbound)}: pass them as sizes")
-    return values, bound
-
-
-def _bind(bound: SizeDict, source: dict[str, str], dim: str, size: int, where: str) -> None:
-    if dimsmod.is_literal(dim) and int(dim) != size:
-        raise SizeError(f"{where} has size {size} but its dim is fixed to {dim}")
-    if dim in bound and bound[dim] != size:
-        raise SizeError(f"dim {dim!r} has size {bound[dim]} from {source[dim]} but size {size} from {where}")
-    bound.setdefault(dim, size)
-    source.setdefault(dim, where)
 
 
 def shape_of(dims: Dims, sizes: SizeDict) -> tuple[int, ...]:
@@ -87,50 +23,74 @@ def shape_of(dims: Dims, sizes: SizeDict) -> tuple[int, ...]:
     return tuple(sizes[d] for d in dims)
 
 
-def evaluate(
-    expr: Node | list[Node],
-    arrays: Mapping[str, object] | None = None,
-    sizes: Mapping[str, int] | None = None,
-    /,
-    **named_arrays: object,
-) -> object:
+def evaluate(expr: Node | Sequence[Node], /, *args: object, **named_arrays: object) -> object:
     """Dense values of ``expr`` (or of each expression in a list) for the given arrays.
 
-    Arrays come as keywords (``X=...``) or as a mapping; dims are bound from their shapes.
-    Dims that no variable carries get sizes from ``sizes`` or from int keywords named
-    after the dim (``evaluate(H, V=Vv, m=4)``).
+    Arrays come as the function's signature takes them (:mod:`eincalc.calling`):
+    positionally in declaration order, or as keywords (``X=...``); or, as before, in a
+    mapping followed by an optional mapping of dim sizes. A derivative takes its
+    function's arrays, also those it no longer reads; dims that no array given carries
+    get sizes from int keywords named after the dim (``evaluate(H, V=Vv, m=4)``).
+    float32 arrays give float32 values.
 
     Examples:
         >>> import numpy as np, eincalc as ec
         >>> X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
         >>> ec.evaluate(X @ w, X=np.eye(2), w=np.array([1.0, 2.0]))
         array([1., 2.])
+        >>> ec.evaluate(X @ w, np.eye(2), np.array([1.0, 2.0]))
+        array([1., 2.])
     """
     roots = list(expr) if isinstance(expr, (list, tuple)) else [expr]
     for r in roots:
         if not isinstance(r, Node):
             raise TypeError(f"evaluate needs eincalc expressions, got {type(r).__name__}")
-    values, bound = bind_sizes(roots, {**(arrays or {}), **named_arrays}, sizes)
+    fixed: Mapping[str, int] | None = None
+    if args and (args[0] is None or isinstance(args[0], Mapping)):  # evaluate(f, arrays[, sizes])
+        if len(args) > 2 or (len(args) == 2 and not isinstance(args[1], (Mapping, type(None)))):
+            raise ArgumentError("evaluate takes arrays positionally, or one mapping of arrays and one of sizes")
+        named_arrays = {**(args[0] or {}), **named_arrays}  # type: ignore[dict-item]
+        fixed = args[1] if len(args) == 2 else None  # type: ignore[assignment]
+        args = ()
+    values, bound, dtype = bind_values(roots, args, named_arrays, fixed)
     memo: dict[int, np.ndarray] = {}
     for node in topo_order(roots):
-        memo[id(node)] = _eval_node(node, [memo[id(c)] for c in node.children], values, bound)
+        memo[id(node)] = _eval_node(node, [memo[id(c)] for c in node.children], values, bound, dtype)
     out = [memo[id(r)] for r in roots]
     return out if isinstance(expr, (list, tuple)) else out[0]
 
 
-def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray], sizes: SizeDict) -> np.ndarray:
+def bind_values(
+    roots: Sequence[Node],
+    args: Sequence[object] = (),
+    named: Mapping[str, object] | None = None,
+    fixed: Mapping[str, int] | None = None,
+) -> tuple[dict[str, np.ndarray], SizeDict, np.dtype]:
+    """Bind arrays to the signature of ``roots``: values by name, the size of every dim, the dtype."""
+    if fixed is not None and not isinstance(fixed, Mapping):
+        raise ArgumentError(f"sizes must be a mapping of dim -> int, got {type(fixed).__name__}")
+    nodes = topo_order(list(roots))
+    used = {n.name for n in nodes if isinstance(n, Var)}
+    dims = list(dict.fromkeys(d for n in nodes for d in n.dims))
+    b = bind_arguments(signature(list(roots)), used, dims, args, named, fixed)
+    return b.arrays, b.sizes, b.dtype
+
+
+def _eval_node(
+    node: Node, args: list[np.ndarray], values: dict[str, np.ndarray], sizes: SizeDict, dtype: np.dtype
+) -> np.ndarray:
     if isinstance(node, Var):
         return values[node.name]
     if isinstance(node, Const):
-        return np.full(shape_of(node.dims, sizes), node.value)
+        return np.full(shape_of(node.dims, sizes), node.value, dtype=dtype)
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
-        return np.eye(n).reshape(shape_of(node.dims, sizes))
+        return np.eye(n, dtype=dtype).reshape(shape_of(node.dims, sizes))
     if isinstance(node, Shift):
-        return node.dense()
+        return np.asarray(node.dense(), dtype=dtype)
     if isinstance(node, Einsum):
         result = np.einsum(node.spec, *args, optimize=len(args) > 2) if args else np.array(1.0)
-        return node.coef * np.asarray(result, dtype=float)
+        return np.asarray(node.coef * np.asarray(result, dtype=dtype), dtype=dtype)
     if isinstance(node, Add):
         total = args[0].copy()
         for a in args[1:]:
@@ -138,7 +98,7 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
         return total
     if isinstance(node, Elementwise):
         with np.errstate(all="ignore"):
-            return np.asarray(get_elementwise(node.fn).numpy(args[0], node.param), dtype=float)
+            return np.asarray(get_elementwise(node.fn).numpy(args[0], node.param), dtype=dtype)
     if isinstance(node, Unary):
-        return np.asarray(get_unary(node.fn).numpy(args[0], node.axis), dtype=float)
+        return np.asarray(get_unary(node.fn).numpy(args[0], node.axis), dtype=dtype)
     raise UnsupportedNodeError(f"the interpreter has no rule for {type(node).__name__}")

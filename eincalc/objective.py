@@ -10,16 +10,18 @@ structure allows (``2 P VᵀV`` for matrix factorisation) and no Hessian is form
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from eincalc import ops
+from eincalc.calling import real_array
 from eincalc.diff import derivative, grad
-from eincalc.errors import ShapeError, SizeError, UnknownNameError
+from eincalc.errors import ArgumentError, ShapeError, SizeError, UnknownNameError
 from eincalc.expr import Node, Var
 from eincalc.graph import topo_order
-from eincalc.interpreter import bind_sizes
+from eincalc.interpreter import bind_values
 
 
 class Objective:
@@ -40,10 +42,12 @@ class Objective:
                 )
         missing = [n for n in variables if n not in wrt and n not in data]
         if missing:
-            raise SizeError(f"data has no array for {', '.join(missing)} (give every variable that is not optimised)")
+            raise ArgumentError(
+                f"data has no array for {', '.join(missing)} (give every variable that is not optimised)"
+            )
         self.f = f
         self.wrt = [variables[name] for name in wrt]
-        self.data = {k: np.asarray(v, dtype=float) for k, v in data.items()}
+        self.data = {k: real_array(k, v) for k, v in data.items()}
         self.sizes = self._bind_sizes(sizes)
         self.shapes = [tuple(self.sizes[d] for d in v.dims) for v in self.wrt]
         self.splits = np.cumsum([int(np.prod(s, dtype=np.int64)) for s in self.shapes])[:-1]
@@ -57,7 +61,7 @@ class Objective:
         hvps = [derivative(directional, v) for v in self.wrt]
         self._hessp = compile_expr(hvps, sizes=self.sizes, name="hessian_vector_product")
         self._hess_blocks: object | None = None
-        self._last_x: bytes | None = None
+        self._last_key: tuple[bytes, bytes] | None = None
         self._last: tuple[float, np.ndarray] | None = None
 
     def _fresh_name(self, base: str) -> str:
@@ -72,7 +76,7 @@ class Objective:
         known: dict[str, int] = dict(sizes or {})
         if data_vars:
             roots = list(data_vars)
-            _, bound = bind_sizes(roots, {v.name: self.data[v.name] for v in data_vars}, None)
+            _, bound, _ = bind_values(roots, named={v.name: self.data[v.name] for v in data_vars})
             for d, s in bound.items():
                 if d in known and known[d] != s:
                     raise SizeError(f"dim {d!r} is {known[d]} in sizes but {s} in the data")
@@ -104,17 +108,30 @@ class Objective:
 
     # -- SciPy interface ---------------------------------------------------------------
     def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        key = np.asarray(x, dtype=float).tobytes()
-        if key != self._last_x or self._last is None:
+        # The cache is for SciPy asking fun and jac at one point; the data are part of the
+        # key, so replacing an array of obj.data, or changing one in place, is seen.
+        key = (np.asarray(x, dtype=float).tobytes(), self._data_digest())
+        if key != self._last_key or self._last is None:
             value, *grads = self._value_and_grad(**self._used(self._value_and_grad, self._arguments(x)))
             self._last = (float(value), self.pack([np.asarray(g) for g in grads]))
-            self._last_x = key
+            self._last_key = key
         return self._last
+
+    def _data_digest(self) -> bytes:
+        """A digest of the data's names and contents (reading them costs less than one evaluation)."""
+        h = hashlib.blake2b(digest_size=16)
+        for name in sorted(self.data):
+            value = np.ascontiguousarray(self.data[name])
+            h.update(f"{name}:{value.dtype}:{value.shape};".encode())
+            h.update(value)  # the buffer, no copy
+        return h.digest()
 
     @staticmethod
     def _used(fn: object, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # data may hold arrays the expression does not take; a variable simplification
+        # dropped is an argument without an array (it is optional)
         names = getattr(fn, "arg_names", None)
-        return dict(arrays) if names is None else {k: arrays[k] for k in names}
+        return dict(arrays) if names is None else {k: arrays[k] for k in names if k in arrays}
 
     def fun(self, x: np.ndarray) -> float:
         """f(x)."""

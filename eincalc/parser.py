@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from eincalc import dims as dimsmod
 from eincalc import ops
 from eincalc._types import Dim, Dims
+from eincalc.calling import declared as declared_signature
+from eincalc.calling import remember
 from eincalc.errors import EincalcError, ParseError, ShapeError, UnknownNameError
 from eincalc.expr import Node
 
@@ -50,7 +52,8 @@ class BuildContext:
         self.declared = declared
         self.dialect = dialect
         self._fresh = fresh
-        self._vars: dict[str, Node] = {}
+        self.used: dict[str, Node] = {}
+        """The variables built so far, by name, in order of appearance."""
 
     def fresh(self, hint: str, origin: str) -> Dim:
         """A dim to be inferred; ``hint`` names it if nothing fixes it."""
@@ -58,8 +61,8 @@ class BuildContext:
 
     def var(self, name: str, pos: int) -> Node:
         """The variable ``name`` (declared, or given default dims by the dialect)."""
-        if name in self._vars:
-            return self._vars[name]
+        if name in self.used:
+            return self.used[name]
         if name in self.declared:
             spec = self.declared[name]
             dims = tuple(
@@ -77,7 +80,7 @@ class BuildContext:
             if not any(d.startswith(dimsmod.FRESH_PREFIX) for d in dims)
             else _fresh_var(name, dims)
         )
-        self._vars[name] = node
+        self.used[name] = node
         return node
 
     def error(self, message: str, pos: int | None) -> ParseError:
@@ -148,11 +151,12 @@ def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, t
 
     try:
         with dimsmod.unifying(unifier):
-            first = front.build(tree, BuildContext(text, declared, front, fresh1))
+            ctx = BuildContext(text, declared, front, fresh1)
+            first = front.build(tree, ctx)
     except RecursionError:
         raise ParseError("expression is nested too deeply", text, 0) from None
     if not hints:
-        return first
+        return _with_signature(first, ctx)
 
     taken = {d for spec in declared.values() for d in spec} | {unifier.find(d) for d, _ in hints}
     names: dict[Dim, Dim] = {}
@@ -174,7 +178,18 @@ def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, t
     def fresh2(hint: str, origin: str) -> Dim:
         return next(resolved)
 
-    return front.build(tree, BuildContext(text, declared, front, fresh2))
+    ctx = BuildContext(text, declared, front, fresh2)
+    return _with_signature(front.build(tree, ctx), ctx)
+
+
+def _with_signature(node: Node, ctx: BuildContext) -> Node:
+    """``node`` remembering its arguments: the declared variables in keyword order, then the others as they appear.
+
+    Variables the text names but simplification drops (``X ** 0``) stay arguments: their
+    derivatives are zeros of their dims.
+    """
+    order = [*(n for n in ctx.declared if n in ctx.used), *(n for n in ctx.used if n not in ctx.declared)]
+    return remember(node, declared_signature([ctx.used[n] for n in order]))  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from eincalc import algebra as alg
 from eincalc import ops
+from eincalc.calling import carry_signature
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
 from eincalc.graph import rewrite, topo_order
 
@@ -154,7 +155,7 @@ def simplify(expr: Node, options: SimplifyOptions = SimplifyOptions()) -> Node:
         return new
 
     if options != SimplifyOptions():
-        return rewrite(expr, rule)[0]
+        return carry_signature(expr, rewrite(expr, rule)[0])  # the same function: it takes the same arrays
     # Default options: results are remembered per node, so simplifying a derivative
     # walks only what earlier calls have not seen (the gradients of a network share
     # most of their DAG). A node that is already simple maps to a marker, not to
@@ -169,4 +170,4 @@ def simplify(expr: Node, options: SimplifyOptions = SimplifyOptions()) -> Node:
             else:
                 new = node if known is _SAME else known  # type: ignore[assignment]
             image[id(node)] = new
-        return image[id(expr)]
+        return carry_signature(expr, image[id(expr)])

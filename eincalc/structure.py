@@ -5,7 +5,7 @@ indices: the value is ``δ ⊗ core``. :func:`compress` finds that structure sym
 the core expression and the *labels* of the output axes, in which axes joined by a δ
 share a label (``H[i,a,j,b] = 2 δ_ij (VᵀV)_ab`` has labels ``('a','b','a','c')`` and the
 k×k core over ``('b','c')``). :class:`StructuredTensor` holds the core's values and
-offers ``dense()``, ``matvec(v)`` and ``solve(b)`` that use the structure: the
+offers ``dense()``, ``matvec(v)`` (``@``) and ``solve(b)`` that use the structure: the
 matrix-factorisation Newton step is a k×k solve, not an nk×nk one.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eincalc import algebra as alg
+from eincalc import runtime
 from eincalc.errors import ShapeError
 from eincalc.expr import Add, Delta, Einsum, Node
 
@@ -45,12 +46,11 @@ class Compressed:
 
     def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredTensor | np.ndarray:
         """Values: the core computed by the reference interpreter, wrapped with the structure."""
-        from eincalc.interpreter import bind_sizes, evaluate
+        from eincalc.interpreter import bind_values, evaluate
 
-        given = {**(arrays or {}), **named_arrays}
-        _, sizes = bind_sizes(self.expr, given)
+        values, sizes, _ = bind_values([self.expr], named={**(arrays or {}), **named_arrays})
         core_vars = self.core.variables()
-        core_value = np.asarray(evaluate(self.core, {k: v for k, v in given.items() if k in core_vars}, sizes))
+        core_value = np.asarray(evaluate(self.core, {k: v for k, v in values.items() if k in core_vars}, sizes))
         return structured_value(self, core_value, sizes)
 
     def __str__(self) -> str:
@@ -138,97 +138,15 @@ def _compress_einsum(expr: Einsum) -> Compressed:
 # --------------------------------------------------------------------------------------
 # values
 # --------------------------------------------------------------------------------------
-class StructuredTensor:
+class StructuredTensor(runtime.StructuredTensor):
     """Values of a compressed result: ``core`` over ``core_labels`` embedded along ``labels``.
 
-    ``shape`` is the dense shape. ``np.asarray(t)`` and ``t.dense()`` expand it.
+    ``shape`` is the dense shape; ``dense()``, ``matvec(v)``, ``t @ v`` and ``solve(b)`` use
+    the structure (see :class:`eincalc.runtime.StructuredTensor`, the same class that
+    generated modules carry). Errors are :class:`~eincalc.errors.ShapeError`.
     """
 
-    def __init__(self, core: np.ndarray, core_labels: str, labels: str, shape: tuple[int, ...]) -> None:
-        self.core = np.asarray(core, dtype=float)
-        self.core_labels = core_labels
-        self.labels = labels
-        self.shape = tuple(shape)
-        if len(labels) != len(shape) or len(core_labels) != self.core.ndim:
-            raise ShapeError(f"structure labels {labels!r}/{core_labels!r} do not fit shapes {shape}/{self.core.shape}")
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        return (
-            f"StructuredTensor(shape={self.shape}, labels={self.labels!r}, "
-            f"core over {self.core_labels!r} with shape {self.core.shape})"
-        )
-
-    def _sizes(self) -> dict[str, int]:
-        return dict(zip(self.labels, self.shape))
-
-    def dense(self) -> np.ndarray:
-        """The full array (allocates every entry)."""
-        out = np.zeros(self.shape)
-        unique = "".join(dict.fromkeys(self.labels))
-        view = np.einsum(f"{self.labels}->{unique}", out)  # a writeable view of the diagonal
-        sizes = self._sizes()
-        expanded = np.einsum(f"{self.core_labels}->{self.core_labels}", self.core)
-        missing = [lab for lab in unique if lab not in self.core_labels]
-        src = self.core_labels + "".join(missing)
-        full = expanded.reshape(expanded.shape + (1,) * len(missing))
-        full = np.broadcast_to(full, expanded.shape + tuple(sizes[m] for m in missing))
-        view[...] = np.einsum(f"{src}->{unique}", full)
-        return out
-
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        dense = self.dense()
-        return dense if dtype is None else dense.astype(dtype)
-
-    def matvec(self, v: np.ndarray) -> np.ndarray:
-        """Contract with ``v`` over the trailing ``v.ndim`` axes (H·v for a Hessian)."""
-        v = np.asarray(v, dtype=float)
-        r = self.ndim - v.ndim
-        if r < 0 or v.shape != self.shape[r:]:
-            raise ShapeError(f"matvec: vector of shape {v.shape} does not fit the trailing axes of {self.shape}")
-        row, col = self.labels[:r], self.labels[r:]
-        if len(set(row)) == len(row) and len(set(col)) == len(col):
-            missing = "".join(lab for lab in row if lab not in self.core_labels and lab not in col)
-            if not missing:
-                return np.einsum(f"{self.core_labels},{col}->{row}", self.core, v)
-        dense = self.dense()
-        return np.tensordot(dense, v, axes=v.ndim)
-
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        """``x`` with ``self.matvec(x) == b``, using the block structure where there is one."""
-        b = np.asarray(b, dtype=float)
-        r = self.ndim - b.ndim
-        if r != b.ndim or b.shape != self.shape[:r] or self.shape[:r] != self.shape[r:]:
-            raise ShapeError(
-                f"solve: right-hand side of shape {b.shape} does not fit an operator of shape {self.shape}"
-            )
-        row, col = self.labels[:r], self.labels[r:]
-        sizes = self._sizes()
-        batch = [lab for lab in row if lab in col]
-        row_only = [lab for lab in row if lab not in col]
-        col_only = [lab for lab in col if lab not in row]
-        distinct = len(set(row)) == len(row) and len(set(col)) == len(col)
-        n_ro = int(np.prod([sizes[x] for x in row_only], dtype=np.int64))
-        n_co = int(np.prod([sizes[x] for x in col_only], dtype=np.int64))
-        if not distinct or n_ro != n_co or any(lab not in self.core_labels for lab in row_only + col_only):
-            n = int(np.prod(self.shape[:r], dtype=np.int64))
-            x = np.linalg.solve(self.dense().reshape(n, n), b.reshape(n))
-            return x.reshape(self.shape[r:])
-        in_core = [lab for lab in batch if lab in self.core_labels]
-        outside = [lab for lab in batch if lab not in self.core_labels]
-        m_labels = "".join(in_core + row_only + col_only)
-        mat = np.einsum(f"{self.core_labels}->{m_labels}", self.core)
-        n_b = int(np.prod([sizes[x] for x in in_core], dtype=np.int64))
-        mat = mat.reshape(n_b, n_ro, n_co)
-        rhs_labels = "".join(in_core + row_only + outside)
-        rhs = np.einsum(f"{row}->{rhs_labels}", b).reshape(n_b, n_ro, -1)
-        sol = np.linalg.solve(mat, rhs)
-        sol_labels = "".join(in_core + col_only + outside)
-        sol = sol.reshape([sizes[x] for x in sol_labels])
-        return np.einsum(f"{sol_labels}->{col}", sol)
+    error = ShapeError
 
 
 def structured_value(c: Compressed, core_value: np.ndarray, sizes: dict[str, int]) -> StructuredTensor | np.ndarray:

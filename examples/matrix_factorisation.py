@@ -25,13 +25,13 @@ U, V = rng.normal(size=(m, k)), rng.normal(size=(n, k))
 loss = ec.compile(f)
 
 start = time.perf_counter()
-history = [float(loss(T=T, U=U, V=V))]
+history = [float(loss(T, U, V))]
 for sweep in range(6):
-    g, H = steps["U"](T=T, U=U, V=V)
+    g, H = steps["U"](T, U, V)
     U = U - H.solve(g)  # exact minimiser in U for fixed V
-    g, H = steps["V"](T=T, U=U, V=V)
+    g, H = steps["V"](T, U, V)
     V = V - H.solve(g)
-    history.append(float(loss(T=T, U=U, V=V)))
+    history.append(float(loss(T, U, V)))
     print(f"sweep {sweep + 1}: loss {history[-1]:.6e}")
 elapsed = time.perf_counter() - start
 assert all(b <= a * (1 + 1e-12) for a, b in zip(history, history[1:])), "loss must decrease monotonically"

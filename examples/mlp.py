@@ -14,7 +14,7 @@ loss = ec.parse(
     b2="c",
 )
 params = ["W1", "b1", "W2", "b2"]
-fn = ec.compile([loss] + [ec.grad(loss, p) for p in params])
+fn = ec.compile(ec.value_and_grad(loss, params))  # the loss, then its gradients in this order
 print(fn.source)
 
 # a synthetic 3-class problem: points around three centres in 8 dimensions
@@ -26,7 +26,7 @@ Y = np.eye(3)[labels]
 values = dict(W1=0.3 * rng.normal(size=(8, 16)), b1=np.zeros(16), W2=0.3 * rng.normal(size=(16, 3)), b2=np.zeros(3))
 
 for epoch in range(201):
-    value, *grads = fn(X=X, Y=Y, **values)
+    value, *grads = fn(X, Y, **values)  # declaration order: X, Y, then the parameters
     for p, g in zip(params, grads):
         values[p] = values[p] - 0.5 * g
     if epoch % 50 == 0:

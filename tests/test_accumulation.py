@@ -102,9 +102,11 @@ def test_only_scalars():
 
 def test_missing_and_extra_values():
     f = ec.parse("x*y", x="", y="")
-    with pytest.raises(ec.SizeError, match="no value given for y"):
+    with pytest.raises(ec.ArgumentError, match="no value given for y"):
         trace_table(f, x=1.0)
-    with pytest.raises(ec.SizeError, match="z"):
+    with pytest.raises(ec.ArgumentError, match="given for Y, which the expression does not use; did you mean 'y'"):
+        trace_table(f, x=1.0, Y=2.0)
+    with pytest.raises(ec.ArgumentError, match="z"):
         trace_table(f, x=1.0, y=2.0, z=3.0)
 
 

@@ -15,13 +15,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_derive_matrixcalculus_second_order_as_numpy_code():
     out = run("derive", "x'*A*x", "--dialect", "matrixcalculus", "--wrt", "x", "--order", "2", "--emit", "numpy")
     assert out.returncode == 0, out.stderr
-    assert "def derivative(A)" in out.stdout and "A.T" in out.stdout
+    assert "def derivative(x, A)" in out.stdout and "A.T" in out.stdout
     namespace: dict = {}
     exec(compile(out.stdout, "generated", "exec"), namespace)  # the generated module, not user text
     import numpy as np
 
     A = np.arange(9.0).reshape(3, 3)
-    result = namespace["derivative"](A)
+    result = namespace["derivative"](np.ones(3), A)  # the function's arrays: x gives only sizes
     np.testing.assert_allclose(result, A + A.T)
 
 
@@ -70,3 +70,11 @@ def test_bad_input_is_one_line_and_nonzero(args, message):
 def test_bad_var_declaration_is_reported_by_argparse():
     out = run("derive", "x", "--var", "x")
     assert out.returncode == 2 and "NAME:dim" in out.stderr
+
+
+def test_derive_mixed_partial():
+    out = run("derive", "sum((T - U @ V.T) ** 2)", "--var", "T:m,n", "--var", "U:m,k", "--var", "V:n,k", "--wrt", "U,V")
+    assert out.returncode == 0, out.stderr
+    assert "U" in out.stdout and "V" in out.stdout and "T" in out.stdout
+    bad = run("derive", "x @ x", "--var", "x:n", "--wrt", "x,x", "--order", "2")
+    assert bad.returncode == 2 and "not both" in bad.stderr

@@ -71,10 +71,35 @@ def test_objective_errors(rng):
     f = ec.parse("sum((A @ x - b) ** 2)", A="m n", x="n", b="m")
     with pytest.raises(ec.UnknownNameError, match="not a variable"):
         ec.objective(f, "z", dict(A=np.eye(2), b=np.ones(2)))
-    with pytest.raises(ec.SizeError, match="no array for b"):
+    with pytest.raises(ec.ArgumentError, match="no array for b"):
         ec.objective(f, "x", dict(A=np.eye(2)))
+    with pytest.raises(ec.ArgumentError, match="the array for b is complex"):
+        ec.objective(f, "x", dict(A=np.eye(2), b=np.ones(2) + 1j))
     obj = ec.objective(f, "x", dict(A=np.eye(2), b=np.ones(2)))
     with pytest.raises(ec.ShapeError, match="flat vector of 2"):
         obj.fun(np.zeros(3))
     with pytest.raises(ec.ShapeError, match="scalar"):
         ec.objective(ec.parse("A @ x", A="m n", x="n"), "x", dict(A=np.eye(2)))
+
+
+def test_objective_is_not_stale_after_its_data_change(rng):
+    f = ec.parse("sum((A @ x - b) ** 2)", A="m n", x="n", b="m")
+    A, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    obj = ec.objective(f, "x", dict(A=A, b=b))
+    x = rng.normal(size=3)
+    assert obj.fun(x) == pytest.approx(np.sum((A @ x - b) ** 2))
+    obj.data["b"] = b2 = rng.normal(size=5)  # a new array
+    assert obj.fun(x) == pytest.approx(np.sum((A @ x - b2) ** 2))
+    np.testing.assert_allclose(obj.jac(x), 2 * A.T @ (A @ x - b2))
+    obj.data["A"][0, 0] += 1.0  # changed in place
+    assert obj.fun(x) == pytest.approx(np.sum((obj.data["A"] @ x - b2) ** 2))
+
+
+def test_objective_of_a_function_with_a_dropped_variable(rng):
+    f = ec.parse("sum((A @ x - b) ** 2) + sum(z ** 0)", A="m n", x="n", b="m", z="n")  # z only adds n
+    A, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    obj = ec.objective(f, "x", dict(A=A, b=b))
+    x = rng.normal(size=3)
+    assert obj.fun(x) == pytest.approx(np.sum((A @ x - b) ** 2) + 3)
+    np.testing.assert_allclose(obj.jac(x), 2 * A.T @ (A @ x - b))
+    np.testing.assert_allclose(obj.hess(x), 2 * A.T @ A)

@@ -53,6 +53,21 @@ def test_structured_solve_matches_dense_solve(mf, rng):
     np.testing.assert_allclose(np.asarray(s), s.dense())
 
 
+def test_structured_tensor_takes_flat_vectors_and_matmul(mf, rng):
+    # an optimiser's step: g and the answer are flat vectors of length m·k
+    s = ec.compress(ec.hessian(mf, "U")).evaluate(V=rng.normal(size=(4, 3)), m=5)
+    dense = s.dense().reshape(15, 15)
+    g = rng.normal(size=15)
+    np.testing.assert_allclose(s @ g, dense @ g, rtol=1e-12)
+    np.testing.assert_allclose(s.matvec(g), dense @ g, rtol=1e-12)
+    np.testing.assert_allclose(s.solve(g), np.linalg.solve(dense, g), rtol=1e-10)
+    np.testing.assert_allclose(s @ g.reshape(5, 3), (dense @ g).reshape(5, 3), rtol=1e-12)
+    with pytest.raises(ec.ShapeError, match="does not fit"):
+        s.solve(rng.normal(size=14))
+    with pytest.raises(ec.ShapeError, match="does not fit"):
+        s @ rng.normal(size=(3, 5))
+
+
 def test_diagonal_hessian_of_elementwise_sum(rng):
     x = ec.vector("x", "n")
     H = ec.hessian(ec.sum(ec.exp(x) + ec.sin(x)), x)
@@ -129,3 +144,16 @@ def test_higher_order_dims():
     A = ec.matrix("A", "n n")
     D3 = ec.derivative(ec.det(A), "A", order=3, mode="cross_country")
     assert D3.dims == ("n",) * 6
+
+
+def test_generated_modules_carry_the_whole_runtime_class():
+    import inspect
+
+    from eincalc import runtime
+
+    assert runtime.structured_source() == inspect.getsource(runtime.StructuredTensor).rstrip("\n")
+    namespace: dict = {"numpy": np}
+    exec(runtime.structured_source(), namespace)  # our own source: it needs only numpy
+    t = namespace["StructuredTensor"](np.array([2.0, 3.0]), "a", "aa", (2, 2))
+    np.testing.assert_allclose(t.dense(), np.diag([2.0, 3.0]))
+    np.testing.assert_allclose(t.solve(np.array([2.0, 3.0])), [1.0, 1.0])

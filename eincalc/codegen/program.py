@@ -38,29 +38,29 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
+from eincalc.calling import Signature, check_sizes, signature
+from eincalc.codegen.caller import Caller
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost
-from eincalc.errors import SizeError, UnknownNameError
+from eincalc.errors import UnknownNameError
 from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
 from eincalc.graph import rewrite, topo_order
-from eincalc.interpreter import bind_sizes
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
+from eincalc.runtime import structured_source
 from eincalc.structure import Compressed, StructuredTensor, compress
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
-RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "expand"})
+RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor"})
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
@@ -75,7 +75,6 @@ MAX_VARIANTS = 64
 FORMULA_NODES = 40
 """Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
 
-_FLOAT64 = np.dtype(np.float64)
 
 COMMENT_CHARS = 64
 LINE_CHARS = 110
@@ -113,11 +112,14 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
         name: the generated function's name (an identifier).
 
     Returns:
-        A :class:`CompiledFunction`; call it with arrays positionally (in the order of
-        ``.arg_names``, the variables' first appearance) or by name.
+        A :class:`CompiledFunction`; call it with the outputs' arrays positionally (in
+        the order of ``.arg_names``: the declaration order of the function the outputs
+        are, or were derived from) or by name.
 
     Raises:
-        SizeError: for bad ``sizes``.
+        ArgumentError: for ``sizes`` of unknown dims or that are not non-negative ints.
+        SizeError: for ``sizes`` that contradict a fixed dim.
+        ShapeError: when two outputs use one name for variables of different dims.
         UnknownNameError: for an unknown backend.
         UnsupportedNodeError: when the backend cannot print a node.
 
@@ -139,24 +141,28 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
 class CompiledFunction:
     """A compiled expression (or list of expressions): call it, read ``.source``, ``.save()`` it.
 
-    Calling: ``f(*arrays, **named_arrays)``. Positional arrays bind to ``arg_names`` in
-    order (variables sorted by first appearance in the outputs); keywords bind by
-    variable name, and an int keyword named after a dim that no variable carries gives
-    that dim's size. Sizes are checked as :func:`eincalc.evaluate` checks them (a
-    :class:`~eincalc.errors.SizeError` naming the variable and dim). A single expression
-    returns its value; a list returns a tuple. A compressed output (δ ⊗ core) is a
-    :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
+    Calling: ``f(*arrays, **named_arrays)``, as :mod:`eincalc.calling` describes:
+    positional arrays bind to ``arg_names`` (the outputs' signature: a derivative takes
+    its function's arrays, in the function's declaration order), keywords by name, and
+    an int keyword named after a dim gives that dim's size. Arrays the code does not
+    read are optional, but bind the sizes of their dims. Bad calls raise
+    :class:`~eincalc.errors.ArgumentError` (a ``TypeError``), disagreeing sizes a
+    :class:`~eincalc.errors.SizeError`. float32 arrays give float32 results. A single
+    expression returns its value; a list returns a tuple. A compressed output (δ ⊗ core)
+    is a :class:`~eincalc.structure.StructuredTensor` unless compiled with ``dense=True``.
 
-    The generated function takes the same arrays positionally, then the sizes of dims
-    no variable carries as keywords. Its parameters are the variable names, except that
-    a name the code needs (``numpy``, ``np``, ``expand``, ``_t<k>``) gets a trailing
+    The generated function takes the same arrays positionally (all of them: it may read
+    a size from one it does not compute with), then the sizes of dims no argument
+    carries as keywords. Its parameters are the variable names, except that
+    a name the code needs (``numpy``, ``np``, ``StructuredTensor``, ``_t<k>``) gets a trailing
     ``_`` in the source; calling the CompiledFunction by keyword uses the user's names.
     Calls with float64 arrays of shapes seen before skip the size checks (the shapes
-    were checked the first time).
+    were checked the first time; :mod:`eincalc.codegen.caller`).
 
     Attributes:
         outputs: the expressions, as given.
-        arg_names: the variables, in positional order.
+        signature: the :class:`~eincalc.calling.Signature` (variables in positional order).
+        arg_names: the signature's names.
         dims: every dim the expressions use, in order of first appearance.
         name: the generated function's name.
         backend: the printer used.
@@ -192,21 +198,34 @@ class CompiledFunction:
         self._roots, self._compressed = program_roots(self.outputs, dense)
         roots = self._roots
         everything = topo_order([*self.outputs, *roots])
-        variables: dict[str, Var] = {}
-        for n in topo_order(list(self.outputs)):
-            if isinstance(n, Var):
-                variables.setdefault(n.name, n)
-        self.arg_names: tuple[str, ...] = tuple(variables)
-        self._var_dims = tuple((v.name, v.dims) for v in variables.values())
+        self.signature: Signature = signature(self.outputs)  # a name with two dims raises here
+        used = {n.name for n in topo_order(list(self.outputs)) if isinstance(n, Var)}
+        variables = {v.name: v for v in self.signature.variables if v.name in used}
+        self.arg_names: tuple[str, ...] = self.signature.names
+        self._used_names = tuple(variables)
+        # every argument; sizes are read from the arrays the code reads first
+        dropped = [v for v in self.signature.variables if v.name not in used]
+        self._var_dims = tuple((v.name, v.dims) for v in [*variables.values(), *dropped])
         self.dims: tuple[Dim, ...] = tuple(dict.fromkeys(d for n in everything for d in n.dims))
-        carried = {d for v in variables.values() for d in v.dims}
+        carried = {d for _, dims in self._var_dims for d in dims}
         self._free_dims = tuple(d for d in self.dims if d not in carried and not dimsmod.is_literal(d))
         self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d))
         self._params, self._dim_code = self._names()
-        self._fixed = self._check_sizes(sizes)
+        self._fixed = check_sizes(sizes, self.dims)
 
         self._variants: dict[tuple[int, ...], _Variant] = {}
-        self._by_shapes: dict[tuple[tuple[int, ...], ...], tuple[_Variant, dict[str, int]]] = {}
+        self._caller = Caller(
+            self.signature,
+            self._used_names,
+            self.dims,
+            self._fixed,
+            {d: self._dim_code[d] for d in self._free_dims},
+            f"{self.name}()",
+            self._variant_for,
+            self._use,
+            self._finish,
+            self._single,
+        )
         self._plain = all(c is None for c in self._compressed)
         self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
         planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
@@ -236,26 +255,6 @@ class CompiledFunction:
             if d not in dim_code:
                 dim_code[d] = d if dimsmod.is_literal(d) else fresh(d)
         return params, dim_code
-
-    def _check_sizes(self, sizes: Mapping[str, int] | None) -> SizeDict:
-        if sizes is None:
-            return {}
-        if not isinstance(sizes, Mapping):
-            raise SizeError(f"sizes must be a dict of dim -> int, got {type(sizes).__name__}")
-        unknown = [d for d in sizes if d not in self.dims]
-        if unknown:
-            raise SizeError(
-                f"sizes given for {', '.join(map(str, unknown))}, which the expressions do not use "
-                f"(dims: {', '.join(self.dims) or 'none'})"
-            )
-        fixed: SizeDict = {}
-        for d, s in sizes.items():
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-                raise SizeError(f"size of dim {d!r} must be a non-negative int, got {s!r}")
-            if dimsmod.is_literal(d) and int(d) != s:
-                raise SizeError(f"dim {d!r} is fixed to {d} but sizes gives {s}")
-            fixed[d] = int(s)
-        return fixed
 
     def _key(self, sizes: Mapping[Dim, int]) -> tuple[int, ...]:
         return tuple(sizes[d] for d in self._key_dims)
@@ -339,7 +338,7 @@ class CompiledFunction:
                 shape = (
                     "(" + ", ".join(self._dim_code[d] for d in c.expr.dims) + ("," if c.expr.ndim == 1 else "") + ")"
                 )
-                results.append(f"({code}, {core_labels!r}, {labels!r}, {shape})")
+                results.append(f"StructuredTensor({code}, {core_labels!r}, {labels!r}, {shape})")
         if self._single:
             final = f"return {results[0]}"
         else:
@@ -359,7 +358,7 @@ class CompiledFunction:
             else:  # the δ ⊗ core text, when the core is small enough to print
                 small = tree[id(c.core)] <= FORMULA_NODES
                 text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core, tree=tree), 90)
-            how = " as (core, core_labels, labels, shape)" if c is not None else ""
+            how = " as a StructuredTensor" if c is not None else ""
             described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
         planned = ", ".join(f"{d}={sizes[d]}" for d in self._key_dims)
         doc = [
@@ -372,72 +371,38 @@ class CompiledFunction:
             + "the code is correct for any sizes.",
         ]
         if any(c is not None for c in self._compressed):
-            doc += ["A compressed result is (core, core_labels, labels, shape): δ ⊗ core, with equal",
-                    "labels sharing a diagonal; expand(*result) gives the dense array."]  # fmt: skip
+            doc += ["A compressed result (δ ⊗ core) is a StructuredTensor: t.core, t @ v, t.solve(b),",
+                    "t.dense() or numpy.asarray(t) use the structure (the class is defined below)."]  # fmt: skip
+        unread = [self._params[v] for v in self.arg_names if v not in self._used_names]
+        if unread:
+            doc.append(f"It takes the arrays of the function it was derived from; {', '.join(unread)} only give sizes.")
         doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
         doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
         lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
         if any(c is not None for c in self._compressed):
-            lines += ["", "", *_EXPAND_SOURCE.splitlines()]
+            lines += ["", "", *structured_source().splitlines()]
         lines += ["", "", f"def {self.name}({signature}):"]
         lines += [f"    {line}" for line in body]
         return "\n".join(lines) + "\n"
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *arrays: object, **named_arrays: object) -> Any:
-        # Fast path: float64 arrays whose shapes were seen (and checked) before.
-        if len(arrays) == len(self.arg_names) and not named_arrays:
-            values: Sequence[object] | None = arrays
-        else:
-            values = self._gather(arrays, named_arrays)
-        hit = None
-        if values is not None:
-            for a in values:
-                if type(a) is not np.ndarray or a.dtype != _FLOAT64:
-                    break
-            else:
-                hit = self._by_shapes.get(tuple([a.shape for a in values]))  # type: ignore[union-attr]
-        if hit is None:
-            return self._call_checked(arrays, named_arrays, cache=values is not None)
-        variant, free = hit
-        self._last = variant
-        return self._finish(variant.function(*values, **free))  # type: ignore[misc]
+        return self._caller(arrays, named_arrays)
 
-    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> list[object] | None:
-        """The arrays in ``arg_names`` order, or None when the keywords are not exactly the variables."""
-        if len(arrays) > len(self.arg_names):
-            raise SizeError(
-                f"{self.name} takes {len(self.arg_names)} array(s) ({', '.join(self.arg_names)}) "
-                f"but {len(arrays)} were given"
-            )
-        for arg in self.arg_names[: len(arrays)]:
-            if arg in named_arrays:
-                raise SizeError(f"array {arg!r} given both by position and by name")
-        rest = self.arg_names[len(arrays) :]
-        if len(named_arrays) != len(rest) or any(arg not in named_arrays for arg in rest):
-            return None  # missing or extra names, or dim sizes: the checked path says what is wrong
-        return [*arrays, *(named_arrays[arg] for arg in rest)]
-
-    def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
-        """Bind and check sizes as ``evaluate`` does, pick (or plan) the variant, and call it."""
-        named = dict(named_arrays)
-        named.update(zip(self.arg_names, arrays))
-        values_map, sizes = bind_sizes(list(self.outputs), named, self._fixed)
-        values = [values_map[v] for v in self.arg_names]
+    def _variant_for(self, sizes: SizeDict) -> _Variant:
+        """The code for ``sizes`` (every dim), planned on first use and cached."""
         key = self._key(sizes)
         variant = self._variants.get(key)
         if variant is None:
-            variant = self._build({d: sizes[d] for d in self.dims}, nominal=False)
+            variant = self._build(sizes, nominal=False)
             if len(self._variants) >= MAX_VARIANTS:
                 self._variants.pop(next(iter(self._variants)))
             self._variants[key] = variant
-        free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
-        if cache:  # the shapes alone now determine the sizes: later calls skip the checks
-            if len(self._by_shapes) >= MAX_VARIANTS:
-                self._by_shapes.clear()
-            self._by_shapes[tuple(a.shape for a in values)] = (variant, free)
+        return variant
+
+    def _use(self, variant: _Variant) -> Callable[..., Any]:
         self._last = variant
-        return self._finish(variant.function(*values, **free))
+        return variant.function
 
     def _finish(self, result: Any) -> Any:
         if self._plain:
@@ -523,24 +488,11 @@ def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-_EXPAND_SOURCE = '''def expand(core, core_labels, labels, shape):
-    """The dense array of a compressed result: core written along the diagonals of labels."""
-    out = numpy.zeros(shape)
-    unique = "".join(dict.fromkeys(labels))
-    present = "".join(lab for lab in unique if lab in core_labels)
-    view = numpy.einsum(labels + "->" + unique, out)  # a writeable view of the diagonal
-    sizes = dict(zip(labels, shape))
-    core = numpy.einsum(core_labels + "->" + present, numpy.asarray(core, dtype=float))
-    view[...] = core.reshape([sizes[lab] if lab in core_labels else 1 for lab in unique])
-    return out
-'''
-
-
 def _structured(value: Any, c: Compressed | None) -> Any:
+    """The generated module's StructuredTensor as eincalc's (the same class, with eincalc's errors)."""
     if c is None:
         return value
-    core, core_labels, labels, shape = value
-    return StructuredTensor(core, core_labels, labels, shape)
+    return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
 
 
 def _load(source: str, name: str) -> Callable[..., Any]:

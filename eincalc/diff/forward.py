@@ -69,16 +69,25 @@ def tangent_unary(node: Unary, tangents: list[Node | None], n_dir: int) -> Node:
 
 def forward_jacobian(f: Node, wrt: Var) -> Node:
     """∂f/∂wrt by forward accumulation: dims ``f.dims + wrt.dims``."""
+    return push_tangent(f, wrt, alg.delta(wrt.dims), wrt.ndim)
+
+
+def push_tangent(f: Node, wrt: Var, seed: Node, n_dir: int) -> Node:
+    """The tangent of ``f`` when ``wrt`` has tangent ``seed`` (dims ``wrt.dims`` + ``n_dir`` direction dims).
+
+    With the unit tensor as seed it is the Jacobian; with a direction ``v`` (``n_dir = 0``)
+    it is the Jacobian-vector product ``J v``, at the cost of a few evaluations of ``f``.
+    """
     dep = depends_on(f, wrt)
     if id(f) not in dep:
-        return alg.zeros(f.dims + wrt.dims)
+        return alg.zeros(f.dims + seed.dims[wrt.ndim :])
     tangents: dict[int, Node] = {}
     for node in topo_order(f):
         if id(node) not in dep:
             continue
         if node is wrt:
-            tangents[id(node)] = alg.delta(wrt.dims)
+            tangents[id(node)] = seed
             continue
         child_tangents = [tangents.get(id(c)) if id(c) in dep else None for c in node.children]
-        tangents[id(node)] = tangent(node, child_tangents, wrt.ndim)
+        tangents[id(node)] = tangent(node, child_tangents, n_dir)
     return tangents[id(f)]

@@ -73,21 +73,25 @@ class _Sweep:
     not one pass each (which made the gradients of a depth-L network cost O(L³)).
     """
 
-    def __init__(self, f: Node) -> None:
+    def __init__(self, f: Node, seed: Node | None = None, n_lead: int | None = None) -> None:
+        """The sweep seeded with ``seed`` (dims ``n_lead`` lead dims + ``f.dims``; default the unit tensor)."""
         self.f = f
-        self.lead = fresh(f.ndim)
+        n_lead = f.ndim if n_lead is None else n_lead
+        seed = alg.delta(f.dims) if seed is None else seed
+        self.lead = fresh(n_lead)
+        self.lead_dims = seed.dims[:n_lead]
         self.order = topo_order(f)
         self.position = {id(n): k for k, n in enumerate(self.order)}
         self.parents: dict[int, list[Node]] = {}
         for node in self.order:
             for child in dict.fromkeys(node.children):
                 self.parents.setdefault(id(child), []).append(node)
-        self.cots: dict[int, Node] = {id(f): alg.delta(f.dims)}
+        self.cots: dict[int, Node] = {id(f): seed}
         self.contributions: dict[int, list[tuple[int, Node]]] = {}
 
     def cotangent_of(self, wrt: Var) -> Node:
         if id(wrt) not in self.position:
-            return alg.zeros(self.f.dims + wrt.dims)
+            return alg.zeros(self.lead_dims + wrt.dims)
         # The nodes on paths from f to wrt whose cotangent is still unknown: walk up from
         # wrt, stopping where it is known (then so are all of that node's ancestors').
         todo: dict[int, Node] = {}
@@ -109,7 +113,7 @@ class _Sweep:
                 if parent.children[k] is node:
                     terms.append(contribution)
         # no terms: every path to it passed a zero derivative (e.g. sign')
-        return alg.add(terms) if terms else alg.zeros(self.f.dims + node.dims)
+        return alg.add(terms) if terms else alg.zeros(self.lead_dims + node.dims)
 
     def _contributions(self, node: Node) -> list[tuple[int, Node]]:
         found = self.contributions.get(id(node))
@@ -141,3 +145,12 @@ def reverse_jacobian(f: Node, wrt: Var) -> Node:
         while len(_SWEEPS) > MAX_SWEEPS:
             _SWEEPS.popitem(last=False)
         return sweep.cotangent_of(wrt)
+
+
+def pull_cotangent(f: Node, wrt: Var, seed: Node, n_lead: int) -> Node:
+    """The cotangent of ``wrt`` when ``f`` has cotangent ``seed`` (dims ``n_lead`` lead dims + ``f.dims``).
+
+    With the unit tensor as seed it is the Jacobian; with a cotangent ``u`` (``n_lead = 0``)
+    it is the vector-Jacobian product ``uᵀ J``, at the cost of a few evaluations of ``f``.
+    """
+    return _Sweep(f, seed, n_lead).cotangent_of(wrt)

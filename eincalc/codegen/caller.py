@@ -1,0 +1,126 @@
+"""The calling side of a compiled function: from a call's arrays to the generated function's arguments.
+
+:class:`Caller` binds a call as :func:`eincalc.calling.bind_arguments` does (the
+function's signature, positionally or by keyword, dims sized by int keywords), asks the
+program for the code variant of the bound sizes, passes zero-stride stand-ins for
+arguments the call left out (the code reads at most their shape), and returns the
+results in the arrays' float type. Calls with float64 arrays of shapes seen before skip
+the checks: the shapes were checked the first time.
+
+Not here: planning and generating the variants (:mod:`eincalc.codegen.program`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from eincalc._types import Dim, SizeDict
+from eincalc.calling import Binding, Signature, bind_arguments, cast_result
+
+_FLOAT64 = np.dtype(np.float64)
+
+MAX_SHAPES = 64
+"""Shape signatures remembered for the fast path (all are forgotten beyond this)."""
+
+Variant = TypeVar("Variant")
+
+
+class Caller(Generic[Variant]):
+    """Binds calls to ``signature`` and runs the variant the program gives for their sizes.
+
+    Args:
+        signature: the arguments, in positional order.
+        used: the names the code computes with (required in a call).
+        dims: every dim the code needs a size for.
+        fixed: sizes given at compile time.
+        free_dims: keyword parameter of the generated function per dim no argument carries.
+        caller: how messages name the function (``"f()"``).
+        variant_for: the variant for a complete size assignment (planned and cached by the program).
+        use: the generated function of a variant (the program notes it as the last one used).
+        finish: turns the generated function's result into the caller's (structured tensors).
+        single: whether the function has one output (else a tuple).
+    """
+
+    def __init__(
+        self,
+        signature: Signature,
+        used: Sequence[str],
+        dims: Sequence[Dim],
+        fixed: SizeDict,
+        free_dims: Mapping[Dim, str],
+        caller: str,
+        variant_for: Callable[[SizeDict], Variant],
+        use: Callable[[Variant], Callable[..., Any]],
+        finish: Callable[[Any], Any],
+        single: bool,
+    ) -> None:
+        self.signature = signature
+        self.names = signature.names
+        self.used = tuple(used)
+        self.dims = tuple(dims)
+        self.fixed = fixed
+        self.free_dims = dict(free_dims)
+        self.caller = caller
+        self._variant_for = variant_for
+        self._use = use
+        self._finish = finish
+        self._single = single
+        self._by_shapes: dict[tuple, tuple[Variant, dict[str, int], dict[str, np.ndarray]]] = {}
+
+    def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
+        given = self._gather(arrays, named_arrays)
+        hit = None
+        if given is not None:
+            for a in given.values():
+                if type(a) is not np.ndarray or a.dtype != _FLOAT64:
+                    break
+            else:
+                hit = self._by_shapes.get(tuple([(k, a.shape) for k, a in given.items()]))  # type: ignore[attr-defined]
+        if hit is None:
+            return self._call_checked(arrays, named_arrays, cache=given is not None)
+        variant, free, stand_ins = hit
+        args = [given[k] if k in given else stand_ins[k] for k in self.names]  # type: ignore[index,operator]
+        return self._finish(self._use(variant)(*args, **free))
+
+    def _gather(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> dict[str, object] | None:
+        """Arrays by name in signature order, or None unless the call is only arrays, all needed ones, each once."""
+        if arrays and not self.signature.ordered or len(arrays) > len(self.names):
+            return None
+        if not named_arrays and len(arrays) == len(self.names):
+            return dict(zip(self.names, arrays))
+        given = dict(zip(self.names, arrays))
+        for name in self.names[len(arrays) :]:
+            if name in named_arrays:
+                given[name] = named_arrays[name]
+        if len(given) != len(arrays) + len(named_arrays) or any(n not in given for n in self.used):
+            return None  # dim sizes, unknown names, arrays given twice or missing: the checked path says which
+        return given
+
+    def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
+        bound = bind_arguments(self.signature, self.used, self.dims, arrays, named_arrays, self.fixed, self.caller)
+        variant = self._variant_for({d: bound.sizes[d] for d in self.dims})
+        free = {code: bound.sizes[d] for d, code in self.free_dims.items()}
+        stand_ins = self._stand_ins(bound)
+        if cache and bound.dtype == _FLOAT64:  # the shapes alone now determine the sizes
+            if len(self._by_shapes) >= MAX_SHAPES:
+                self._by_shapes.clear()
+            self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free, stand_ins)
+        args = [bound.arrays[k] if k in bound.arrays else stand_ins[k] for k in self.names]
+        result = self._finish(self._use(variant)(*args, **free))
+        if bound.dtype == _FLOAT64:
+            return result
+        if self._single:
+            return cast_result(result, bound.dtype)
+        return tuple(cast_result(r, bound.dtype) for r in result)
+
+    def _stand_ins(self, bound: Binding) -> dict[str, np.ndarray]:
+        """Zero-stride arrays of the bound sizes for the arguments not given (size 0 for dims no one needs)."""
+        zero = np.zeros((), bound.dtype)
+        return {
+            v.name: np.broadcast_to(zero, tuple(bound.sizes.get(d, 0) for d in v.dims))
+            for v in self.signature.variables
+            if v.name not in bound.arrays
+        }

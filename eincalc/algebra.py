@@ -435,13 +435,25 @@ def add(terms: Sequence[Node]) -> Node:
 # --------------------------------------------------------------------------------------
 # functions
 # --------------------------------------------------------------------------------------
-def elementwise(fn: str, x: Node, param: float | None = None) -> Node:
-    """``fn(x)`` entry-wise; constants fold, ``x**1`` is ``x`` and ``x**0`` is ones."""
+def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None) -> Node:
+    """``fn(args…)`` entry-wise; constants fold, ``x**1`` is ``x`` and ``x**0`` is ones.
+
+    The arguments must have equal dims (:mod:`eincalc.ops` broadcasts before calling).
+    """
     from eincalc.functions import get_elementwise
 
     entry = get_elementwise(fn)
+    xs = (args,) if isinstance(args, Node) else tuple(args)
+    if len(xs) != entry.arity:
+        raise ShapeError(f"{fn} takes {entry.arity} argument(s), got {len(xs)}")
+    for k, a in enumerate(xs[1:], 1):
+        if a.dims != xs[0].dims:
+            raise ShapeError(
+                f"{fn}: argument {k} has dims {dimsmod.fmt(a.dims)}, argument 0 has {dimsmod.fmt(xs[0].dims)}"
+            )
     if entry.has_param != (param is not None):
         raise ShapeError(f"{fn} {'needs' if entry.has_param else 'takes no'} parameter")
+    x = xs[0]
     if fn == "pow":
         assert param is not None
         if param == 1.0:
@@ -451,15 +463,19 @@ def elementwise(fn: str, x: Node, param: float | None = None) -> Node:
         if isinstance(x, Elementwise) and x.fn == "pow" and float(param).is_integer():
             assert x.param is not None  # (x^a)^n = x^(a n) holds for integer n
             return elementwise("pow", x.arg, x.param * param)
-    if isinstance(x, Const):
-        with np.errstate(all="ignore"):
-            value = float(entry.numpy(np.float64(x.value), param))
+    if fn == "where":
+        if isinstance(x, Const):  # a constant condition selects a branch
+            return xs[1] if x.value != 0.0 else xs[2]
+        if xs[1] is xs[2]:
+            return xs[1]
+    if all(isinstance(a, Const) for a in xs):
+        value = float(entry.evaluate([np.float64(a.value) for a in xs], param))  # type: ignore[attr-defined]
         if math.isfinite(value):
             return Const.make(value, x.dims)
-    return Elementwise.make(fn, x, param)
+    return Elementwise.make(fn, xs, param)
 
 
-def unary(fn: str, x: Node, axis: int | None = None) -> Node:
+def unary(fn: str, x: Node, axis: object = None) -> Node:
     """A general (not entry-wise) function ``fn(x, axis)`` from :mod:`eincalc.functions`."""
     from eincalc.functions import get_unary
 

@@ -294,7 +294,11 @@ class Add(Node):
 
 
 class Elementwise(Node):
-    """``fn(arg)`` entry-wise; ``param`` is the exponent of ``pow`` (else None)."""
+    """``fn(arg, …)`` entry-wise over arguments of equal dims; ``param`` is the exponent of ``pow``.
+
+    Most functions take one argument (``exp``); some take several (``maximum(a, b)``,
+    ``where(c, a, b)``, ``arctan2(y, x)``). ``fn`` is an entry of :mod:`eincalc.functions`.
+    """
 
     __slots__ = ("fn", "param")
     kind = "elementwise"
@@ -306,28 +310,36 @@ class Elementwise(Node):
         object.__setattr__(self, "param", params[1])
 
     @staticmethod
-    def make(fn: str, arg: Node, param: float | None = None) -> Elementwise:
-        return Elementwise._intern((fn, None if param is None else float(param)), (arg,), arg.dims)
+    def make(fn: str, args: tuple[Node, ...], param: float | None = None) -> Elementwise:
+        return Elementwise._intern((fn, None if param is None else float(param)), tuple(args), args[0].dims)
 
     @property
     def arg(self) -> Node:
+        """The first (for most functions the only) argument."""
         return self.children[0]
+
+    @property
+    def args(self) -> tuple[Node, ...]:
+        return self.children
 
 
 class Unary(Node):
-    """A tensor function ``fn(arg, axis=…)`` that is not entry-wise (see :mod:`eincalc.functions`)."""
+    """A tensor function ``fn(arg, axis=…)`` that is not entry-wise (see :mod:`eincalc.tensor_functions`).
+
+    ``axis`` is an int, a sorted tuple of two or more axes, or None (no axis, or all axes).
+    """
 
     __slots__ = ("fn", "axis")
     kind = "unary"
     fn: str
-    axis: int | None
+    axis: int | tuple[int, ...] | None
 
     def _init_params(self, params: tuple) -> None:
         object.__setattr__(self, "fn", params[0])
         object.__setattr__(self, "axis", params[1])
 
     @staticmethod
-    def make(fn: str, arg: Node, axis: int | None, dims: Dims) -> Unary:
+    def make(fn: str, arg: Node, axis: int | tuple[int, ...] | None, dims: Dims) -> Unary:
         return Unary._intern((fn, axis), (arg,), dims)
 
     @property

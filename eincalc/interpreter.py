@@ -135,8 +135,7 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
             total = total + a
         return total
     if isinstance(node, Elementwise):
-        with np.errstate(all="ignore"):
-            return np.asarray(get_elementwise(node.fn).numpy(args[0], node.param), dtype=float)
+        return get_elementwise(node.fn).evaluate(args, node.param)
     if isinstance(node, Unary):
         return np.asarray(get_unary(node.fn).numpy(args[0], node.axis), dtype=float)
     raise UnsupportedNodeError(f"the interpreter has no rule for {type(node).__name__}")

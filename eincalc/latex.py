@@ -26,6 +26,7 @@ from typing import NamedTuple
 from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 from eincalc.printing import one_and_rest
 
@@ -44,15 +45,6 @@ _GREEK = frozenset(
     "Omega".split()
 )
 
-_FUNCTIONS = {
-    "exp": r"\exp",
-    "log": r"\log",
-    "sin": r"\sin",
-    "cos": r"\cos",
-    "tan": r"\tan",
-    "tanh": r"\tanh",
-    "sigmoid": r"\sigma",
-}
 
 _TOP = r"^\top"
 
@@ -232,12 +224,15 @@ def _print_elementwise(node: Elementwise, memo: _Memo) -> Entry:
             den = arg.text if p == -1.0 else f"{_wrap(arg, ATOM)}^{{{_num(-p)}}}"
             return Entry(rf"\frac{{1}}{{{den}}}", POWER)
         return Entry(f"{_wrap(arg, ATOM)}^{{{_num(p)}}}", POWER)
-    if node.fn == "sqrt":
-        return Entry(rf"\sqrt{{{arg.text}}}", ATOM)
-    if node.fn == "abs":
-        return Entry(rf"\lvert {arg.text} \rvert", ATOM)
-    op = _FUNCTIONS.get(node.fn, rf"\operatorname{{{_escape_text(node.fn)}}}")
-    return Entry(f"{op}({arg.text})", ATOM)
+    entry = get_elementwise(node.fn)
+    args = [Entry(_num(a.value), ATOM if a.value >= 0 else NEG) if isinstance(a, Const) else _child(a, memo)
+            for a in node.args]
+    if entry.latex_prec == "power":  # the base is wrapped; exponents sit in braces
+        parts = [_wrap(args[0], ATOM)] + [a.text for a in args[1:]]
+        return Entry(entry.latex.format(*parts), POWER)
+    if entry.latex_prec == "product":
+        return Entry(entry.latex.format(*(_wrap(a, PRODUCT + 1) for a in args)), PRODUCT)
+    return Entry(entry.latex.format(*(a.text for a in args)), ATOM)
 
 
 def _print_unary(node: Unary, memo: _Memo) -> Entry:
@@ -252,7 +247,8 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
     axis = "" if node.axis == default_axis else rf", \mathrm{{axis}}={node.axis}"
     if node.fn == "log_softmax":
         return Entry(rf"\log\operatorname{{softmax}}({arg.text}{axis})", ATOM)
-    return Entry(rf"\operatorname{{{_escape_text(node.fn)}}}({arg.text}{axis})", ATOM)
+    name = get_unary(node.fn).latex or rf"\operatorname{{{_escape_text(node.fn)}}}"
+    return Entry(rf"{name}({arg.text}{axis})", ATOM)
 
 
 def _print_add(node: Add, memo: _Memo) -> Entry:

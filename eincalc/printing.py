@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.functions import get_elementwise
 from eincalc.graph import topo_order
 
 # Python precedence levels used to decide parentheses.
-ATOM, POWER, UNARY, PRODUCT, SUM, LOWEST = 100, 90, 80, 70, 60, 0
+ATOM, POWER, UNARY, PRODUCT, SUM, COMPARE, LOWEST = 100, 90, 80, 70, 60, 50, 0
+_LEVELS = {"atom": ATOM, "power": POWER, "product": PRODUCT, "compare": COMPARE}
 
 # Products with more operands print as one einsum call: reading them as `X @ (rest)`
 # builds and prints many sub-products, and beyond sixteen factors the matrix notation
@@ -97,7 +99,15 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         if node.fn == "pow":
             exponent = _num(node.param if node.param is not None else 1.0)
             return f"{_wrap(child[0], ATOM)} ** {exponent}", POWER
-        return f"{node.fn}({child[0][0]})", ATOM
+        entry = get_elementwise(node.fn)
+        prec = _LEVELS[entry.syntax_prec]
+        # a constant argument is a number that broadcasts: maximum(x, 0.0) parses back the same
+        child = [
+            (_num(a.value), ATOM if a.value >= 0 else UNARY) if isinstance(a, Const) else c
+            for a, c in zip(node.args, child)
+        ]
+        parts = [c[0] if prec == ATOM else _wrap(c, prec + 1) for c in child]
+        return entry.syntax.format(*parts), prec
     if isinstance(node, Unary):
         default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None
         axis = "" if node.axis == default_axis else f", axis={node.axis}"
@@ -247,7 +257,7 @@ def node_line(node: Node, names: list[str]) -> str:
     if isinstance(node, Delta):
         return f"δ({', '.join(node.base)})"
     if isinstance(node, Elementwise):
-        return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({names[0]})"
+        return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({', '.join(names)})"
     if isinstance(node, Unary):
         return f"{node.fn}({names[0]}{'' if node.axis is None else f', axis={node.axis}'})"
     if isinstance(node, Add):

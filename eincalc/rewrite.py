@@ -114,7 +114,7 @@ def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     if isinstance(node, Add):
         return alg.add(children)
     if isinstance(node, Elementwise):
-        return alg.elementwise(node.fn, children[0], node.param)
+        return alg.elementwise(node.fn, children, node.param)
     if isinstance(node, Unary):
         return alg.unary(node.fn, children[0], node.axis)
     raise TypeError(f"unknown node kind {type(node).__name__}")

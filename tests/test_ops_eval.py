@@ -14,7 +14,7 @@ import pytest
 from scipy import special
 
 import eincalc as ec
-from eincalc.ops import FUNCTIONS
+from eincalc.language import FUNCTIONS
 from eincalc.testing import check_close
 
 DECLS = {
@@ -244,7 +244,7 @@ def test_constant_tensors(text, sizes, expected):
 def test_every_function_is_covered():
     """Registering a function without a value test here fails this test."""
     covered = set()
-    for text, _ in CASES:
+    for text, *_ in CASES + LANGUAGE_CASES:
         covered |= _names(text)
     covered |= {"eye", "ones", "zeros"}
     assert set(FUNCTIONS) <= covered, f"untested functions: {sorted(set(FUNCTIONS) - covered)}"
@@ -343,3 +343,136 @@ def test_stable_functions_along_axes_at_large_magnitude(text, reference):
 def test_log_one_plus_exp_is_stable():
     got = _stable("sum(log(1 + exp(X)))", BIG_MATRIX, "X")
     check_close(got, np.sum(softplus(BIG_MATRIX)), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# the language people write (issue 8): values, derivatives in every mode, round trips
+# --------------------------------------------------------------------------------------
+# (text, reference, variable to differentiate by or None for a value-only check)
+LANGUAGE_CASES = [
+    ("log1p(P)", lambda d: np.log1p(d["P"]), "P"),
+    ("expm1(X)", lambda d: np.expm1(d["X"]), "X"),
+    ("square(X)", lambda d: np.square(d["X"]), "X"),
+    ("reciprocal(P)", lambda d: 1 / d["P"], "P"),
+    ("power(P, X)", lambda d: np.power(d["P"], d["X"]), "X"),
+    ("P ** X", lambda d: d["P"] ** d["X"], "P"),
+    ("P ** x", lambda d: d["P"] ** d["x"], "x"),
+    ("arctan(X)", lambda d: np.arctan(d["X"]), "X"),
+    ("arcsin(Q)", lambda d: np.arcsin(d["Q"]), "Q"),
+    ("arccos(Q)", lambda d: np.arccos(d["Q"]), "Q"),
+    ("arctan2(X, Y)", lambda d: np.arctan2(d["X"], d["Y"]), "Y"),
+    ("erf(X)", lambda d: special.erf(d["X"]), "X"),
+    ("sinh(X)", lambda d: np.sinh(d["X"]), "X"),
+    ("cosh(X)", lambda d: np.cosh(d["X"]), "X"),
+    ("arcsinh(X)", lambda d: np.arcsinh(d["X"]), "X"),
+    ("arctanh(Q)", lambda d: np.arctanh(d["Q"]), "Q"),
+    ("log2(P)", lambda d: np.log2(d["P"]), "P"),
+    ("log10(P)", lambda d: np.log10(d["P"]), "P"),
+    ("expit(X)", lambda d: special.expit(d["X"]), "X"),
+    ("maximum(X, Y)", lambda d: np.maximum(d["X"], d["Y"]), "X"),
+    ("minimum(X, 0.5)", lambda d: np.minimum(d["X"], 0.5), "X"),
+    ("maximum(X, x)", lambda d: np.maximum(d["X"], d["x"]), "x"),
+    ("clip(X, -0.5, 0.5)", lambda d: np.clip(d["X"], -0.5, 0.5), "X"),
+    ("clip(X, Y, P)", lambda d: np.minimum(np.maximum(d["X"], d["Y"]), d["P"]), "P"),
+    ("where(X > Y, X * Y, exp(Y))", lambda d: np.where(d["X"] > d["Y"], d["X"] * d["Y"], np.exp(d["Y"])), "Y"),
+    ("where(X < 0, 0.0, X)", lambda d: np.where(d["X"] < 0, 0.0, d["X"]), "X"),
+    ("X * (X >= Y)", lambda d: d["X"] * (d["X"] >= d["Y"]), "X"),
+    ("(X <= 0.1) + (X == X) + (X != Y)", lambda d: (d["X"] <= 0.1) + 1.0 + (d["X"] != d["Y"]), None),
+    ("greater(X, Y) + greater_equal(X, Y) - less(X, Y)", lambda d: 2.0 * (d["X"] > d["Y"]) - (d["X"] < d["Y"]), None),
+    ("less_equal(X, Y) * equal(X, X) * not_equal(X, Y)", lambda d: 1.0 * (d["X"] < d["Y"]), None),
+    ("max(X)", lambda d: np.max(d["X"]), "X"),
+    ("max(X, axis=1)", lambda d: np.max(d["X"], axis=1), "X"),
+    ("max(T, axis=(0, 2))", lambda d: np.max(d["T"], axis=(0, 2)), "T"),
+    ("min(X, axis=0)", lambda d: np.min(d["X"], axis=0), "X"),
+    ("amax(X, 0) + amin(X, 0)", lambda d: np.max(d["X"], 0) + np.min(d["X"], 0), "X"),
+    ("X.max(axis=1, keepdims=True) - X", lambda d: d["X"].max(axis=1, keepdims=True) - d["X"], "X"),
+    ("prod(P, axis=0)", lambda d: np.prod(d["P"], axis=0), "P"),
+    ("P.prod()", lambda d: np.prod(d["P"]), "P"),
+    ("var(X)", lambda d: np.var(d["X"]), "X"),
+    ("var(X, axis=0, ddof=1)", lambda d: np.var(d["X"], axis=0, ddof=1), "X"),
+    ("std(X, axis=1)", lambda d: np.std(d["X"], axis=1), "X"),
+    ("X.std(axis=0, keepdims=True)", lambda d: d["X"].std(axis=0, keepdims=True), "X"),
+    ("X.var()", lambda d: d["X"].var(), "X"),
+    # syntax: prefixes, methods, keepdims, positional axes, tuple axes
+    ("np.sum(np.exp(X))", lambda d: np.sum(np.exp(d["X"])), "X"),
+    ("numpy.linalg.inv(S) @ x", lambda d: np.linalg.solve(d["S"], d["x"]), "S"),
+    ("np.linalg.det(S) * np.pi + np.e", lambda d: np.linalg.det(d["S"]) * np.pi + np.e, "S"),
+    ("X.sum()", lambda d: d["X"].sum(), "X"),
+    ("X.sum(axis=0)", lambda d: d["X"].sum(axis=0), "X"),
+    ("X.mean(axis=1)", lambda d: d["X"].mean(axis=1), "X"),
+    ("X.dot(W)", lambda d: d["X"].dot(d["W"]), "X"),
+    ("X.T.dot(v)", lambda d: d["X"].T.dot(d["v"]), "X"),
+    ("A.transpose()", lambda d: d["A"].T, "A"),
+    ("X.clip(-0.3, 0.3)", lambda d: d["X"].clip(-0.3, 0.3), "X"),
+    ("A.trace()", lambda d: np.trace(d["A"]), "A"),
+    ("sum(X, 1)", lambda d: np.sum(d["X"], 1), "X"),
+    ("X - X.mean(axis=0, keepdims=True)", lambda d: d["X"] - d["X"].mean(axis=0, keepdims=True), "X"),
+    ("X / sum(X * X, axis=1, keepdims=True)", lambda d: d["X"] / np.sum(d["X"] ** 2, axis=1, keepdims=True), "X"),
+    ("softmax(T, axis=(1, 2))", lambda d: special.softmax(d["T"], axis=(1, 2)), "T"),
+    ("log_softmax(T, axis=(0, 2))", lambda d: special.log_softmax(d["T"], axis=(0, 2)), "T"),
+    ("logsumexp(T, axis=(0, 2))", lambda d: special.logsumexp(d["T"], axis=(0, 2)), "T"),
+    ("logsumexp(X, axis=1, keepdims=True)", lambda d: special.logsumexp(d["X"], axis=1, keepdims=True), "X"),
+    ("T @ x", lambda d: d["T"] @ d["x"], "T"),
+    ("T @ W", lambda d: d["T"] @ d["W"], "W"),
+    ("v @ T", lambda d: d["v"] @ d["T"], "T"),
+    ("X @ U", lambda d: d["X"] @ d["U"], "U"),
+    ("einsum('...ij,j->...i', T, x)", lambda d: np.einsum("...ij,j->...i", d["T"], d["x"]), "T"),
+    ("einsum('...j,...j', X, Y)", lambda d: np.einsum("...j,...j", d["X"], d["Y"]), "X"),
+    ("einsum('i->ii', x)", lambda d: np.diag(d["x"]), "x"),
+    ("einsum('ij->iij', X)", lambda d: np.einsum("ij,ik->ikj", d["X"], np.eye(3)), "X"),
+]
+
+
+@pytest.fixture
+def language_values(values, rng):
+    return {**values, "Q": rng.uniform(-0.8, 0.8, size=(3, 4))}
+
+
+LANGUAGE_DECLS = {**DECLS, "Q": "m n"}
+
+
+def _parse(text):
+    return ec.parse(text, **{n: LANGUAGE_DECLS[n] for n in LANGUAGE_DECLS if n in _names(text)})
+
+
+@pytest.mark.parametrize("text,reference,wrt", LANGUAGE_CASES, ids=[c[0] for c in LANGUAGE_CASES])
+def test_language_values_round_trips_and_latex(text, reference, wrt, language_values):
+    expr = _parse(text)
+    arrays = {name: language_values[name] for name in expr.variables()}
+    check_close(ec.evaluate(expr, arrays, SIZES), reference(language_values), what=text)
+    assert _parse(str(expr)) is expr, str(expr)
+    assert ec.latex(expr)
+    compiled = ec.compile(expr)
+    check_close(compiled(**arrays), reference(language_values), what=f"compiled {text}")
+
+
+def _mixed_difference(f, x0, directions, h):
+    total = 0.0
+    for signs in np.ndindex(*(2,) * len(directions)):
+        s = [1.0 - 2.0 * k for k in signs]
+        total = total + np.prod(s) * np.asarray(f(x0 + h * sum(c * d for c, d in zip(s, directions))))
+    return total / (2 * h) ** len(directions)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize(
+    "text,reference,wrt", [c for c in LANGUAGE_CASES if c[2]], ids=[c[0] for c in LANGUAGE_CASES if c[2]]
+)
+def test_language_derivatives_in_every_mode(text, reference, wrt, order, language_values, rng):
+    expr = _parse(text)
+    x0 = language_values[wrt]
+    directions = [rng.standard_normal(np.shape(x0)) for _ in range(order)]
+
+    def f(x):
+        return reference({**language_values, wrt: x})
+
+    h = 1e-5 if order == 1 else 1e-4  # small: a difference across a kink of clip or max would be wrong
+    expected = _mixed_difference(f, x0, directions, h)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    for mode in ("reverse", "forward", "cross_country"):
+        d = ec.derivative(expr, wrt, order=order, mode=mode)
+        used = {name: language_values[name] for name in d.variables()}
+        value = np.asarray(ec.evaluate(d, used, SIZES), dtype=float)
+        for direction in reversed(directions):
+            value = np.tensordot(value, direction, axes=direction.ndim)
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{text} {mode}")

@@ -1,8 +1,8 @@
 """The NumPy backend: how each node kind and each planned step is spelled in NumPy.
 
-This module owns the NumPy spelling of everything: the element-wise function table
-(:data:`ELEMENTWISE_CODE`, one entry per name of :data:`eincalc.functions.ELEMENTWISE`),
-the general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
+This module owns the NumPy spelling of everything but the element-wise functions (whose
+code is part of their registry entry, :data:`eincalc.functions.ELEMENTWISE`): the
+general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
 (BLAS ``@``/``tensordot``/``vdot``, broadcasting ``*`` with ``[:, None]`` reshapes,
 ``.sum(axis=…)``, diagonal views ``numpy.einsum('ii->i', a)``, pairwise
 ``numpy.einsum(..., optimize=False)``), and of unit tensors, which are never
@@ -26,28 +26,10 @@ from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.functions import get_elementwise
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
-
-ELEMENTWISE_CODE: dict[str, tuple[str, int, str] | None] = {
-    "exp": ("numpy.exp({x})", ATOM, ""),
-    "log": ("numpy.log({x})", ATOM, ""),
-    "sin": ("numpy.sin({x})", ATOM, ""),
-    "cos": ("numpy.cos({x})", ATOM, ""),
-    "tan": ("numpy.tan({x})", ATOM, ""),
-    "tanh": ("numpy.tanh({x})", ATOM, ""),
-    # tanh never overflows; as fast as 1 / (1 + exp(-x)) and without its warnings
-    "sigmoid": ("0.5 * (1.0 + numpy.tanh(0.5 * {x}))", PRODUCT, "*"),
-    "softplus": ("numpy.logaddexp(0.0, {x})", ATOM, ""),
-    "relu": ("numpy.maximum({x}, 0.0)", ATOM, ""),
-    "step": ("numpy.heaviside({x}, 0.5)", ATOM, ""),
-    "abs": ("numpy.abs({x})", ATOM, ""),
-    "sign": ("numpy.sign({x})", ATOM, ""),
-    "sqrt": ("numpy.sqrt({x})", ATOM, ""),
-    "pow": None,  # depends on the exponent: NumPyPrinter._pow
-}
-"""Code template (``{x}`` is the argument), precedence and top operator per element-wise function."""
 
 UNARY_CODE: dict[str, str] = {
     "inv": "_unary_inv",
@@ -56,6 +38,8 @@ UNARY_CODE: dict[str, str] = {
     "softmax": "_unary_softmax",
     "log_softmax": "_unary_log_softmax",
     "logsumexp": "_unary_logsumexp",
+    "max": "_unary_max",
+    "prod": "_unary_prod",
 }
 """The NumPyPrinter method that prints each general function of :data:`eincalc.functions.UNARY`."""
 
@@ -284,16 +268,18 @@ class NumPyPrinter(Printer):
 
     # -- functions ----------------------------------------------------------------------
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
-        if node.fn not in ELEMENTWISE_CODE:
-            raise UnsupportedNodeError(f"the {self.name} printer has no code for the element-wise function {node.fn!r}")
-        x = ctx.arg(node.arg)
-        form = ELEMENTWISE_CODE[node.fn]
-        if form is None:
+        if node.fn == "pow":
             assert node.param is not None
-            return self._pow(x, node.param)
-        template, prec, op = form
-        self.module(self.numpy)  # every template spells numpy members
-        return Expr(template.format(x=x.atom), prec, op, owned=True)
+            return self._pow(ctx.arg(node.arg), node.param)
+        entry = get_elementwise(node.fn)
+        # constant arguments are scalars NumPy broadcasts: maximum(x, 0.0), where(c, x, 0.0)
+        args = [literal(a.value) if isinstance(a, Const) else ctx.arg(a) for a in node.args]
+        for m in entry.imports:
+            self.module(m)
+        if entry.code_prec == "atom":  # the arguments sit inside call parentheses
+            return Expr(entry.code.format(*(a.text for a in args)), owned=True)
+        prec = PRODUCT if entry.code_prec == "product" else SUM
+        return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
 
     def _pow(self, x: Expr, p: float) -> Expr:
         """``x ** p`` with the cheap forms for common exponents."""
@@ -353,6 +339,12 @@ class NumPyPrinter(Printer):
         m = ctx.temp(Expr(f"{x.atom}.max(axis={axis}, keepdims=True)"), "the max, for stability")
         body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
         return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
+
+    def _unary_max(self, x: Expr, axis: object, ctx: Context) -> Expr:
+        return Expr(f"{x.atom}.max({'' if axis is None else f'axis={axis}'})", owned=True)
+
+    def _unary_prod(self, x: Expr, axis: object, ctx: Context) -> Expr:
+        return Expr(f"{x.atom}.prod({'' if axis is None else f'axis={axis}'})", owned=True)
 
     # -- plans --------------------------------------------------------------------------
     def render_plan(self, plan: Plan, operands: list[Expr], ctx: Context) -> Expr:

@@ -1,0 +1,93 @@
+"""The language of the text front ends: which names, methods and prefixes are callable.
+
+:data:`FUNCTIONS` maps a name to its operation in :mod:`eincalc.ops`, how many expression
+arguments it takes and which keywords; every element-wise registry entry of one argument
+is callable under its own name. :data:`METHODS` are the names allowed as ``x.name(…)``
+(``x`` becomes the first argument); :data:`PREFIXES` are the module prefixes the NumPy
+dialect strips (``np.exp``, ``numpy.linalg.inv``). Parsing lives in :mod:`eincalc.parser`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from eincalc import ops
+from eincalc.expr import Node
+from eincalc.functions import ELEMENTWISE
+
+
+class Signature(NamedTuple):
+    """How a function is called: ``fn``, ``min_args``…``max_args`` expressions (None: any), keywords."""
+
+    fn: Callable[..., Node]
+    min_args: int | None
+    max_args: int | None
+    keywords: tuple[str, ...] = ()
+
+    def __iter__(self):  # (fn, arity, keywords), the shape callers unpack
+        return iter((self.fn, self.min_args if self.min_args == self.max_args else None, self.keywords))
+
+
+def _sig(fn: Callable[..., Node], n: int | tuple[int, int] | None, *keywords: str) -> Signature:
+    lo, hi = (n, n) if not isinstance(n, tuple) else n
+    return Signature(fn, lo, hi, keywords)
+
+
+_REDUCE = ("axis", "keepdims")
+
+FUNCTIONS: dict[str, Signature] = {
+    "sum": _sig(ops.sum, 1, *_REDUCE),
+    "mean": _sig(ops.mean, 1, *_REDUCE),
+    "max": _sig(ops.max, 1, *_REDUCE),
+    "min": _sig(ops.min, 1, *_REDUCE),
+    "amax": _sig(ops.max, 1, *_REDUCE),
+    "amin": _sig(ops.min, 1, *_REDUCE),
+    "prod": _sig(ops.prod, 1, *_REDUCE),
+    "var": _sig(ops.var, 1, "axis", "ddof", "keepdims"),
+    "std": _sig(ops.std, 1, "axis", "ddof", "keepdims"),
+    "trace": _sig(ops.trace, 1),
+    "diag": _sig(ops.diag, 1),
+    "outer": _sig(ops.outer, 2),
+    "dot": _sig(ops.dot, 2),
+    "matmul": _sig(ops.matmul, 2),
+    "transpose": _sig(ops.transpose, 1, "axes"),
+    "det": _sig(ops.det, 1),
+    "logdet": _sig(ops.logdet, 1),
+    "inv": _sig(ops.inv, 1),
+    "softmax": _sig(ops.softmax, 1, "axis"),
+    "log_softmax": _sig(ops.log_softmax, 1, "axis"),
+    "logsumexp": _sig(ops.logsumexp, 1, "axis", "keepdims"),
+    "norm2": _sig(ops.norm2, 1),
+    "norm1": _sig(ops.norm1, 1),
+    "einsum": _sig(ops.einsum, None),
+    "eye": _sig(ops.eye, None),
+    "ones": _sig(ops.ones, None),
+    "zeros": _sig(ops.zeros, None),
+    "square": _sig(ops.square, 1),
+    "reciprocal": _sig(ops.reciprocal, 1),
+    "power": _sig(ops.power, 2),
+    "maximum": _sig(ops.maximum, 2),
+    "minimum": _sig(ops.minimum, 2),
+    "arctan2": _sig(ops.arctan2, 2),
+    "where": _sig(ops.where, 3),
+    "clip": _sig(ops.clip, (1, 3)),
+    "greater": _sig(ops.greater, 2),
+    "greater_equal": _sig(ops.greater_equal, 2),
+    "less": _sig(ops.less, 2),
+    "less_equal": _sig(ops.less_equal, 2),
+    "equal": _sig(ops.equal, 2),
+    "not_equal": _sig(ops.not_equal, 2),
+    "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
+}
+for _name, _entry in ELEMENTWISE.items():
+    if _entry.arity == 1 and not _entry.has_param:
+        FUNCTIONS.setdefault(_name, _sig(getattr(ops, _name), 1))
+
+METHODS: frozenset[str] = frozenset(
+    {"sum", "mean", "max", "min", "prod", "var", "std", "dot", "transpose", "clip", "trace", "diagonal"}
+)
+"""Names callable as methods, ``x.sum(axis=0)``: the receiver is the first argument."""
+
+PREFIXES: tuple[str, ...] = ("numpy.linalg", "np.linalg", "numpy", "np", "scipy.special", "jnp", "jax.numpy")
+"""Module prefixes the NumPy dialect accepts before a function name."""

@@ -447,10 +447,11 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
     if len(xs) != entry.arity:
         raise ShapeError(f"{fn} takes {entry.arity} argument(s), got {len(xs)}")
     for k, a in enumerate(xs[1:], 1):
-        if a.dims != xs[0].dims:
+        if a.ndim != xs[0].ndim:
             raise ShapeError(
                 f"{fn}: argument {k} has dims {dimsmod.fmt(a.dims)}, argument 0 has {dimsmod.fmt(xs[0].dims)}"
             )
+        dimsmod.require_same_dims(xs[0].dims, a.dims, f"{fn}: argument {k} against argument 0")
     if entry.has_param != (param is not None):
         raise ShapeError(f"{fn} {'needs' if entry.has_param else 'takes no'} parameter")
     x = xs[0]

@@ -40,7 +40,7 @@ ATOM, POWER, PRODUCT, HADAMARD, NEG, SUM = 100, 90, 70, 65, 60, 50
 _INDEX_LETTERS = "ijklpqrstuvwxyzabcdefgh"
 
 _GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa mu nu xi pi rho "
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi rho "
     "sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi "
     "Omega".split()
 )
@@ -164,6 +164,8 @@ def _symbol(name: str) -> str:
 
 def _name(name: str) -> str:
     """A variable name: the part after the first underscore becomes a subscript (``x_1``)."""
+    if name.endswith("_") and name[:-1] in _GREEK:  # lambda_: the MatrixCalculus dialect's lambda
+        name = name[:-1]
     base, sep, sub = name.partition("_")
     if sep and base and sub:
         return f"{_symbol(base)}_{{{_symbol(sub) if sub in _GREEK else _escape_text(sub)}}}"

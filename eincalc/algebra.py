@@ -33,7 +33,7 @@ from opt_einsum import get_symbol
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
 from eincalc.errors import IndexMismatchError, ShapeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 
 _fresh_counter = itertools.count()
 
@@ -67,6 +67,25 @@ def const(value: float, dims: Dims = ()) -> Const:
     if not math.isfinite(float(value)):
         raise ShapeError(f"constant {value!r} is not a finite number")
     return Const.make(value, tuple(dims))
+
+
+def array(data: object, dims: Dims | None = None) -> Array:
+    """A constant tensor holding ``data``; its dims are literal sizes unless ``dims`` names them."""
+    try:
+        values = np.asarray(data, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ShapeError(f"a constant array needs a rectangular block of numbers: {err}") from None
+    if values.ndim == 0:
+        raise ShapeError("a constant array needs at least one axis; use a number for a scalar")
+    if not np.all(np.isfinite(values)):
+        raise ShapeError("a constant array must hold finite numbers")
+    names = tuple(str(s) for s in values.shape) if dims is None else tuple(dims)
+    if len(names) != values.ndim:
+        raise ShapeError(f"a constant array of shape {values.shape} needs {values.ndim} dims, got {dimsmod.fmt(names)}")
+    for d, s in zip(names, values.shape):
+        if dimsmod.is_literal(d) and int(d) != s:
+            raise ShapeError(f"a constant array of shape {values.shape} cannot have dims {dimsmod.fmt(names)}")
+    return Array.make(values, names)
 
 
 def zeros(dims: Dims) -> Const:
@@ -169,6 +188,8 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
 
     flat = _eliminate_deltas(flat, set(out), index_dim)
     flat = _drop_ones(flat)
+    # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
+    flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
 
     if not flat:
         return Const.make(coef, ())

@@ -5,6 +5,7 @@ The node set is closed:
 =============  ===================================================================
 ``Var``        an input tensor with named dims, e.g. ``X: (m, n)``
 ``Const``      a tensor of the given dims filled with one number (a scalar if dims is ())
+``Array``      a constant tensor given by data (a mask, ``np.eye(3)``)
 ``Delta``      the unit tensor over ``dims``: dims ``dims + dims``, δ[i…, j…] = Π δ(iₖ, jₖ)
 ``Einsum``     ``coef · einsum('s1,s2,…->s0', A1, A2, …)``; ``C = A *(s1,s2,s3) B`` is the
                two-operand case
@@ -167,6 +168,61 @@ class Node:
         """Reverse the axes (NumPy's ``.T``)."""
         return _ops().transpose(self)
 
+    # NumPy's methods (the string dialect accepts the same: x.sum(axis=0), x.dot(y), …)
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.sum(self, axis, keepdims)``."""
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.mean(self, axis, keepdims)``."""
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.max(self, axis, keepdims)``."""
+        return _ops().max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.min(self, axis, keepdims)``."""
+        return _ops().min(self, axis, keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.prod(self, axis, keepdims)``."""
+        return _ops().prod(self, axis, keepdims)
+
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
+        """``ec.var(self, axis, ddof, keepdims)``."""
+        return _ops().var(self, axis, ddof, keepdims)
+
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
+        """``ec.std(self, axis, ddof, keepdims)``."""
+        return _ops().std(self, axis, ddof, keepdims)
+
+    def dot(self, other: object) -> Node:
+        """``ec.dot(self, other)``."""
+        return _ops().dot(self, other)
+
+    def transpose(self, *axes: int) -> Node:
+        """``ec.transpose(self, axes)`` (reversed axes by default)."""
+        return _ops().transpose(self, tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple) else axes or None)
+
+    def clip(self, lower: object = None, upper: object = None) -> Node:
+        """``ec.clip(self, lower, upper)``."""
+        return _ops().clip(self, lower, upper)
+
+    # comparisons give 0/1 tensors; == and != keep Python's identity meaning (nodes are
+    # interned, so `is` and == agree) and are spelled ec.equal / ec.not_equal
+    def __lt__(self, other: object) -> Node:
+        return _ops().less(self, other)
+
+    def __le__(self, other: object) -> Node:
+        return _ops().less_equal(self, other)
+
+    def __gt__(self, other: object) -> Node:
+        return _ops().greater(self, other)
+
+    def __ge__(self, other: object) -> Node:
+        return _ops().greater_equal(self, other)
+
     def __bool__(self) -> bool:
         return True
 
@@ -218,6 +274,56 @@ class Const(Node):
     @property
     def is_zero(self) -> bool:
         return self.value == 0.0
+
+
+class Array(Node):
+    """A constant tensor given by data (a fixed mask, a shift or pooling matrix, ``np.eye(3)``).
+
+    ``data`` is a read-only float64 copy; the node's identity is its content (a digest of
+    the bytes), so equal data is one node. ``dims`` are the array's axes by name: literal
+    sizes (``"3"``) unless the operation that took it in named them after the other
+    operands' dims (``ec.einsum("ij,j->i", np.eye(3), v)`` gives it ``v``'s dim), which the
+    sizes of the data must then match when sizes are bound.
+    """
+
+    __slots__ = ("data",)
+    kind = "array"
+    data: Any
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "data", params[0].array)
+
+    @staticmethod
+    def make(data: Any, dims: Dims) -> Array:
+        return Array._intern((_Data.of(data),), (), dims)
+
+
+class _Data:
+    """Array data as an interning key: equal when the bytes, shape and dtype are equal."""
+
+    __slots__ = ("array", "key")
+
+    def __init__(self, array: Any, key: bytes) -> None:
+        self.array = array
+        self.key = key
+
+    @staticmethod
+    def of(data: Any) -> _Data:
+        import numpy as np
+
+        array = np.array(data, dtype=float, copy=True)
+        array.setflags(write=False)
+        key = hashlib.blake2b(array.tobytes() + repr(array.shape).encode(), digest_size=16).digest()
+        return _Data(array, key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Data) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:  # enters the structural digest: content, not identity
+        return f"data:{self.key.hex()}"
 
 
 class Delta(Node):
@@ -347,4 +453,4 @@ class Unary(Node):
         return self.children[0]
 
 
-NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Delta, Einsum, Add, Elementwise, Unary)
+NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Array, Delta, Einsum, Add, Elementwise, Unary)

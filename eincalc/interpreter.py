@@ -13,7 +13,7 @@ import numpy as np
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
 from eincalc.errors import SizeError, UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
@@ -63,6 +63,10 @@ def bind_sizes(
         for axis, (d, s) in enumerate(zip(var.dims, value.shape)):
             _bind(bound, source, d, int(s), f"axis {axis} of {name}")
         values[name] = value
+    for n in nodes:  # a constant array's dims are bound by its data, as a variable's
+        if isinstance(n, Array):
+            for axis, (d, s) in enumerate(zip(n.dims, n.data.shape)):
+                _bind(bound, source, d, int(s), f"axis {axis} of a constant array of shape {n.data.shape}")
     for n in nodes:  # constants may carry dims no variable has (ones(k), fixed sizes)
         for d in n.dims:
             if d not in bound and dimsmod.is_literal(d):
@@ -123,6 +127,8 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
         return values[node.name]
     if isinstance(node, Const):
         return np.full(shape_of(node.dims, sizes), node.value)
+    if isinstance(node, Array):
+        return node.data
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n).reshape(shape_of(node.dims, sizes))

@@ -79,6 +79,9 @@ FUNCTIONS: dict[str, Signature] = {
     "equal": _sig(ops.equal, 2),
     "not_equal": _sig(ops.not_equal, 2),
     "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
+    "expand_dims": _sig(ops.expand_dims, 1, "axis"),
+    "array": _sig(ops.array, 1, "dims"),  # a literal: array([[1, 0], [0, 1]]), dims='n n' to name its axes
+    "asarray": _sig(ops.array, 1, "dims"),
 }
 for _name, _entry in ELEMENTWISE.items():
     if _entry.arity == 1 and not _entry.has_param:

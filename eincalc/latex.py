@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 from eincalc.printing import one_and_rest
@@ -188,6 +188,16 @@ def _identity(base: tuple[str, ...]) -> Entry:
     return Entry(r" \otimes ".join(parts), ATOM if len(parts) == 1 else HADAMARD)
 
 
+def _array(node: Array) -> Entry:
+    """A small constant vector or matrix written out; a larger one as a named constant."""
+    data = node.data
+    if data.ndim <= 2 and data.size <= 16:
+        rows = data.reshape(-1, 1) if data.ndim == 1 else data
+        body = r" \\ ".join(" & ".join(_num(v) for v in row) for row in rows)
+        return Entry(rf"\begin{{bmatrix}} {body} \end{{bmatrix}}", ATOM)
+    return Entry(rf"\mathbf{{C}}_{{{_dims_sub(node.dims)}}}", ATOM)
+
+
 def _print(node: Node, memo: _Memo) -> Entry:
     if isinstance(node, Var):
         return Entry(_name(node.name), ATOM)
@@ -202,6 +212,8 @@ def _print(node: Node, memo: _Memo) -> Entry:
         return Entry(f"{_num(node.value)} {ones}", PRODUCT if node.value > 0 else NEG)
     if isinstance(node, Delta):
         return _identity(node.base)
+    if isinstance(node, Array):
+        return _array(node)
     if isinstance(node, Elementwise):
         return _print_elementwise(node, memo)
     if isinstance(node, Unary):

@@ -9,13 +9,13 @@ The names the string parsers accept are in :mod:`eincalc.language`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
-from eincalc._types import Dims
+from eincalc._types import Dim, Dims
 from eincalc.errors import IndexMismatchError, ShapeError
-from eincalc.expr import Const, Node
+from eincalc.expr import Array, Const, Node
 
 Operand = Node | float | int
 
@@ -52,14 +52,56 @@ def matrix(name: str, rows: object, cols: object = None) -> Node:
 
 
 def as_node(x: object, what: str = "operand") -> Node:
-    """A node for ``x``: nodes pass through, Python numbers become scalar constants."""
+    """A node for ``x``: nodes pass through, numbers become scalar constants, arrays constant arrays."""
     if isinstance(x, Node):
         return x
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return alg.const(float(x))
-    if hasattr(x, "shape") and hasattr(x, "dtype") and getattr(x, "shape", None) == ():
-        return alg.const(float(x))  # a NumPy scalar
-    raise TypeError(f"{what}: expected an eincalc expression or a number, got {type(x).__name__}")
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        if getattr(x, "shape", None) == ():
+            return alg.const(float(x))  # a NumPy scalar
+        import numpy as np
+
+        if np.asarray(x).dtype.kind in "biuf":
+            return alg.array(x)
+    raise TypeError(f"{what}: expected an eincalc expression, a number or a NumPy array, got {type(x).__name__}")
+
+
+def array(data: object, dims: object = None) -> Node:
+    """A constant tensor holding ``data`` (dims: its sizes, or names for its axes)."""
+    return alg.array(data, None if dims is None else dimsmod.parse_dims(dims, "dims of an array"))
+
+
+def _adopt(x: Node, dims: Sequence[Dim | None]) -> Node:
+    """A constant array named after its neighbours' dims (``dims[k]`` for axis k, None: keep).
+
+    A size-1 axis keeps the dim ``"1"`` (it broadcasts); the data's sizes are checked
+    against the names when sizes are bound. An axis left unnamed whose size equals a named
+    axis's takes that name too (``np.eye(3) @ v`` has ``v``'s dim on both axes): equal
+    sizes are interchangeable, and the binding check covers both.
+    """
+    if not isinstance(x, Array) or len(dims) != x.ndim:
+        return x
+    shape = x.data.shape
+    named = list(
+        old if d is None or (shape[k] == 1 and d != "1") else d for k, (old, d) in enumerate(zip(x.dims, dims))
+    )
+    by_size = {shape[k]: named[k] for k in range(x.ndim) if not dimsmod.is_literal(named[k])}
+    new = tuple(by_size.get(shape[k], d) if dimsmod.is_literal(d) and d != "1" else d for k, d in enumerate(named))
+    return x if new == x.dims else alg.array(x.data, new)
+
+
+def _adopt_broadcast(nodes: list[Node]) -> list[Node]:
+    """Constant arrays among broadcast operands take the others' trailing dims."""
+    named = [n for n in nodes if not isinstance(n, Array)]
+    if not named or len(named) == len(nodes):
+        return nodes
+    target = broadcast_dims(*(n.dims for n in named))
+    out = []
+    for n in nodes:
+        lead = len(target) - n.ndim
+        out.append(_adopt(n, [target[lead + k] if lead + k >= 0 else None for k in range(n.ndim)]))
+    return out
 
 
 def ones(dims: object = ()) -> Node:
@@ -131,7 +173,7 @@ def broadcast_dims(*all_dims: Dims, what: str = "broadcasting") -> Dims:
 
 
 def _broadcast_pair(a: Operand, b: Operand, op: str) -> tuple[Node, Node]:
-    x, y = as_node(a, f"left operand of {op}"), as_node(b, f"right operand of {op}")
+    x, y = _adopt_broadcast([as_node(a, f"left operand of {op}"), as_node(b, f"right operand of {op}")])
     dims = broadcast_dims(x.dims, y.dims, what=op)
     return broadcast_to(x, dims), broadcast_to(y, dims)
 
@@ -155,7 +197,7 @@ def negative(a: Operand) -> Node:
 
 def multiply(a: Operand, b: Operand) -> Node:
     """``a * b`` entry-wise with broadcasting (a Hadamard einsum)."""
-    x, y = as_node(a, "left operand of *"), as_node(b, "right operand of *")
+    x, y = _adopt_broadcast([as_node(a, "left operand of *"), as_node(b, "right operand of *")])
     if x.ndim == 0 or y.ndim == 0:  # scalar times tensor: no broadcast tensor needed
         s, t = (x, y) if x.ndim == 0 else (y, x)
         idx = alg.symbols(t.ndim)
@@ -184,7 +226,7 @@ def power(a: Operand, b: Operand) -> Node:
 
 def _elementwise_n(name: str, *xs: Operand) -> Node:
     """The element-wise function ``name`` of several arguments, broadcast NumPy's way."""
-    nodes = [as_node(x, f"argument {k} of {name}") for k, x in enumerate(xs)]
+    nodes = _adopt_broadcast([as_node(x, f"argument {k} of {name}") for k, x in enumerate(xs)])
     dims = broadcast_dims(*(n.dims for n in nodes), what=name)
     return alg.elementwise(name, [broadcast_to(n, dims) for n in nodes])
 
@@ -206,6 +248,9 @@ def matmul(a: Operand, b: Operand) -> Node:
     x, y = as_node(a, "left operand of @"), as_node(b, "right operand of @")
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError("@ needs operands with at least one dim; use * for scalars")
+    ky = -2 if y.ndim >= 2 else 0
+    x = _adopt(x, [None] * (x.ndim - 1) + [y.dims[ky]]) if not isinstance(y, Array) else x
+    y = _adopt(y, [x.dims[-1] if k == y.ndim + ky else None for k in range(y.ndim)]) if not isinstance(x, Array) else y
     bx, by = x.dims[:-2], y.dims[:-2]
     nb = builtins.max(len(bx), len(by))
     batch = alg.symbols(nb)
@@ -221,6 +266,18 @@ def matmul(a: Operand, b: Operand) -> Node:
     )
     out = batch + ((m,) if x.ndim >= 2 else ()) + ((n,) if y.ndim >= 2 else ())
     return alg.einsum([x, y], [ix, iy], out)
+
+
+def expand_dims(a: Operand, axis: int | tuple[int, ...]) -> Node:
+    """New size-1 axes at the positions ``axis`` of the result (NumPy's ``expand_dims``, ``x[:, None]``)."""
+    x = as_node(a, "argument of expand_dims")
+    rank = x.ndim + (1 if isinstance(axis, int) else len(axis))
+    new = _axes(alg.const(0.0, ("1",) * rank), axis, "expand_dims")
+    if not new:
+        return x
+    idx = alg.symbols(rank)
+    kept = [i for k, i in enumerate(idx) if k not in new]
+    return alg.einsum([x, alg.const(1.0, ("1",) * len(new))], [kept, [idx[k] for k in new]], idx)
 
 
 def transpose(a: Operand, axes: tuple[int, ...] | None = None) -> Node:
@@ -380,6 +437,8 @@ def einsum(spec: str, *operands: Operand) -> Node:
         )
     nodes = [as_node(op, f"einsum operand {k}") for k, op in enumerate(operands)]
     ins, ellipsis = _expand_ellipsis(spec, groups, nodes)
+    named = {i: d for n, g in zip(nodes, ins) if not isinstance(n, Array) for i, d in zip(g, n.dims)}
+    nodes = [_adopt(n, [named.get(i) for i in g]) for n, g in zip(nodes, ins)]
     if not arrow:
         counts: dict[str, int] = {}
         for g in ins:

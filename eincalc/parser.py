@@ -271,6 +271,8 @@ class NumpyDialect:
                 return ops.transpose(ops.as_node(base))
         if isinstance(node, ast.Call):
             return self._call(node, ctx, pos)
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node, ctx, pos)
         raise ctx.error(f"{_describe(node)} is not allowed in an expression", pos)
 
     def _call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
@@ -299,6 +301,8 @@ class NumpyDialect:
         sig = language.FUNCTIONS[name]
         if name in _DIMS_FUNCTIONS:
             return self._dims_call(node, ctx, pos, name)
+        if name in ("array", "asarray"):
+            return self._array_call(node, ctx, pos)
         positional = ([receiver] if receiver is not None else []) + list(node.args)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -329,6 +333,51 @@ class NumpyDialect:
             except TypeError as err:
                 raise ctx.error(f"bad arguments to {name}: {err}", pos) from None
 
+    def _subscript(self, node: ast.Subscript, ctx: BuildContext, pos: int) -> Node:
+        """``x[:, None]``, ``x[None]``, ``x[..., None]``: new size-1 axes (full slices keep an axis)."""
+        base = ops.as_node(self._node(node.value, ctx))
+        items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+        kinds: list[str] = []
+        for item in items:
+            if (
+                isinstance(item, ast.Constant)
+                and item.value is None
+                or _dotted(item) in (("np", "newaxis"), ("numpy", "newaxis"))
+            ):
+                kinds.append("new")
+            elif isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None:
+                kinds.append("keep")
+            elif isinstance(item, ast.Constant) and item.value is Ellipsis and "rest" not in kinds:
+                kinds.append("rest")
+            else:
+                raise ctx.error(
+                    "only x[:, None]-style subscripts (full slices, None, ...) are supported; "
+                    "integer indices and partial slices are not",
+                    _pos(item, ctx.text),
+                )
+        kept = kinds.count("keep")
+        if kept > base.ndim:
+            raise ctx.error(f"too many indices: {kept} for dims of rank {base.ndim}", pos)
+        if "rest" in kinds:
+            at = kinds.index("rest")
+            kinds[at : at + 1] = ["keep"] * (base.ndim - kept)
+        kinds += ["keep"] * (base.ndim - kinds.count("keep"))
+        with ctx.at(pos):
+            return ops.expand_dims(base, tuple(k for k, kind in enumerate(kinds) if kind == "new"))
+
+    def _array_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``array([[1, 0], [0, 1]], dims='n n')``: a constant array from a literal of numbers."""
+        if len(node.args) != 1 or any(kw.arg != "dims" for kw in node.keywords):
+            raise ctx.error("array takes one nested list of numbers (and optionally dims='…')", pos)
+        data = _number_literal(node.args[0], ctx)
+        dims = None
+        for kw in node.keywords:
+            if not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)):
+                raise ctx.error("dims must be a string literal such as 'm n'", _pos(kw.value, ctx.text))
+            dims = kw.value.value
+        with ctx.at(pos):
+            return ops.array(data, dims)
+
     def _dims_call(self, node: ast.Call, ctx: BuildContext, pos: int, name: str) -> Node:
         if node.keywords or not node.args:
             raise ctx.error(f"{name} takes dims, e.g. {name}('m n') or {name}('n', 3)", pos)
@@ -340,6 +389,19 @@ class NumpyDialect:
                 raise ctx.error(f"{name} takes dim names or sizes as literals", _pos(arg, ctx.text))
         with ctx.at(pos):
             return language.FUNCTIONS[name].fn(tuple(dims))
+
+
+def _number_literal(node: ast.AST, ctx: BuildContext) -> Any:
+    """A (nested) list or tuple of number literals, as Python lists."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_number_literal(e, ctx) for e in node.elts]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _number_literal(node.operand, ctx)
+        if isinstance(inner, float):
+            return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    raise ctx.error("an array literal holds numbers only", _pos(node, ctx.text))
 
 
 def _dotted(node: ast.AST) -> tuple[str, ...] | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 
+from eincalc import dims as dimsmod
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise
 from eincalc.graph import topo_order
 
@@ -95,6 +96,11 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         return (ones, ATOM) if node.value == 1.0 else (f"{_num(node.value)} * {ones}", PRODUCT)
     if isinstance(node, Delta):
         return f"eye({_dims_literal(node.base)})", ATOM
+    if isinstance(node, Array):
+        literal = repr(node.data.tolist())
+        if all(dimsmod.is_literal(d) for d in node.dims):
+            return f"array({literal})", ATOM
+        return f"array({literal}, dims={_dims_literal(node.dims)})", ATOM
     if isinstance(node, Elementwise):
         if node.fn == "pow":
             exponent = _num(node.param if node.param is not None else 1.0)
@@ -256,6 +262,8 @@ def node_line(node: Node, names: list[str]) -> str:
         )
     if isinstance(node, Delta):
         return f"δ({', '.join(node.base)})"
+    if isinstance(node, Array):
+        return f"array({', '.join(node.dims)})"
     if isinstance(node, Elementwise):
         return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({', '.join(names)})"
     if isinstance(node, Unary):

@@ -420,7 +420,21 @@ LANGUAGE_CASES = [
     ("einsum('...j,...j', X, Y)", lambda d: np.einsum("...j,...j", d["X"], d["Y"]), "X"),
     ("einsum('i->ii', x)", lambda d: np.diag(d["x"]), "x"),
     ("einsum('ij->iij', X)", lambda d: np.einsum("ij,ik->ikj", d["X"], np.eye(3)), "X"),
+    # constant arrays and subscripts
+    ("einsum('ij,jk->ik', X, array([[1, 0], [0, 1], [2, -1], [0.5, 0]]))", lambda d: d["X"] @ FIXED, "X"),
+    ("sum(X * X * np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]]))", lambda d: np.sum(d["X"] ** 2 * MASK), "X"),
+    ("x[:, None] * z[None, :]", lambda d: np.outer(d["x"], d["z"]), "x"),
+    ("X - X.mean(axis=1)[:, None]", lambda d: d["X"] - d["X"].mean(axis=1)[:, None], "X"),
+    ("T[..., None] * X[:, np.newaxis]", lambda d: d["T"][..., None] * d["X"][:, np.newaxis], "T"),
+    ("expand_dims(x, 0) @ A", lambda d: np.expand_dims(d["x"], 0) @ d["A"], "A"),
+    (
+        "asarray([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]]) @ x - x",
+        lambda d: np.roll(d["x"], -1) - d["x"],
+        "x",
+    ),
 ]
+FIXED = np.array([[1, 0], [0, 1], [2, -1], [0.5, 0]])
+MASK = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])
 
 
 @pytest.fixture
@@ -476,3 +490,24 @@ def test_language_derivatives_in_every_mode(text, reference, wrt, order, languag
         for direction in reversed(directions):
             value = np.tensordot(value, direction, axes=direction.ndim)
         np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{text} {mode}")
+
+
+def test_numpy_arrays_are_constant_operands(rng):
+    """``ec.einsum("ij,j->i", np.eye(3), v)``: the array takes v's dim, checked when sizes bind."""
+    v = ec.vector("v", "n")
+    shift = np.eye(3, k=1)
+    f = ec.einsum("ij,j->i", shift, v)
+    v0 = rng.standard_normal(3)
+    check_close(ec.evaluate(f, v=v0), shift @ v0)
+    loss = ec.sum((f - v) ** 2) + ec.sum(np.triu(np.ones((3, 3))) * ec.outer(v, v))
+    expected = (
+        2 * (shift - np.eye(3)).T @ (shift @ v0 - v0) + (np.triu(np.ones((3, 3))) + np.tril(np.ones((3, 3)))) @ v0
+    )
+    for mode in ("reverse", "forward", "cross_country"):
+        check_close(ec.evaluate(ec.derivative(loss, v, mode=mode), v=v0), expected, what=mode)
+    check_close(ec.compile(ec.grad(loss, v))(v=v0), expected)
+    assert ec.parse(str(loss), v="n") is loss
+    with pytest.raises(ec.SizeError, match="size 3 from axis 0 of a constant array"):
+        ec.evaluate(f, v=np.ones(4))
+    with pytest.raises(TypeError, match="NumPy array"):
+        ec.einsum("i,i->", v, "abc")

@@ -25,7 +25,7 @@ from eincalc.algebra import symbols
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise
 
 NESTING_LIMIT = 72
@@ -114,6 +114,10 @@ class NumPyPrinter(Printer):
         if node.value == 1.0:
             return call(self.np("ones"), shape)
         return call(self.np("full"), shape, repr(node.value))
+
+    def _print_Array(self, node: Array, ctx: Context) -> Expr:
+        # the data written out: the generated module stays standalone
+        return call(self.np("array"), repr(node.data.tolist()))
 
     def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
         k = len(node.base)

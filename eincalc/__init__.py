@@ -120,4 +120,3 @@ __all__ = [
     "maximum", "min", "minimum", "not_equal", "power", "prod", "reciprocal", "sinh", "square", "std", "var",
     "where", "broadcast_to",
 ]  # fmt: skip
-

@@ -33,7 +33,7 @@ from opt_einsum import get_symbol
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
 from eincalc.errors import IndexMismatchError, ShapeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 
 _fresh_counter = itertools.count()
 
@@ -86,6 +86,24 @@ def array(data: object, dims: Dims | None = None) -> Array:
         if dimsmod.is_literal(d) and int(d) != s:
             raise ShapeError(f"a constant array of shape {values.shape} cannot have dims {dimsmod.fmt(names)}")
     return Array.make(values, names)
+
+
+def window(out_dim: str, in_dim: str, start: int, from_end: bool = False) -> Window:
+    """The selection matrix W[a, i] = δ(i, start + a) of dims ``(out_dim, in_dim)``; ``out_dim`` is a size."""
+    if not dimsmod.is_literal(out_dim):
+        raise ShapeError(f"a selection needs a fixed size, got dim {out_dim!r}")
+    size = int(out_dim)
+    fits = start >= 0 and (not from_end or start >= size)
+    if fits and dimsmod.is_literal(in_dim):
+        fits = _window_end(size, int(in_dim), start, from_end) <= int(in_dim)
+    if not fits:
+        where = f"{start} from the end" if from_end else f"{start}"
+        raise ShapeError(f"a selection of {size} entries from {where} does not fit dim {in_dim!r}")
+    return Window.make(out_dim, in_dim, start, from_end)
+
+
+def _window_end(size: int, n: int, start: int, from_end: bool) -> int:
+    return (n - start if from_end else start) + size
 
 
 def zeros(dims: Dims) -> Const:

@@ -6,6 +6,7 @@ The node set is closed:
 ``Var``        an input tensor with named dims, e.g. ``X: (m, n)``
 ``Const``      a tensor of the given dims filled with one number (a scalar if dims is ())
 ``Array``      a constant tensor given by data (a mask, ``np.eye(3)``)
+``Window``     a selection matrix W[a, i] = δ(i, start + a): indexing and slicing
 ``Delta``      the unit tensor over ``dims``: dims ``dims + dims``, δ[i…, j…] = Π δ(iₖ, jₖ)
 ``Einsum``     ``coef · einsum('s1,s2,…->s0', A1, A2, …)``; ``C = A *(s1,s2,s3) B`` is the
                two-operand case
@@ -223,6 +224,10 @@ class Node:
     def __ge__(self, other: object) -> Node:
         return _ops().greater_equal(self, other)
 
+    def __getitem__(self, key: object) -> Node:
+        """NumPy's basic indexing: ``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``."""
+        return _ops().index(self, key)
+
     def __bool__(self) -> bool:
         return True
 
@@ -324,6 +329,29 @@ class _Data:
 
     def __repr__(self) -> str:  # enters the structural digest: content, not identity
         return f"data:{self.key.hex()}"
+
+
+class Window(Node):
+    """A selection matrix: dims ``(out_dim, in_dim)``, W[a, i] = 1 where i = start + a.
+
+    ``start`` counts from the front, or from the end of ``in_dim`` when ``from_end``
+    (``v[-1]`` is start 1 from the end). Indexing and slicing are products with it:
+    ``v[2]`` is Σᵢ W[0, i] vᵢ with out_dim ``"1"`` summed away, ``v[1:3]`` is W v with
+    out_dim ``"2"``. It stays symbolic (no data): its size follows ``in_dim``.
+    """
+
+    __slots__ = ("start", "from_end")
+    kind = "window"
+    start: int
+    from_end: bool
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "start", params[0])
+        object.__setattr__(self, "from_end", params[1])
+
+    @staticmethod
+    def make(out_dim: str, in_dim: str, start: int, from_end: bool) -> Window:
+        return Window._intern((int(start), bool(from_end)), (), (out_dim, in_dim))
 
 
 class Delta(Node):
@@ -453,4 +481,4 @@ class Unary(Node):
         return self.children[0]
 
 
-NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Array, Delta, Einsum, Add, Elementwise, Unary)
+NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Array, Window, Delta, Einsum, Add, Elementwise, Unary)

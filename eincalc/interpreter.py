@@ -13,7 +13,7 @@ import numpy as np
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
 from eincalc.errors import SizeError, UnsupportedNodeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
@@ -129,6 +129,12 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
         return np.full(shape_of(node.dims, sizes), node.value)
     if isinstance(node, Array):
         return node.data
+    if isinstance(node, Window):
+        size, n = shape_of(node.dims, sizes)
+        first = n - node.start if node.from_end else node.start
+        if first < 0 or first + size > n:
+            raise SizeError(f"a selection of {size} entries from {first} does not fit dim {node.dims[1]!r} of size {n}")
+        return np.eye(size, n, k=first)
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n).reshape(shape_of(node.dims, sizes))

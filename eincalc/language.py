@@ -80,6 +80,9 @@ FUNCTIONS: dict[str, Signature] = {
     "not_equal": _sig(ops.not_equal, 2),
     "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
     "expand_dims": _sig(ops.expand_dims, 1, "axis"),
+    "window": _sig(ops.window, 2, "from_end"),
+    "stack": _sig(ops.stack, 1, "axis"),
+    "concatenate": _sig(ops.concatenate, 1, "axis"),  # a selection matrix (how indexing prints)
     "array": _sig(ops.array, 1, "dims"),  # a literal: array([[1, 0], [0, 1]]), dims='n n' to name its axes
     "asarray": _sig(ops.array, 1, "dims"),
 }

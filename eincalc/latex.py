@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 from eincalc.printing import one_and_rest
@@ -171,7 +171,7 @@ def _name(name: str) -> str:
         return f"{_symbol(base)}_{{{_symbol(sub) if sub in _GREEK else _escape_text(sub)}}}"
     stem = name.rstrip("0123456789")
     if stem and stem != name and (len(stem) == 1 or stem in _GREEK):  # u0, x12, theta2: a subscript
-        return f"{_symbol(stem)}_{{{name[len(stem):]}}}"
+        return f"{_symbol(stem)}_{{{name[len(stem) :]}}}"
     return _symbol(name)
 
 
@@ -214,6 +214,9 @@ def _print(node: Node, memo: _Memo) -> Entry:
         return _identity(node.base)
     if isinstance(node, Array):
         return _array(node)
+    if isinstance(node, Window):
+        first = f"{_dim(node.dims[1])} - {node.start}" if node.from_end else str(node.start)
+        return Entry(rf"S^{{{_dim(node.dims[0])} \times {_dim(node.dims[1])}}}_{{{first}}}", ATOM)
     if isinstance(node, Elementwise):
         return _print_elementwise(node, memo)
     if isinstance(node, Unary):
@@ -239,8 +242,10 @@ def _print_elementwise(node: Elementwise, memo: _Memo) -> Entry:
             return Entry(rf"\frac{{1}}{{{den}}}", POWER)
         return Entry(f"{_wrap(arg, ATOM)}^{{{_num(p)}}}", POWER)
     entry = get_elementwise(node.fn)
-    args = [Entry(_num(a.value), ATOM if a.value >= 0 else NEG) if isinstance(a, Const) else _child(a, memo)
-            for a in node.args]
+    args = [
+        Entry(_num(a.value), ATOM if a.value >= 0 else NEG) if isinstance(a, Const) else _child(a, memo)
+        for a in node.args
+    ]
     if entry.latex_prec == "power":  # the base is wrapped; exponents sit in braces
         parts = [_wrap(args[0], ATOM)] + [a.text for a in args[1:]]
         return Entry(entry.latex.format(*parts), POWER)

@@ -303,13 +303,17 @@ class NumpyDialect:
             return self._dims_call(node, ctx, pos, name)
         if name in ("array", "asarray"):
             return self._array_call(node, ctx, pos)
+        if name == "window":
+            return self._window_call(node, ctx, pos)
         positional = ([receiver] if receiver is not None else []) + list(node.args)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for k, arg in enumerate(positional):
             if isinstance(arg, ast.Starred):
                 raise ctx.error("*arguments are not allowed", _pos(arg, ctx.text))
-            if name == "einsum" and k == 0:
+            if name in ("stack", "concatenate") and k == 0 and isinstance(arg, (ast.List, ast.Tuple)):
+                args.append([self._node(e, ctx) for e in arg.elts])  # the list of parts
+            elif name == "einsum" and k == 0:
                 if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
                     raise ctx.error("einsum needs its subscripts as a string literal first", _pos(arg, ctx.text))
                 args.append(arg.value)
@@ -334,36 +338,26 @@ class NumpyDialect:
                 raise ctx.error(f"bad arguments to {name}: {err}", pos) from None
 
     def _subscript(self, node: ast.Subscript, ctx: BuildContext, pos: int) -> Node:
-        """``x[:, None]``, ``x[None]``, ``x[..., None]``: new size-1 axes (full slices keep an axis)."""
+        """``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``: literals only."""
         base = ops.as_node(self._node(node.value, ctx))
         items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-        kinds: list[str] = []
-        for item in items:
-            if (
-                isinstance(item, ast.Constant)
-                and item.value is None
-                or _dotted(item) in (("np", "newaxis"), ("numpy", "newaxis"))
-            ):
-                kinds.append("new")
-            elif isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None:
-                kinds.append("keep")
-            elif isinstance(item, ast.Constant) and item.value is Ellipsis and "rest" not in kinds:
-                kinds.append("rest")
-            else:
-                raise ctx.error(
-                    "only x[:, None]-style subscripts (full slices, None, ...) are supported; "
-                    "integer indices and partial slices are not",
-                    _pos(item, ctx.text),
-                )
-        kept = kinds.count("keep")
-        if kept > base.ndim:
-            raise ctx.error(f"too many indices: {kept} for dims of rank {base.ndim}", pos)
-        if "rest" in kinds:
-            at = kinds.index("rest")
-            kinds[at : at + 1] = ["keep"] * (base.ndim - kept)
-        kinds += ["keep"] * (base.ndim - kinds.count("keep"))
+        key = tuple(_index_literal(item, ctx) for item in items)
         with ctx.at(pos):
-            return ops.expand_dims(base, tuple(k for k, kind in enumerate(kinds) if kind == "new"))
+            return ops.index(base, key)
+
+    def _window_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``window('2 n', 1)`` (``from_end=True`` to count from the end): a selection matrix."""
+        args = node.args
+        if len(args) != 2 or not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
+            raise ctx.error("window takes dims as a string and a start, e.g. window('2 n', 1)", pos)
+        start = _int_literal(args[1], ctx)
+        from_end = False
+        for kw in node.keywords:
+            if kw.arg != "from_end" or not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)):
+                raise ctx.error("window takes only from_end=True or False", _pos(kw.value, ctx.text))
+            from_end = kw.value.value
+        with ctx.at(pos):
+            return ops.window(args[0].value, start, from_end)
 
     def _array_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
         """``array([[1, 0], [0, 1]], dims='n n')``: a constant array from a literal of numbers."""
@@ -389,6 +383,28 @@ class NumpyDialect:
                 raise ctx.error(f"{name} takes dim names or sizes as literals", _pos(arg, ctx.text))
         with ctx.at(pos):
             return language.FUNCTIONS[name].fn(tuple(dims))
+
+
+def _index_literal(node: ast.AST, ctx: BuildContext) -> Any:
+    """One subscript item as Python: an int, a slice of ints, None or Ellipsis."""
+    if isinstance(node, ast.Constant) and (node.value is None or node.value is Ellipsis):
+        return node.value
+    if _dotted(node) in (("np", "newaxis"), ("numpy", "newaxis")):
+        return None
+    if isinstance(node, ast.Slice):
+        parts = [None if p is None else _int_literal(p, ctx) for p in (node.lower, node.upper, node.step)]
+        return slice(*parts)
+    return _int_literal(node, ctx)
+
+
+def _int_literal(node: ast.AST, ctx: BuildContext) -> int:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_int_literal(node.operand, ctx)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    raise ctx.error(
+        "a subscript holds integer literals, slices of them, None or ... (no expressions)", _pos(node, ctx.text)
+    )
 
 
 def _number_literal(node: ast.AST, ctx: BuildContext) -> Any:

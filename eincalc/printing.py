@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from eincalc import dims as dimsmod
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 from eincalc.functions import get_elementwise
 from eincalc.graph import topo_order
 
@@ -96,6 +96,9 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         return (ones, ATOM) if node.value == 1.0 else (f"{_num(node.value)} * {ones}", PRODUCT)
     if isinstance(node, Delta):
         return f"eye({_dims_literal(node.base)})", ATOM
+    if isinstance(node, Window):
+        end = ", from_end=True" if node.from_end else ""
+        return f"window({_dims_literal(node.dims)}, {node.start}{end})", ATOM
     if isinstance(node, Array):
         literal = repr(node.data.tolist())
         if all(dimsmod.is_literal(d) for d in node.dims):
@@ -264,6 +267,8 @@ def node_line(node: Node, names: list[str]) -> str:
         return f"δ({', '.join(node.base)})"
     if isinstance(node, Array):
         return f"array({', '.join(node.dims)})"
+    if isinstance(node, Window):
+        return f"window({', '.join(node.dims)}, {'-' if node.from_end else ''}{node.start})"
     if isinstance(node, Elementwise):
         return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({', '.join(names)})"
     if isinstance(node, Unary):

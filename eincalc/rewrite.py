@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from eincalc import algebra as alg
 from eincalc import ops
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 from eincalc.graph import rewrite
 
 
@@ -215,7 +215,7 @@ class SimplifyOptions:
 
 def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     """``node`` rebuilt from new children through the smart constructors."""
-    if isinstance(node, (Var, Const, Delta, Array)):
+    if isinstance(node, (Var, Const, Delta, Array, Window)):
         return node
     if all(a is b for a, b in zip(children, node.children)):
         return node  # nodes are canonical when built: nothing to redo

@@ -427,6 +427,19 @@ LANGUAGE_CASES = [
     ("X - X.mean(axis=1)[:, None]", lambda d: d["X"] - d["X"].mean(axis=1)[:, None], "X"),
     ("T[..., None] * X[:, np.newaxis]", lambda d: d["T"][..., None] * d["X"][:, np.newaxis], "T"),
     ("expand_dims(x, 0) @ A", lambda d: np.expand_dims(d["x"], 0) @ d["A"], "A"),
+    ("x[0] * x[-1] + x[1]", lambda d: d["x"][0] * d["x"][-1] + d["x"][1], "x"),
+    ("X[:, 1] @ X[:, 1:3]", lambda d: d["X"][:, 1] @ d["X"][:, 1:3], "X"),
+    ("einsum('ab,b->a', window('2 n', 1), x)", lambda d: d["x"][1:3], "x"),
+    ("X[-1, -2] * X[..., 0]", lambda d: d["X"][-1, -2] * d["X"][..., 0], "X"),
+    ("sum(x[:2] * x[-2:])", lambda d: np.sum(d["x"][:2] * d["x"][-2:]), "x"),
+    ("T[:, 0, 1:3]", lambda d: d["T"][:, 0, 1:3], "T"),
+    ("stack([x, z]) @ A", lambda d: np.stack([d["x"], d["z"]]) @ d["A"], "x"),
+    ("np.stack((X, Y * X), axis=-1)", lambda d: np.stack((d["X"], d["Y"] * d["X"]), axis=-1), "X"),
+    (
+        "concatenate([X[:, :2], exp(X[:, 1:3])], axis=1)",
+        lambda d: np.concatenate([d["X"][:, :2], np.exp(d["X"][:, 1:3])], axis=1),
+        "X",
+    ),
     (
         "asarray([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]]) @ x - x",
         lambda d: np.roll(d["x"], -1) - d["x"],
@@ -506,6 +519,7 @@ def test_numpy_arrays_are_constant_operands(rng):
     for mode in ("reverse", "forward", "cross_country"):
         check_close(ec.evaluate(ec.derivative(loss, v, mode=mode), v=v0), expected, what=mode)
     check_close(ec.compile(ec.grad(loss, v))(v=v0), expected)
+    check_close(ec.evaluate(ec.grad(v[0] * v[-1], v), v=v0), [v0[-1], 0.0, v0[0]])
     assert ec.parse(str(loss), v="n") is loss
     with pytest.raises(ec.SizeError, match="size 3 from axis 0 of a constant array"):
         ec.evaluate(f, v=np.ones(4))

@@ -25,7 +25,7 @@ from eincalc.algebra import symbols
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
 from eincalc.functions import get_elementwise
 
 NESTING_LIMIT = 72
@@ -118,6 +118,12 @@ class NumPyPrinter(Printer):
     def _print_Array(self, node: Array, ctx: Context) -> Expr:
         # the data written out: the generated module stays standalone
         return call(self.np("array"), repr(node.data.tolist()))
+
+    def _print_Window(self, node: Window, ctx: Context) -> Expr:
+        # a selection matrix; lowering indexing products to views is left to the planner
+        size, n = (ctx.size(d) for d in node.dims)
+        first = f"{n} - {node.start}" if node.from_end else str(node.start)
+        return call(self.np("eye"), size, n, f"k={first}")
 
     def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
         k = len(node.base)

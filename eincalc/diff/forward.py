@@ -53,9 +53,7 @@ def tangent_add(node: Add, tangents: list[Node | None], n_dir: int) -> Node:
 def tangent_elementwise(node: Elementwise, tangents: list[Node | None], n_dir: int) -> Node:
     """``Ċ[s1, t] = Σₖ ∂f/∂Aₖ[s1] Ȧₖ[s1, t]`` (one term for a function of one argument)."""
     partials = get_elementwise(node.fn).partials(node.args, node.param)
-    return alg.add(
-        [hadamard_lead(d, ta, lead_first=False) for d, ta in zip(partials, tangents) if ta is not None]
-    )
+    return alg.add([hadamard_lead(d, ta, lead_first=False) for d, ta in zip(partials, tangents) if ta is not None])
 
 
 @tangent.register

@@ -217,11 +217,16 @@ def power(a: Operand, b: Operand) -> Node:
         b = b.value
     if isinstance(b, (int, float)) and not isinstance(b, bool):
         return alg.elementwise("pow", as_node(a, "base of **"), float(b))
+    if isinstance(a, Const) and a.ndim == 0:
+        a = a.value
     if isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0:
         import math
 
         return exp(multiply(math.log(a), as_node(b)))
-    return _elementwise_n("power", a, b)
+    base, exponent = _adopt_broadcast([as_node(a, "base of **"), as_node(b, "exponent of **")])
+    if isinstance(base, Const) and base.value > 0:  # a filled constant base: the same as a number
+        return power(base.value, broadcast_to(exponent, broadcast_dims(base.dims, exponent.dims, what="**")))
+    return _elementwise_n("power", base, exponent)
 
 
 def _elementwise_n(name: str, *xs: Operand) -> Node:

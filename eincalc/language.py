@@ -55,6 +55,7 @@ FUNCTIONS: dict[str, Signature] = {
     "det": _sig(ops.det, 1),
     "logdet": _sig(ops.logdet, 1),
     "inv": _sig(ops.inv, 1),
+    "solve": _sig(ops.solve, 2),
     "softmax": _sig(ops.softmax, 1, "axis"),
     "log_softmax": _sig(ops.log_softmax, 1, "axis"),
     "logsumexp": _sig(ops.logsumexp, 1, "axis", "keepdims"),

@@ -755,6 +755,14 @@ def inv(x: Operand) -> Node:
     return alg.unary("inv", as_node(x, "argument of inv"))
 
 
+def solve(a: Operand, b: Operand) -> Node:
+    """``x`` with ``a @ x = b`` (NumPy's ``linalg.solve``), built as ``inv(a) @ b``.
+
+    The derivatives are those of the solve; the generated code forms the inverse.
+    """
+    return matmul(inv(a), b)
+
+
 def det(x: Operand) -> Node:
     """The determinant."""
     return alg.unary("det", as_node(x, "argument of det"))

@@ -396,6 +396,11 @@ LANGUAGE_CASES = [
     # syntax: prefixes, methods, keepdims, positional axes, tuple axes
     ("np.sum(np.exp(X))", lambda d: np.sum(np.exp(d["X"])), "X"),
     ("numpy.linalg.inv(S) @ x", lambda d: np.linalg.solve(d["S"], d["x"]), "S"),
+    (
+        "np.linalg.solve(S, x) @ solve(S, A)",
+        lambda d: np.linalg.solve(d["S"], d["x"]) @ np.linalg.solve(d["S"], d["A"]),
+        "S",
+    ),
     ("np.linalg.det(S) * np.pi + np.e", lambda d: np.linalg.det(d["S"]) * np.pi + np.e, "S"),
     ("X.sum()", lambda d: d["X"].sum(), "X"),
     ("X.sum(axis=0)", lambda d: d["X"].sum(axis=0), "X"),

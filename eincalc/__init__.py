@@ -22,6 +22,7 @@ from eincalc.errors import (
 )
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.graph import dump, topo_order
+from eincalc.indexing import concatenate, expand_dims, stack
 from eincalc.interpreter import evaluate
 from eincalc.latex import latex
 from eincalc.objective import Objective, objective
@@ -33,6 +34,7 @@ from eincalc.ops import (
     arctan,
     arctan2,
     arctanh,
+    array,
     broadcast_to,
     clip,
     cos,
@@ -62,10 +64,8 @@ from eincalc.ops import (
     logsumexp,
     matmul,
     matrix,
-    max,
     maximum,
     mean,
-    min,
     minimum,
     multiply,
     norm1,
@@ -74,7 +74,6 @@ from eincalc.ops import (
     ones,
     outer,
     power,
-    prod,
     reciprocal,
     relu,
     scalar,
@@ -86,7 +85,6 @@ from eincalc.ops import (
     softplus,
     sqrt,
     square,
-    std,
     step,
     sum,
     tan,
@@ -94,13 +92,13 @@ from eincalc.ops import (
     tensor,
     trace,
     transpose,
-    var,
     vector,
     where,
     zeros,
 )
 from eincalc.parser import parse
 from eincalc.printing import einsum_form, to_numpy_syntax
+from eincalc.reductions import max, min, prod, std, var  # noqa: A004 - NumPy's names
 from eincalc.rewrite import SimplifyOptions, simplify
 from eincalc.structure import Compressed, StructuredTensor, compress
 from eincalc.viz import draw, render_svg, to_dot, to_networkx
@@ -118,5 +116,5 @@ __all__ = [
     "transpose", "vector", "zeros", "arccos", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "clip", "cosh",
     "equal", "erf", "expm1", "greater", "greater_equal", "less", "less_equal", "log10", "log1p", "log2", "max",
     "maximum", "min", "minimum", "not_equal", "power", "prod", "reciprocal", "sinh", "square", "std", "var",
-    "where", "broadcast_to",
+    "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array",
 ]  # fmt: skip

@@ -180,23 +180,23 @@ class Node:
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Node:
         """``ec.max(self, axis, keepdims)``."""
-        return _ops().max(self, axis, keepdims)
+        return _reductions().max(self, axis, keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Node:
         """``ec.min(self, axis, keepdims)``."""
-        return _ops().min(self, axis, keepdims)
+        return _reductions().min(self, axis, keepdims)
 
     def prod(self, axis: Any = None, keepdims: bool = False) -> Node:
         """``ec.prod(self, axis, keepdims)``."""
-        return _ops().prod(self, axis, keepdims)
+        return _reductions().prod(self, axis, keepdims)
 
     def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
         """``ec.var(self, axis, ddof, keepdims)``."""
-        return _ops().var(self, axis, ddof, keepdims)
+        return _reductions().var(self, axis, ddof, keepdims)
 
     def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
         """``ec.std(self, axis, ddof, keepdims)``."""
-        return _ops().std(self, axis, ddof, keepdims)
+        return _reductions().std(self, axis, ddof, keepdims)
 
     def dot(self, other: object) -> Node:
         """``ec.dot(self, other)``."""
@@ -226,7 +226,9 @@ class Node:
 
     def __getitem__(self, key: object) -> Node:
         """NumPy's basic indexing: ``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``."""
-        return _ops().index(self, key)
+        from eincalc.indexing import index
+
+        return index(self, key)
 
     def __bool__(self) -> bool:
         return True
@@ -242,6 +244,12 @@ def _ops() -> Any:
     from eincalc import ops
 
     return ops
+
+
+def _reductions() -> Any:
+    from eincalc import reductions
+
+    return reductions
 
 
 class Var(Node):

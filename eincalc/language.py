@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from eincalc import ops
+from eincalc import indexing, ops, reductions
 from eincalc.expr import Node
 from eincalc.functions import ELEMENTWISE
 
@@ -39,13 +39,13 @@ _REDUCE = ("axis", "keepdims")
 FUNCTIONS: dict[str, Signature] = {
     "sum": _sig(ops.sum, 1, *_REDUCE),
     "mean": _sig(ops.mean, 1, *_REDUCE),
-    "max": _sig(ops.max, 1, *_REDUCE),
-    "min": _sig(ops.min, 1, *_REDUCE),
-    "amax": _sig(ops.max, 1, *_REDUCE),
-    "amin": _sig(ops.min, 1, *_REDUCE),
-    "prod": _sig(ops.prod, 1, *_REDUCE),
-    "var": _sig(ops.var, 1, "axis", "ddof", "keepdims"),
-    "std": _sig(ops.std, 1, "axis", "ddof", "keepdims"),
+    "max": _sig(reductions.max, 1, *_REDUCE),
+    "min": _sig(reductions.min, 1, *_REDUCE),
+    "amax": _sig(reductions.max, 1, *_REDUCE),
+    "amin": _sig(reductions.min, 1, *_REDUCE),
+    "prod": _sig(reductions.prod, 1, *_REDUCE),
+    "var": _sig(reductions.var, 1, "axis", "ddof", "keepdims"),
+    "std": _sig(reductions.std, 1, "axis", "ddof", "keepdims"),
     "trace": _sig(ops.trace, 1),
     "diag": _sig(ops.diag, 1),
     "outer": _sig(ops.outer, 2),
@@ -80,10 +80,10 @@ FUNCTIONS: dict[str, Signature] = {
     "equal": _sig(ops.equal, 2),
     "not_equal": _sig(ops.not_equal, 2),
     "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
-    "expand_dims": _sig(ops.expand_dims, 1, "axis"),
-    "window": _sig(ops.window, 2, "from_end"),
-    "stack": _sig(ops.stack, 1, "axis"),
-    "concatenate": _sig(ops.concatenate, 1, "axis"),  # a selection matrix (how indexing prints)
+    "expand_dims": _sig(indexing.expand_dims, 1, "axis"),
+    "window": _sig(indexing.window, 2, "from_end"),
+    "stack": _sig(indexing.stack, 1, "axis"),
+    "concatenate": _sig(indexing.concatenate, 1, "axis"),  # a selection matrix (how indexing prints)
     "array": _sig(ops.array, 1, "dims"),  # a literal: array([[1, 0], [0, 1]]), dims='n n' to name its axes
     "asarray": _sig(ops.array, 1, "dims"),
 }

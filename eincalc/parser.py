@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from eincalc import dims as dimsmod
-from eincalc import language, ops
+from eincalc import indexing, language, ops
 from eincalc._types import Dim, Dims
 from eincalc.errors import EincalcError, ParseError, ShapeError, UnknownNameError
 from eincalc.expr import Node
@@ -343,7 +343,7 @@ class NumpyDialect:
         items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
         key = tuple(_index_literal(item, ctx) for item in items)
         with ctx.at(pos):
-            return ops.index(base, key)
+            return indexing.index(base, key)
 
     def _window_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
         """``window('2 n', 1)`` (``from_end=True`` to count from the end): a selection matrix."""
@@ -357,7 +357,7 @@ class NumpyDialect:
                 raise ctx.error("window takes only from_end=True or False", _pos(kw.value, ctx.text))
             from_end = kw.value.value
         with ctx.at(pos):
-            return ops.window(args[0].value, start, from_end)
+            return indexing.window(args[0].value, start, from_end)
 
     def _array_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
         """``array([[1, 0], [0, 1]], dims='n n')``: a constant array from a literal of numbers."""

@@ -1,0 +1,173 @@
+"""Indexing and joining: ``x[0]``, ``X[:, 1:3]``, ``x[:, None]``, ``stack``, ``concatenate``.
+
+Integers and slices are products with a selection matrix (:class:`eincalc.expr.Window`,
+symbolic in the indexed dim), new axes are products with ones over the dim ``"1"``; so the
+derivative of an indexed expression scatters back through the same matrix and no new
+node kind needs a derivative rule. Slices need a fixed length (a literal dim).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+
+import numpy as np
+
+from eincalc import algebra as alg
+from eincalc import dims as dimsmod
+from eincalc.errors import ShapeError
+from eincalc.expr import Node
+from eincalc.ops import Operand, _axes, as_node
+
+
+def expand_dims(a: Operand, axis: int | tuple[int, ...]) -> Node:
+    """New size-1 axes at the positions ``axis`` of the result (NumPy's ``expand_dims``, ``x[:, None]``)."""
+    x = as_node(a, "argument of expand_dims")
+    rank = x.ndim + (1 if isinstance(axis, int) else len(axis))
+    new = _axes(alg.const(0.0, ("1",) * rank), axis, "expand_dims")
+    if not new:
+        return x
+    idx = alg.symbols(rank)
+    kept = [i for k, i in enumerate(idx) if k not in new]
+    return alg.einsum([x, alg.const(1.0, ("1",) * len(new))], [kept, [idx[k] for k in new]], idx)
+
+
+def window(dims: object, start: int, from_end: bool = False) -> Node:
+    """The selection matrix of dims ``(size, n)``: W[a, i] = 1 where i = start + a (from the end of n)."""
+    out_dim, in_dim = dimsmod.parse_dims(dims, "dims of a window")
+    return alg.window(out_dim, in_dim, start, from_end)
+
+
+def index(a: Operand, key: object) -> Node:
+    """NumPy's basic indexing: integers, slices with unit step, ``None`` and ``...``.
+
+    Each integer or slice is a product with a selection matrix (:func:`window`), so the
+    derivative of an indexed expression scatters back through the same matrix. A slice
+    must have a fixed length: ``v[1:3]``, ``v[:2]``, ``v[-3:]``, ``v[-3:-1]`` (``v[1:]``
+    of a symbolic dim has a length ``n - 1`` that has no name).
+    """
+    x = as_node(a, "indexed operand")
+    items = list(key) if isinstance(key, tuple) else [key]
+    consumed = builtins.sum(1 for it in items if it is not None and it is not Ellipsis)
+    if consumed > x.ndim:
+        raise ShapeError(f"too many indices ({consumed}) for dims {dimsmod.fmt(x.dims)}")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (x.ndim - consumed)
+    items += [slice(None)] * (x.ndim - builtins.sum(1 for it in items if it is not None))
+    letters = iter(alg.symbols(64))
+    x_idx = [next(letters) for _ in range(x.ndim)]
+    operands: list[Node] = [x]
+    in_idx: list[tuple[str, ...]] = [tuple(x_idx)]
+    out: list[str] = []
+    axis = 0
+    for it in items:
+        if it is None:
+            new = next(letters)
+            operands.append(alg.const(1.0, ("1",)))
+            in_idx.append((new,))
+            out.append(new)
+            continue
+        d, i = x.dims[axis], x_idx[axis]
+        axis += 1
+        if isinstance(it, slice) and it == slice(None):
+            out.append(i)
+            continue
+        size, start, from_end = _selection(it, d)
+        new = next(letters)
+        operands.append(alg.window(size, d, start, from_end))
+        in_idx.append((new, i))
+        if not isinstance(it, (int, np.integer)):
+            out.append(new)
+    return alg.einsum(operands, in_idx, out)
+
+
+def _selection(item: object, dim: str) -> tuple[str, int, bool]:
+    """(size, start, from_end) of an integer or a unit-step slice along ``dim``."""
+    n = int(dim) if dimsmod.is_literal(dim) else None
+    if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+        k = int(item)
+        if n is not None and not -n <= k < n:
+            raise ShapeError(f"index {k} is out of range for dim {dim!r}")
+        return ("1", -k, True) if k < 0 else ("1", k, False)
+    if not isinstance(item, slice) or any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)))
+        for v in (item.start, item.stop, item.step)
+    ):
+        raise ShapeError(f"index {item!r}: only integers, slices of integers, None and ... are supported")
+    if item.step not in (None, 1):
+        raise ShapeError(f"slice {item!r}: only a step of 1 is supported")
+    lo, hi = item.start, item.stop
+    if n is not None:  # a fixed size: NumPy's own rules
+        first, last, _ = slice(lo, hi).indices(n)
+        if last <= first:
+            raise ShapeError(f"slice {item!r} of dim {dim!r} is empty")
+        return str(last - first), first, False
+    lo = 0 if lo is None else int(lo)
+    if hi is None:
+        if lo < 0:
+            return str(-lo), -lo, True  # v[-3:]
+        raise ShapeError(
+            f"slice {item!r} of dim {dim!r} has no fixed length; give an end (v[{lo}:k]) or count from the end"
+        )
+    hi = int(hi)
+    if (lo < 0) != (hi < 0) or hi <= lo:
+        raise ShapeError(f"slice {item!r} of dim {dim!r} has no fixed length (or is empty)")
+    return str(hi - lo), (-lo if lo < 0 else lo), lo < 0
+
+
+def stack(arrays: Sequence[Operand], axis: int = 0) -> Node:
+    """NumPy's ``stack``: a new axis of size ``len(arrays)``; entry k is a product with a unit vector."""
+    nodes = _stack_operands(arrays, "stack")
+    rank = nodes[0].ndim + 1
+    if not -rank <= axis < rank:
+        raise ShapeError(f"stack: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    idx = alg.symbols(rank)
+    new = idx[axis]
+    kept = idx[:axis] + idx[axis + 1 :]
+    k_dim = str(len(nodes))
+    terms = [alg.einsum([x, alg.window("1", k_dim, k)], [kept, ("#unit", new)], idx) for k, x in enumerate(nodes)]
+    return alg.add(terms)
+
+
+def concatenate(arrays: Sequence[Operand], axis: int = 0) -> Node:
+    """NumPy's ``concatenate`` along an axis of fixed sizes (each part is placed by a selection matrix)."""
+    nodes = _stack_operands(arrays, "concatenate", same_rank_only=True)
+    rank = nodes[0].ndim
+    if rank == 0 or not -rank <= axis < rank:
+        raise ShapeError(f"concatenate: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    sizes = [x.dims[axis] for x in nodes]
+    if not all(dimsmod.is_literal(d) for d in sizes):
+        raise ShapeError(
+            f"concatenate needs fixed sizes along axis {axis}, got dims {', '.join(sizes)} "
+            "(the length of the result would have no name)"
+        )
+    for x in nodes[1:]:
+        for k, (a, b) in enumerate(zip(nodes[0].dims, x.dims)):
+            if k != axis:
+                dimsmod.require_same(a, b, f"concatenate: axis {k} of the parts")
+    total = str(builtins.sum(int(d) for d in sizes))
+    idx = alg.symbols(rank + 1)
+    out = idx[:rank]
+    terms, offset = [], 0
+    for x, d in zip(nodes, sizes):
+        part = out[:axis] + (idx[rank],) + out[axis + 1 :]
+        terms.append(alg.einsum([x, alg.window(d, total, offset)], [part, (idx[rank], out[axis])], out))
+        offset += int(d)
+    return alg.add(terms)
+
+
+def _stack_operands(arrays: Sequence[Operand], fn: str, same_rank_only: bool = False) -> list[Node]:
+    if not isinstance(arrays, (list, tuple)) or not arrays:
+        raise ShapeError(f"{fn} needs a non-empty list of operands")
+    nodes = [as_node(a, f"operand {k} of {fn}") for k, a in enumerate(arrays)]
+    for k, x in enumerate(nodes[1:], 1):
+        if x.ndim != nodes[0].ndim:
+            raise ShapeError(
+                f"{fn}: operand {k} has dims {dimsmod.fmt(x.dims)}, operand 0 {dimsmod.fmt(nodes[0].dims)}"
+            )
+        if not same_rank_only:
+            dimsmod.require_same_dims(nodes[0].dims, x.dims, f"{fn}: operand {k} against operand 0")
+    return nodes

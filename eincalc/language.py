@@ -98,3 +98,13 @@ METHODS: frozenset[str] = frozenset(
 
 PREFIXES: tuple[str, ...] = ("numpy.linalg", "np.linalg", "numpy", "np", "scipy.special", "jnp", "jax.numpy")
 """Module prefixes the NumPy dialect accepts before a function name."""
+
+
+def suggest(name: str, candidates: object) -> str:
+    """``" (did you mean 'exp'?)"`` for the closest candidates to a misspelt ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)  # type: ignore[call-overload]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

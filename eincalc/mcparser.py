@@ -60,6 +60,7 @@ from eincalc._types import Dims
 from eincalc.errors import ParseError
 from eincalc.expr import Const, Node
 from eincalc.functions import ELEMENTWISE
+from eincalc.language import suggest
 from eincalc.parser import BuildContext, register_dialect
 
 # Parentheses, calls and unary signs deeper than this are refused with a ParseError
@@ -377,7 +378,10 @@ class _Parser:
 
     def _call(self, name: _Token) -> Call:
         if name.text not in FUNCTIONS:
-            raise self._error(f"unknown function {name.text!r}; known functions: {', '.join(FUNCTIONS)}", name.pos)
+            hint = suggest(name.text, FUNCTIONS)
+            raise self._error(
+                f"unknown function {name.text!r}{hint}; known functions: {', '.join(FUNCTIONS)}", name.pos
+            )
         opening = self._advance()
         self._nest(opening.pos)
         args: list[Tree] = []

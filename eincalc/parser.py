@@ -71,7 +71,10 @@ class BuildContext:
             found = self.dialect.default_dims(name, self)
             if found is None:
                 known = ", ".join(sorted(self.declared)) or "none declared"
-                raise ParseError(f"unknown name {name!r}; declared variables: {known}", self.text, pos)
+                from eincalc import language
+
+                hint = language.suggest(name, [*self.declared, *language.FUNCTIONS])
+                raise ParseError(f"unknown name {name!r}{hint}; declared variables: {known}", self.text, pos)
             dims = found
         node = (
             ops.tensor(name, dims)
@@ -297,7 +300,8 @@ class NumpyDialect:
             raise ctx.error(f"only calls of known functions are allowed, not {_describe(node.func)}", pos)
         if name not in language.FUNCTIONS:
             known = ", ".join(sorted(language.FUNCTIONS))
-            raise ctx.error(f"unknown function {name!r}; known functions: {known}", pos)
+            hint = language.suggest(name, language.FUNCTIONS)
+            raise ctx.error(f"unknown function {name!r}{hint}; known functions: {known}", pos)
         sig = language.FUNCTIONS[name]
         if name in _DIMS_FUNCTIONS:
             return self._dims_call(node, ctx, pos, name)

@@ -436,3 +436,17 @@ def test_hostile_declarations_are_refused_without_running_anything(spies):
     with pytest.raises(ShapeError):
         ec.parse("eye('n; import os')")
     assert spies == []
+
+
+@pytest.mark.parametrize(
+    "text,dialect,match",
+    [
+        ("expp(X)", "numpy", r"unknown function 'expp' \(did you mean 'exp' or "),
+        ("np.maximun(X, 0)", "numpy", r"did you mean 'maximum'"),
+        ("sum(Xx)", "numpy", r"unknown name 'Xx' \(did you mean 'X'\?\)"),
+        ("logsumexpp(x)", "mc", r"unknown function 'logsumexpp' \(did you mean 'logsumexp'\?\)"),
+    ],
+)
+def test_unknown_names_get_a_suggestion(text, dialect, match):
+    with pytest.raises(ParseError, match=match):
+        ec.parse(text, dialect=dialect, **({"X": "m n"} if dialect == "numpy" else {}))

@@ -83,6 +83,7 @@ from eincalc.ops import (
     sinh,
     softmax,
     softplus,
+    solve,
     sqrt,
     square,
     step,
@@ -92,6 +93,8 @@ from eincalc.ops import (
     tensor,
     trace,
     transpose,
+    tril,
+    triu,
     vector,
     where,
     zeros,
@@ -116,5 +119,5 @@ __all__ = [
     "transpose", "vector", "zeros", "arccos", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "clip", "cosh",
     "equal", "erf", "expm1", "greater", "greater_equal", "less", "less_equal", "log10", "log1p", "log2", "max",
     "maximum", "min", "minimum", "not_equal", "power", "prod", "reciprocal", "sinh", "square", "std", "var",
-    "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array",
+    "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array", "solve", "tril", "triu",
 ]  # fmt: skip

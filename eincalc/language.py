@@ -56,6 +56,8 @@ FUNCTIONS: dict[str, Signature] = {
     "logdet": _sig(ops.logdet, 1),
     "inv": _sig(ops.inv, 1),
     "solve": _sig(ops.solve, 2),
+    "triu": _sig(ops.triu, 1, "k"),
+    "tril": _sig(ops.tril, 1, "k"),
     "softmax": _sig(ops.softmax, 1, "axis"),
     "log_softmax": _sig(ops.log_softmax, 1, "axis"),
     "logsumexp": _sig(ops.logsumexp, 1, "axis", "keepdims"),

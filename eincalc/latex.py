@@ -262,8 +262,8 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
         return Entry(rf"\det({arg.text})", ATOM)
     if node.fn == "logdet":
         return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
-    default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None
-    axis = "" if node.axis == default_axis else rf", \mathrm{{axis}}={node.axis}"
+    keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
+    axis = rf", \mathrm{{{keyword[2:].split('=')[0]}}}={keyword.split('=')[1]}" if keyword else ""
     if node.fn == "log_softmax":
         return Entry(rf"\log\operatorname{{softmax}}({arg.text}{axis})", ATOM)
     name = get_unary(node.fn).latex or rf"\operatorname{{{_escape_text(node.fn)}}}"

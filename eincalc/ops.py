@@ -569,6 +569,12 @@ def solve(a: Operand, b: Operand) -> Node:
     return matmul(inv(a), b)
 
 
+def slogdet(x: Operand) -> tuple[Node, Node]:
+    """NumPy's ``linalg.slogdet``: ``(sign(det(x)), log|det(x)|)`` (the sign has derivative 0)."""
+    node = as_node(x, "argument of slogdet")
+    return sign(det(node)), logdet(node)
+
+
 def det(x: Operand) -> Node:
     """The determinant."""
     return alg.unary("det", as_node(x, "argument of det"))
@@ -580,6 +586,16 @@ def logdet(x: Operand) -> Node:
 
 
 Axes = int | tuple[int, ...] | None
+
+
+def triu(x: Operand, k: int = 0) -> Node:
+    """The upper triangle of a matrix (entries with j - i >= k), zeros elsewhere."""
+    return alg.unary("triu", as_node(x, "argument of triu"), k)
+
+
+def tril(x: Operand, k: int = 0) -> Node:
+    """The lower triangle of a matrix (entries with j - i <= k), zeros elsewhere."""
+    return alg.unary("tril", as_node(x, "argument of tril"), k)
 
 
 def softmax(x: Operand, axis: Axes = -1) -> Node:

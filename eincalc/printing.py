@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from eincalc import dims as dimsmod
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Unary, Var, Window
-from eincalc.functions import get_elementwise
+from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
 # Python precedence levels used to decide parentheses.
@@ -118,9 +118,8 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         parts = [c[0] if prec == ATOM else _wrap(c, prec + 1) for c in child]
         return entry.syntax.format(*parts), prec
     if isinstance(node, Unary):
-        default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None
-        axis = "" if node.axis == default_axis else f", axis={node.axis}"
-        return f"{node.fn}({child[0][0]}{axis})", ATOM
+        keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
+        return f"{node.fn}({child[0][0]}{keyword})", ATOM
     if isinstance(node, Add):
         parts: list[str] = []
         for k, (term, entry) in enumerate(zip(node.terms, child)):

@@ -63,8 +63,25 @@ class UnaryFn:
     reduces: bool = False  # the result drops the axes (or every axis when axis is None)
     scalar: bool = False  # the result is a scalar (det, logdet)
     latex: str = ""
+    param: str | None = None  # an integer parameter kept in the node's axis field (triu's k)
+
+    def keyword(self, dims: Dims, axis: Axis) -> str:
+        """The printed keyword, ``", axis=1"`` or ``", k=1"``; empty for the default."""
+        if self.param is not None:
+            return "" if axis == 0 else f", {self.param}={axis}"
+        default = len(dims) - 1 if self.takes_axis == "one" else None
+        return "" if axis == default else f", axis={axis}"
 
     def normalise_axis(self, dims: Dims, axis: object) -> Axis:
+        if self.param is not None:
+            if len(dims) != 2:
+                from eincalc.dims import fmt
+
+                raise ShapeError(f"{self.name} needs a matrix, got dims {fmt(dims)}")
+            value = 0 if axis is None else axis
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ShapeError(f"{self.name}: {self.param} must be an int, got {axis!r}")
+            return value
         if self.takes_axis is None:
             if axis is not None:
                 raise ShapeError(f"{self.name} takes no axis")
@@ -227,6 +244,13 @@ def _jac_prod(node: Unary) -> Node:
     return alg.einsum([node, recip, alg.delta(L.others)], [L.i_oth, L.i, L.o_oth + L.i_oth], L.o_oth + L.i)
 
 
+def _jac_triangle(node: Unary) -> Node:
+    """∂triu(X)[i,j]/∂X[k,l] = δ(i,k) δ(j,l) M[i,j] with M = triu(ones) (tril alike)."""
+    alg = _alg()
+    mask = alg.unary(node.fn, alg.const(1.0, node.dims), node.axis)
+    return alg.einsum([mask, alg.delta(node.dims)], ["ab", "abcd"], "abcd")
+
+
 UNARY: dict[str, UnaryFn] = {}
 
 
@@ -246,6 +270,8 @@ for _u in [
     UnaryFn("logsumexp", _logsumexp_np, _jac_logsumexp, takes_axis="optional", reduces=True),
     UnaryFn("max", lambda x, a: np.max(x, axis=a), _jac_max, takes_axis="optional", reduces=True, latex=r"\max"),
     UnaryFn("prod", lambda x, a: np.prod(x, axis=a), _jac_prod, takes_axis="optional", reduces=True, latex=r"\prod"),
+    UnaryFn("triu", lambda x, k: np.triu(x, k), _jac_triangle, param="k"),
+    UnaryFn("tril", lambda x, k: np.tril(x, k), _jac_triangle, param="k"),
 ]:
     register_unary(_u)
 

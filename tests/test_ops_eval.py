@@ -397,6 +397,13 @@ LANGUAGE_CASES = [
     ("np.sum(np.exp(X))", lambda d: np.sum(np.exp(d["X"])), "X"),
     ("numpy.linalg.inv(S) @ x", lambda d: np.linalg.solve(d["S"], d["x"]), "S"),
     (
+        "np.linalg.slogdet(A)[1] + slogdet(S)[0]",
+        lambda d: np.linalg.slogdet(d["A"])[1] + np.linalg.slogdet(d["S"])[0],
+        "A",
+    ),
+    ("triu(X) + tril(X, k=-1) * X", lambda d: np.triu(d["X"]) + np.tril(d["X"], k=-1) * d["X"], "X"),
+    ("sum(np.triu(A @ A.T, k=1))", lambda d: np.sum(np.triu(d["A"] @ d["A"].T, k=1)), "A"),
+    (
         "np.linalg.solve(S, x) @ solve(S, A)",
         lambda d: np.linalg.solve(d["S"], d["x"]) @ np.linalg.solve(d["S"], d["A"]),
         "S",

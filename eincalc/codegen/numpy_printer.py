@@ -40,6 +40,8 @@ UNARY_CODE: dict[str, str] = {
     "logsumexp": "_unary_logsumexp",
     "max": "_unary_max",
     "prod": "_unary_prod",
+    "triu": "_unary_triu",
+    "tril": "_unary_tril",
 }
 """The NumPyPrinter method that prints each general function of :data:`eincalc.functions.UNARY`."""
 
@@ -352,6 +354,12 @@ class NumPyPrinter(Printer):
 
     def _unary_max(self, x: Expr, axis: object, ctx: Context) -> Expr:
         return Expr(f"{x.atom}.max({'' if axis is None else f'axis={axis}'})", owned=True)
+
+    def _unary_triu(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("triu"), x.text, *([f"k={k}"] if k else []))
+
+    def _unary_tril(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("tril"), x.text, *([f"k={k}"] if k else []))
 
     def _unary_prod(self, x: Expr, axis: object, ctx: Context) -> Expr:
         return Expr(f"{x.atom}.prod({'' if axis is None else f'axis={axis}'})", owned=True)

@@ -526,34 +526,21 @@ def clip(x: Operand, lower: Operand | None = None, upper: Operand | None = None)
     return out
 
 
-def greater(a: Operand, b: Operand) -> Node:
-    """``a > b`` as 0/1 values."""
-    return _elementwise_n("greater", a, b)
+def _comparison(name: str, symbol: str) -> Callable[[Operand, Operand], Node]:
+    def compare(a: Operand, b: Operand) -> Node:
+        return _elementwise_n(name, a, b)
+
+    compare.__name__ = name
+    compare.__doc__ = f"``a {symbol} b`` as 0/1 values (derivative 0)."
+    return compare
 
 
-def greater_equal(a: Operand, b: Operand) -> Node:
-    """``a >= b`` as 0/1 values."""
-    return _elementwise_n("greater_equal", a, b)
-
-
-def less(a: Operand, b: Operand) -> Node:
-    """``a < b`` as 0/1 values."""
-    return _elementwise_n("less", a, b)
-
-
-def less_equal(a: Operand, b: Operand) -> Node:
-    """``a <= b`` as 0/1 values."""
-    return _elementwise_n("less_equal", a, b)
-
-
-def equal(a: Operand, b: Operand) -> Node:
-    """``a == b`` as 0/1 values."""
-    return _elementwise_n("equal", a, b)
-
-
-def not_equal(a: Operand, b: Operand) -> Node:
-    """``a != b`` as 0/1 values."""
-    return _elementwise_n("not_equal", a, b)
+greater = _comparison("greater", ">")
+greater_equal = _comparison("greater_equal", ">=")
+less = _comparison("less", "<")
+less_equal = _comparison("less_equal", "<=")
+equal = _comparison("equal", "==")
+not_equal = _comparison("not_equal", "!=")
 
 
 def inv(x: Operand) -> Node:

@@ -88,8 +88,23 @@ def array(data: object, dims: Dims | None = None) -> Array:
     return Array.make(values, names)
 
 
-def window(out_dim: str, in_dim: str, start: int, from_end: bool = False) -> Window:
-    """The selection matrix W[a, i] = δ(i, start + a) of dims ``(out_dim, in_dim)``; ``out_dim`` is a size."""
+def window(
+    out_dim: str, in_dim: str, start: int = 0, from_end: bool = False, rows: Sequence[int] | None = None
+) -> Window:
+    """The selection matrix W[a, i] = δ(i, start + a) of dims ``(out_dim, in_dim)``; ``out_dim`` is a size.
+
+    With ``rows``, W[a, i] = δ(i, rows[a]) (a gather); ``out_dim`` may then be a named dim
+    of ``len(rows)`` entries.
+    """
+    if rows is not None:
+        picked = tuple(int(r) for r in rows)
+        if not picked or min(picked) < 0:
+            raise ShapeError("a gather needs non-negative positions")
+        if dimsmod.is_literal(out_dim) and int(out_dim) != len(picked):
+            raise ShapeError(f"a gather of {len(picked)} positions cannot have dim {out_dim!r}")
+        if dimsmod.is_literal(in_dim) and max(picked) >= int(in_dim):
+            raise ShapeError(f"position {max(picked)} is out of range for dim {in_dim!r}")
+        return Window.make(out_dim, in_dim, 0, False, picked)
     if not dimsmod.is_literal(out_dim):
         raise ShapeError(f"a selection needs a fixed size, got dim {out_dim!r}")
     size = int(out_dim)

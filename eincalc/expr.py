@@ -346,20 +346,25 @@ class Window(Node):
     (``v[-1]`` is start 1 from the end). Indexing and slicing are products with it:
     ``v[2]`` is Σᵢ W[0, i] vᵢ with out_dim ``"1"`` summed away, ``v[1:3]`` is W v with
     out_dim ``"2"``. It stays symbolic (no data): its size follows ``in_dim``.
+
+    With ``rows`` (integer positions, a gather ``x[labels]``) W[a, i] = δ(i, rows[a])
+    instead, and out_dim has ``len(rows)`` entries.
     """
 
-    __slots__ = ("start", "from_end")
+    __slots__ = ("start", "from_end", "rows")
     kind = "window"
     start: int
     from_end: bool
+    rows: tuple[int, ...] | None
 
     def _init_params(self, params: tuple) -> None:
         object.__setattr__(self, "start", params[0])
         object.__setattr__(self, "from_end", params[1])
+        object.__setattr__(self, "rows", params[2])
 
     @staticmethod
-    def make(out_dim: str, in_dim: str, start: int, from_end: bool) -> Window:
-        return Window._intern((int(start), bool(from_end)), (), (out_dim, in_dim))
+    def make(out_dim: str, in_dim: str, start: int, from_end: bool, rows: tuple[int, ...] | None = None) -> Window:
+        return Window._intern((int(start), bool(from_end), rows), (), (out_dim, in_dim))
 
 
 class Delta(Node):

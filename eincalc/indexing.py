@@ -1,4 +1,6 @@
-"""Indexing and joining: ``x[0]``, ``X[:, 1:3]``, ``x[:, None]``, ``stack``, ``concatenate``.
+"""Indexing and joining: ``x[0]``, ``X[:, 1:3]``, ``x[:, None]``, gathers, ``stack``, ``concatenate``.
+
+Gathers are ``x[[3, 0, 0]]`` and ``logp[arange(n), labels]`` with integer arrays.
 
 Integers and slices are products with a selection matrix (:class:`eincalc.expr.Window`,
 symbolic in the indexed dim), new axes are products with ones over the dim ``"1"``; so the
@@ -38,6 +40,22 @@ def window(dims: object, start: int, from_end: bool = False) -> Node:
     return alg.window(out_dim, in_dim, start, from_end)
 
 
+def gather(dims: object, rows: object) -> Node:
+    """The gather matrix of dims ``(len(rows), n)``: W[a, i] = 1 where i = rows[a]."""
+    out_dim, in_dim = dimsmod.parse_dims(dims, "dims of a gather")
+    return alg.window(out_dim, in_dim, rows=_positions(rows))
+
+
+def _positions(item: object) -> tuple[int, ...] | None:
+    """Integer positions of an index array (a list or NumPy array of ints), else None."""
+    if isinstance(item, (list, np.ndarray)):
+        values = np.asarray(item)
+        if values.ndim != 1 or values.dtype.kind not in "iu" and not (values.size == 0):
+            raise ShapeError("an index array must be a 1-D list or array of integers")
+        return tuple(int(v) for v in values)
+    return None
+
+
 def index(a: Operand, key: object) -> Node:
     """NumPy's basic indexing: integers, slices with unit step, ``None`` and ``...``.
 
@@ -48,6 +66,9 @@ def index(a: Operand, key: object) -> Node:
     """
     x = as_node(a, "indexed operand")
     items = list(key) if isinstance(key, tuple) else [key]
+    arrays = [k for k, it in enumerate(items) if _positions(it) is not None]
+    if arrays:
+        return _gather(x, items, arrays)
     consumed = builtins.sum(1 for it in items if it is not None and it is not Ellipsis)
     if consumed > x.ndim:
         raise ShapeError(f"too many indices ({consumed}) for dims {dimsmod.fmt(x.dims)}")
@@ -80,6 +101,40 @@ def index(a: Operand, key: object) -> Node:
         if not isinstance(it, (int, np.integer)):
             out.append(new)
     return alg.einsum(operands, in_idx, out)
+
+
+def _gather(x: Node, items: list[object], arrays: list[int]) -> Node:
+    """Integer-array indexing: ``x[labels]``, ``logp[arange(n), labels]`` (NumPy's pairing rule).
+
+    The arrays pair up entry by entry into one result axis, placed where the first one was.
+    An array equal to ``arange(len)`` pairs without a gather matrix: its axis becomes the
+    result axis (so ``logp[arange(n), labels]`` is Σⱼ logp[a, j] W[a, j], W one-hot-free
+    in the expression: its positions are kept, not a dense matrix).
+    """
+    others = [it for k, it in enumerate(items) if k not in arrays]
+    if any(not (isinstance(it, slice) and it == slice(None)) for it in others) or len(items) > x.ndim:
+        raise ShapeError("integer arrays in an index combine only with full slices ':'")
+    if arrays != list(range(arrays[0], arrays[0] + len(arrays))):
+        raise ShapeError("index arrays must be adjacent")
+    positions = [_positions(items[k]) for k in arrays]
+    length = len(positions[0])  # type: ignore[arg-type]
+    if any(len(p) != length for p in positions):  # type: ignore[arg-type]
+        raise ShapeError("index arrays must have equal lengths (no broadcasting of index arrays)")
+    x_idx = list(alg.symbols(x.ndim))
+    g = alg.symbols(1, x.ndim)[0]  # the result axis
+    ranged = [k for k, p in zip(arrays, positions) if p == tuple(range(length))]
+    out_dim = x.dims[ranged[0]] if ranged else str(length)
+    operands: list[Node] = [x]
+    in_idx: list[tuple[str, ...]] = []
+    for k, p in zip(arrays, positions):
+        if ranged and k == ranged[0]:
+            x_idx[k] = g  # arange pairs with the result axis itself
+        else:
+            operands.append(alg.window(out_dim, x.dims[k], rows=p))
+            in_idx.append((g, x_idx[k]))
+    out = [i for k, i in enumerate(x_idx) if k not in arrays]
+    out.insert(arrays[0], g)
+    return alg.einsum(operands, [tuple(x_idx), *in_idx], out)
 
 
 def _selection(item: object, dim: str) -> tuple[str, int, bool]:

@@ -67,6 +67,8 @@ def bind_sizes(
         if isinstance(n, Array):
             for axis, (d, s) in enumerate(zip(n.dims, n.data.shape)):
                 _bind(bound, source, d, int(s), f"axis {axis} of a constant array of shape {n.data.shape}")
+        if isinstance(n, Window) and n.rows is not None:
+            _bind(bound, source, n.dims[0], len(n.rows), f"the {len(n.rows)} gathered positions")
     for n in nodes:  # constants may carry dims no variable has (ones(k), fixed sizes)
         for d in n.dims:
             if d not in bound and dimsmod.is_literal(d):
@@ -129,6 +131,11 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
         return np.full(shape_of(node.dims, sizes), node.value)
     if isinstance(node, Array):
         return node.data
+    if isinstance(node, Window) and node.rows is not None:
+        n = sizes[node.dims[1]] if not dimsmod.is_literal(node.dims[1]) else int(node.dims[1])
+        if max(node.rows) >= n:
+            raise SizeError(f"position {max(node.rows)} is out of range for dim {node.dims[1]!r} of size {n}")
+        return np.eye(n)[list(node.rows)]
     if isinstance(node, Window):
         size, n = shape_of(node.dims, sizes)
         first = n - node.start if node.from_end else node.start

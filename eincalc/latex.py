@@ -214,6 +214,9 @@ def _print(node: Node, memo: _Memo) -> Entry:
         return _identity(node.base)
     if isinstance(node, Array):
         return _array(node)
+    if isinstance(node, Window) and node.rows is not None:
+        shown = ", ".join(map(str, node.rows[:6])) + (r", \ldots" if len(node.rows) > 6 else "")
+        return Entry(rf"\operatorname{{onehot}}_{{{_dim(node.dims[1])}}}({shown})", ATOM)
     if isinstance(node, Window):
         first = f"{_dim(node.dims[1])} - {node.start}" if node.from_end else str(node.start)
         return Entry(rf"S^{{{_dim(node.dims[0])} \times {_dim(node.dims[1])}}}_{{{first}}}", ATOM)

@@ -362,17 +362,24 @@ class NumpyDialect:
             return ops.slogdet(matrix)[which]
 
     def _window_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
-        """``window('2 n', 1)`` (``from_end=True`` to count from the end): a selection matrix."""
+        """``window('2 n', 1)`` (``from_end=True`` counts from the end), ``window('m k', rows=[0, 2])``."""
         args = node.args
-        if len(args) != 2 or not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
-            raise ctx.error("window takes dims as a string and a start, e.g. window('2 n', 1)", pos)
-        start = _int_literal(args[1], ctx)
-        from_end = False
+        usage = "window takes dims as a string and a start, e.g. window('2 n', 1), or rows=[…]"
+        if not args or not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)) or len(args) > 2:
+            raise ctx.error(usage, pos)
+        start, from_end, rows = (_int_literal(args[1], ctx) if len(args) == 2 else 0), False, None
         for kw in node.keywords:
-            if kw.arg != "from_end" or not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)):
-                raise ctx.error("window takes only from_end=True or False", _pos(kw.value, ctx.text))
-            from_end = kw.value.value
+            if kw.arg == "from_end" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool):
+                from_end = kw.value.value
+            elif kw.arg == "rows" and isinstance(kw.value, (ast.List, ast.Tuple)):
+                rows = [_int_literal(e, ctx) for e in kw.value.elts]
+            else:
+                raise ctx.error("window takes from_end=True/False or rows=[integers]", _pos(kw.value, ctx.text))
+        if (rows is None) == (len(args) == 1):
+            raise ctx.error(usage, pos)
         with ctx.at(pos):
+            if rows is not None:
+                return indexing.gather(args[0].value, rows)
             return indexing.window(args[0].value, start, from_end)
 
     def _array_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
@@ -410,6 +417,10 @@ def _index_literal(node: ast.AST, ctx: BuildContext) -> Any:
     if isinstance(node, ast.Slice):
         parts = [None if p is None else _int_literal(p, ctx) for p in (node.lower, node.upper, node.step)]
         return slice(*parts)
+    if isinstance(node, (ast.List, ast.Tuple)):  # an index array: logp[arange(3), [0, 2, 1]]
+        return [_int_literal(e, ctx) for e in node.elts]
+    if isinstance(node, ast.Call) and (_dotted(node.func) or ("",))[-1] == "arange" and len(node.args) == 1:
+        return list(range(_int_literal(node.args[0], ctx)))
     return _int_literal(node, ctx)
 
 

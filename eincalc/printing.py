@@ -97,6 +97,8 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
     if isinstance(node, Delta):
         return f"eye({_dims_literal(node.base)})", ATOM
     if isinstance(node, Window):
+        if node.rows is not None:
+            return f"window({_dims_literal(node.dims)}, rows={list(node.rows)!r})", ATOM
         end = ", from_end=True" if node.from_end else ""
         return f"window({_dims_literal(node.dims)}, {node.start}{end})", ATOM
     if isinstance(node, Array):

@@ -439,6 +439,15 @@ LANGUAGE_CASES = [
     ("X - X.mean(axis=1)[:, None]", lambda d: d["X"] - d["X"].mean(axis=1)[:, None], "X"),
     ("T[..., None] * X[:, np.newaxis]", lambda d: d["T"][..., None] * d["X"][:, np.newaxis], "T"),
     ("expand_dims(x, 0) @ A", lambda d: np.expand_dims(d["x"], 0) @ d["A"], "A"),
+    (
+        "-sum(log_softmax(X, axis=1)[np.arange(3), [0, 3, 1]])",
+        lambda d: -np.sum(special.log_softmax(d["X"], axis=1)[np.arange(3), [0, 3, 1]]),
+        "X",
+    ),
+    ("x[[3, 0, 0]] * z[[1, 1, 2]]", lambda d: d["x"][[3, 0, 0]] * d["z"][[1, 1, 2]], "x"),
+    ("X[:, [1, 0]] * X[:, [3, 3]]", lambda d: d["X"][:, [1, 0]] * d["X"][:, [3, 3]], "X"),
+    ("X[[2, 2, 0, 1], :]", lambda d: d["X"][[2, 2, 0, 1], :], "X"),
+    ("einsum('ab,ab->a', window('m n', rows=[0, 3, 1]), X)", lambda d: d["X"][np.arange(3), [0, 3, 1]], "X"),
     ("x[0] * x[-1] + x[1]", lambda d: d["x"][0] * d["x"][-1] + d["x"][1], "x"),
     ("X[:, 1] @ X[:, 1:3]", lambda d: d["X"][:, 1] @ d["X"][:, 1:3], "X"),
     ("einsum('ab,b->a', window('2 n', 1), x)", lambda d: d["x"][1:3], "x"),
@@ -537,3 +546,19 @@ def test_numpy_arrays_are_constant_operands(rng):
         ec.evaluate(f, v=np.ones(4))
     with pytest.raises(TypeError, match="NumPy array"):
         ec.einsum("i,i->", v, "abc")
+
+
+def test_integer_array_gather_from_python(rng):
+    """``logp[np.arange(n), labels]``: the cross-entropy gradient is softmax minus the one-hot labels."""
+    logits = ec.matrix("Z", "m k")
+    labels = np.array([2, 0, 1, 2, 2])
+    loss = -ec.mean(ec.log_softmax(logits, axis=1)[np.arange(5), labels])
+    z0 = rng.standard_normal((5, 3)) * 100  # far from 0: stable forms
+    expected = (special.softmax(z0, axis=1) - np.eye(3)[labels]) / 5
+    for mode in ("reverse", "forward", "cross_country"):
+        check_close(ec.evaluate(ec.derivative(loss, logits, mode=mode), Z=z0), expected, what=mode)
+    check_close(ec.compile(ec.grad(loss, logits))(Z=z0), expected)
+    with pytest.raises(ec.SizeError, match="gathered positions"):
+        ec.evaluate(loss, Z=np.ones((4, 3)))
+    with pytest.raises(ec.ShapeError, match="equal lengths"):
+        logits[np.arange(2), labels]

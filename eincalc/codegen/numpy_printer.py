@@ -124,6 +124,8 @@ class NumPyPrinter(Printer):
     def _print_Window(self, node: Window, ctx: Context) -> Expr:
         # a selection matrix; lowering indexing products to views is left to the planner
         size, n = (ctx.size(d) for d in node.dims)
+        if node.rows is not None:
+            return Expr(f"{self.np('eye')}({n})[{list(node.rows)!r}]", owned=True)
         first = f"{n} - {node.start}" if node.from_end else str(node.start)
         return call(self.np("eye"), size, n, f"k={first}")
 

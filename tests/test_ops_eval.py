@@ -562,3 +562,21 @@ def test_integer_array_gather_from_python(rng):
         ec.evaluate(loss, Z=np.ones((4, 3)))
     with pytest.raises(ec.ShapeError, match="equal lengths"):
         logits[np.arange(2), labels]
+
+
+@pytest.mark.parametrize(
+    "text,subscript",
+    [
+        ("X[:, 1:3]", "X[:, 1:3]"),
+        ("x[0] * x[-1]", "x[-1]"),
+        ("x[-3:] @ x[:3]", "x[-3:]"),
+        ("X[[2, 0]]", "X[[2, 0]]"),
+        ("sum(X[np.arange(3), [0, 3, 1]])", "X[numpy.arange(X.shape[0]), [0, 3, 1]]"),
+    ],
+)
+def test_indexing_compiles_to_subscripts_not_selection_matrices(text, subscript, values):
+    expr = ec.parse(text, **{n: DECLS[n] for n in _names(text) if n in DECLS})
+    f = ec.compile(expr)
+    assert subscript in f.source and "eye(" not in f.source, f.source
+    arrays = {name: values[name] for name in expr.variables()}
+    check_close(f(**arrays), ec.evaluate(expr, arrays))

@@ -87,6 +87,57 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
     return e
 
 
+def windows_to_lower(node: Einsum) -> list[tuple[int, int]]:
+    """(window position, operand position) pairs where the selection becomes a subscript.
+
+    A window ``W[o, i]`` qualifies when ``i`` is summed and occurs once in exactly one other
+    operand, an array that does not carry ``o``; each array axis takes one window.
+    """
+    found: list[tuple[int, int]] = []
+    for w, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
+        if not isinstance(op, Window) or len(set(idx)) != 2:
+            continue
+        o, i = idx
+        if i in node.out_idx:
+            continue
+        holders = [k for k, other in enumerate(node.in_idx) if k != w and i in other]
+        if len(holders) != 1:
+            continue
+        (x,) = holders
+        target = node.operands[x]
+        if isinstance(target, (Delta, Const, Window)) or node.in_idx[x].count(i) != 1:
+            continue
+        if o in node.in_idx[x] and not _paired_gather(op, node.in_idx[x], o, i):
+            continue
+        found.append((w, x))
+    return found
+
+
+def _paired_gather(window: Window, idx: IndexTuple, o: str, i: str) -> bool:
+    """``logp[arange(n), labels]``: a gather whose output index is the operand's neighbouring axis."""
+    return window.rows is not None and idx.count(o) == 1 and abs(idx.index(o) - idx.index(i)) == 1
+
+
+def _summed_alone(node: Einsum, w: int, o: str) -> bool:
+    """True when the window's output index has size 1 and nothing else uses it: ``x[2]`` drops the axis."""
+    window = node.operands[w]
+    if window.dims[0] != "1" or o in node.out_idx:
+        return False
+    return sum(idx.count(o) for idx in node.in_idx) == 1
+
+
+def _subscript(window: Window, ctx: Context, drop: bool) -> str:
+    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
+    if window.rows is not None:
+        return repr(list(window.rows))
+    size = int(window.dims[0])
+    start = -window.start if window.from_end else window.start
+    if drop:
+        return str(start)
+    end = start + size
+    return f"{start}:" if window.from_end and end == 0 else f"{start}:{end}"
+
+
 def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
@@ -121,8 +172,19 @@ class NumPyPrinter(Printer):
         # the data written out: the generated module stays standalone
         return call(self.np("array"), repr(node.data.tolist()))
 
-    def _print_Window(self, node: Window, ctx: Context) -> Expr:
-        # a selection matrix; lowering indexing products to views is left to the planner
+    def _print_Window(self, node: Window, ctx: Context) -> Expr | None:
+        uses = ctx.uses(node)
+        if (
+            uses
+            and not ctx.is_root(node)
+            and all(
+                isinstance(u, Einsum)
+                and id(u) not in ctx.scaled_of
+                and any(u.operands[w] is node for w, _ in windows_to_lower(u))
+                for u in uses
+            )
+        ):
+            return None  # every product applies it as a subscript
         size, n = (ctx.size(d) for d in node.dims)
         if node.rows is not None:
             return Expr(f"{self.np('eye')}({n})[{list(node.rows)!r}]", owned=True)
@@ -172,8 +234,13 @@ class NumPyPrinter(Printer):
         base = ctx.scaled_of.get(id(node))
         if base is not None:
             return self._print_scaled(node, base, coef, kinds, index_dim, ctx)
-        plan = plan_einsum(kinds, node.in_idx, node.out_idx, coef, index_dim, ctx.sizes)
-        core = self.render_plan(plan, [ctx.arg(node.operands[k]) for k in plan.inputs], ctx)
+        operands = [
+            ctx.arg(op) if k != "delta" and not (isinstance(op, Const)) and id(op) in ctx.values else None
+            for op, k in zip(node.operands, kinds)
+        ]
+        kinds, in_idx, operands = self._lower_windows(node, kinds, operands, ctx)
+        plan = plan_einsum(kinds, in_idx, node.out_idx, coef, index_dim, ctx.sizes)
+        core = self.render_plan(plan, [operands[k] for k in plan.inputs], ctx)  # type: ignore[misc]
         if plan.embed is None:
             return core
         core_idx = plan.value_idx[plan.result] if plan.result is not None else ()
@@ -185,6 +252,45 @@ class NumPyPrinter(Printer):
             return call(self.np("diag"), core.text)
         ctx.after(lambda name: self._diag_write(name, info, core, "="))
         return call(self.np("zeros"), ctx.shape(node.dims))
+
+    def _lower_windows(
+        self, node: Einsum, kinds: list[str], operands: list[Expr | None], ctx: Context
+    ) -> tuple[list[str], tuple[IndexTuple, ...], list[Expr | None]]:
+        """Selection factors applied to their operand as subscripts: ``X[:, 1:3]``, ``x[-1]``, ``X[[0, 2]]``.
+
+        A :class:`Window` whose input index meets exactly one array operand is not a matrix
+        in the code: that operand is sliced (a view) or indexed, and the product goes on
+        without it.
+        """
+        lowered = windows_to_lower(node)
+        if not lowered:
+            return kinds, node.in_idx, operands
+        in_idx = list(node.in_idx)
+        exprs = list(operands)
+        for w, x in lowered:
+            window = node.operands[w]
+            assert isinstance(window, Window)
+            o, i = node.in_idx[w]
+            idx = list(in_idx[x])
+            axis = idx.index(i)
+            target = exprs[x]
+            assert target is not None
+            if o in idx:  # paired with its neighbour axis: x[arange(n), rows] keeps one axis
+                first = min(axis, idx.index(o))
+                keys = [f"{self.np('arange')}({ctx.size(window.dims[0])})", repr(list(window.rows or ()))]
+                if idx.index(o) > axis:
+                    keys.reverse()
+                subs = ", ".join([":"] * first + keys)
+                exprs[x] = Expr(f"{target.atom}[{subs}]", owned=True)
+                in_idx[x] = tuple(j for j in idx if j != i)
+                continue
+            drop = _summed_alone(node, w, o)
+            key = _subscript(window, ctx, drop)
+            subs = ", ".join([":"] * axis + [key])
+            exprs[x] = Expr(f"{target.atom}[{subs}]", readonly=target.readonly)
+            in_idx[x] = tuple(j for j in idx if j != i) if drop else tuple(o if j == i else j for j in idx)
+        keep = [k for k in range(len(kinds)) if k not in {w for w, _ in lowered}]
+        return [kinds[k] for k in keep], tuple(in_idx[k] for k in keep), [exprs[k] for k in keep]
 
     def _print_scaled(
         self, node: Einsum, base: Node, coef: float, kinds: list[str], index_dim: dict, ctx: Context

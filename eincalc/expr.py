@@ -206,6 +206,12 @@ class Node:
         """``ec.transpose(self, axes)`` (reversed axes by default)."""
         return _ops().transpose(self, tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple) else axes or None)
 
+    def reshape(self, *shape: object) -> Node:
+        """``ec.reshape(self, shape)`` (size-1 axes, or fixed sizes)."""
+        from eincalc.indexing import reshape
+
+        return reshape(self, *shape)
+
     def clip(self, lower: object = None, upper: object = None) -> Node:
         """``ec.clip(self, lower, upper)``."""
         return _ops().clip(self, lower, upper)

@@ -226,3 +226,52 @@ def _stack_operands(arrays: Sequence[Operand], fn: str, same_rank_only: bool = F
         if not same_rank_only:
             dimsmod.require_same_dims(nodes[0].dims, x.dims, f"{fn}: operand {k} against operand 0")
     return nodes
+
+
+def reshape(a: Operand, *shape: object) -> Node:
+    """NumPy's ``reshape`` where the dims allow it.
+
+    Inserting or removing size-1 axes (``x.reshape(-1, 1)``, ``x.reshape(1, -1)``) keeps
+    every named dim; with only fixed sizes any reshape is a product with a constant 0/1
+    tensor. Merging or splitting named dims (``X.reshape(-1)`` of an ``m × n`` matrix)
+    would need a dim ``m·n``, which has no name: that is an error.
+    """
+    x = as_node(a, "argument of reshape")
+    target = list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else list(shape)
+    if any(not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t == 0 or t < -1 for t in target):
+        raise ShapeError(f"reshape takes positive sizes and at most one -1, got {tuple(target)}")
+    if target.count(-1) > 1:
+        raise ShapeError("reshape takes at most one -1")
+    named = [d for d in x.dims if d != "1"]
+    ones = [k for k, t in enumerate(target) if t == 1]
+    rest = [k for k, t in enumerate(target) if t != 1]
+    if len(rest) == len(named) and all(
+        target[k] == -1 or (dimsmod.is_literal(d) and int(d) == target[k]) for k, d in zip(rest, named)
+    ):
+        squeezed = _squeeze_ones(x)
+        return expand_dims(squeezed, tuple(ones)) if ones else squeezed
+    if all(dimsmod.is_literal(d) for d in x.dims):
+        size = int(np.prod([int(d) for d in x.dims], dtype=np.int64))
+        if -1 in target:
+            known = int(np.prod([t for t in target if t != -1], dtype=np.int64))
+            if size % known:
+                raise ShapeError(f"cannot reshape dims {dimsmod.fmt(x.dims)} into {tuple(target)}")
+            target[target.index(-1)] = size // known
+        if int(np.prod(target, dtype=np.int64)) != size:
+            raise ShapeError(f"cannot reshape dims {dimsmod.fmt(x.dims)} into {tuple(target)}")
+        mapping = np.eye(size).reshape(tuple(target) + tuple(int(d) for d in x.dims))
+        letters = alg.symbols(len(target) + x.ndim)
+        out, inner = letters[: len(target)], letters[len(target) :]
+        return alg.einsum([x, alg.array(mapping)], [inner, out + inner], out)
+    raise ShapeError(
+        f"reshape of dims {dimsmod.fmt(x.dims)} into {tuple(target)} merges or splits named dims; "
+        "only size-1 axes can be added or removed (or give the dims fixed sizes)"
+    )
+
+
+def _squeeze_ones(x: Node) -> Node:
+    """``x`` without its size-1 axes."""
+    if "1" not in x.dims:
+        return x
+    idx = alg.symbols(x.ndim)
+    return alg.einsum([x], [idx], tuple(i for i, d in zip(idx, x.dims) if d != "1"))

@@ -83,6 +83,7 @@ FUNCTIONS: dict[str, Signature] = {
     "not_equal": _sig(ops.not_equal, 2),
     "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
     "expand_dims": _sig(indexing.expand_dims, 1, "axis"),
+    "reshape": _sig(indexing.reshape, None),
     "window": _sig(indexing.window, 2, "from_end"),
     "stack": _sig(indexing.stack, 1, "axis"),
     "concatenate": _sig(indexing.concatenate, 1, "axis"),  # a selection matrix (how indexing prints)
@@ -94,7 +95,7 @@ for _name, _entry in ELEMENTWISE.items():
         FUNCTIONS.setdefault(_name, _sig(getattr(ops, _name), 1))
 
 METHODS: frozenset[str] = frozenset(
-    {"sum", "mean", "max", "min", "prod", "var", "std", "dot", "transpose", "clip", "trace", "diagonal"}
+    {"sum", "mean", "max", "min", "prod", "var", "std", "dot", "transpose", "clip", "trace", "reshape"}
 )
 """Names callable as methods, ``x.sum(axis=0)``: the receiver is the first argument."""
 

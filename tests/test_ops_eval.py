@@ -448,6 +448,9 @@ LANGUAGE_CASES = [
     ("X[:, [1, 0]] * X[:, [3, 3]]", lambda d: d["X"][:, [1, 0]] * d["X"][:, [3, 3]], "X"),
     ("X[[2, 2, 0, 1], :]", lambda d: d["X"][[2, 2, 0, 1], :], "X"),
     ("einsum('ab,ab->a', window('m n', rows=[0, 3, 1]), X)", lambda d: d["X"][np.arange(3), [0, 3, 1]], "X"),
+    ("x.reshape(-1, 1) * z.reshape(1, -1)", lambda d: d["x"].reshape(-1, 1) * d["z"].reshape(1, -1), "x"),
+    ("reshape(x, (1, -1)) @ A", lambda d: d["x"].reshape(1, 4) @ d["A"], "x"),
+    ("F.reshape(6).reshape(3, 2) @ F", lambda d: d["F"].reshape(3, 2) @ d["F"], "F"),
     ("x[0] * x[-1] + x[1]", lambda d: d["x"][0] * d["x"][-1] + d["x"][1], "x"),
     ("X[:, 1] @ X[:, 1:3]", lambda d: d["X"][:, 1] @ d["X"][:, 1:3], "X"),
     ("einsum('ab,b->a', window('2 n', 1), x)", lambda d: d["x"][1:3], "x"),
@@ -473,10 +476,10 @@ MASK = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])
 
 @pytest.fixture
 def language_values(values, rng):
-    return {**values, "Q": rng.uniform(-0.8, 0.8, size=(3, 4))}
+    return {**values, "Q": rng.uniform(-0.8, 0.8, size=(3, 4)), "F": rng.standard_normal((2, 3))}
 
 
-LANGUAGE_DECLS = {**DECLS, "Q": "m n"}
+LANGUAGE_DECLS = {**DECLS, "Q": "m n", "F": "2 3"}
 
 
 def _parse(text):

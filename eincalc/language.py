@@ -82,6 +82,13 @@ FUNCTIONS: dict[str, Signature] = {
     "equal": _sig(ops.equal, 2),
     "not_equal": _sig(ops.not_equal, 2),
     "expit": _sig(ops.sigmoid, 1),  # scipy.special's name
+    "absolute": _sig(ops.abs, 1),
+    "norm": _sig(ops.norm2, 1),  # numpy.linalg.norm's default: the Frobenius norm
+    "add": _sig(ops.add, 2),
+    "subtract": _sig(ops.subtract, 2),
+    "multiply": _sig(ops.multiply, 2),
+    "divide": _sig(ops.divide, 2),
+    "negative": _sig(ops.negative, 1),
     "expand_dims": _sig(indexing.expand_dims, 1, "axis"),
     "reshape": _sig(indexing.reshape, None),
     "window": _sig(indexing.window, 2, "from_end"),

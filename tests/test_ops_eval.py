@@ -451,6 +451,12 @@ LANGUAGE_CASES = [
     ("x.reshape(-1, 1) * z.reshape(1, -1)", lambda d: d["x"].reshape(-1, 1) * d["z"].reshape(1, -1), "x"),
     ("reshape(x, (1, -1)) @ A", lambda d: d["x"].reshape(1, 4) @ d["A"], "x"),
     ("F.reshape(6).reshape(3, 2) @ F", lambda d: d["F"].reshape(3, 2) @ d["F"], "F"),
+    ("np.linalg.norm(X) + np.absolute(x).sum()", lambda d: np.linalg.norm(d["X"]) + np.abs(d["x"]).sum(), "X"),
+    (
+        "np.divide(np.add(X, Y), np.multiply(P, 2)) - np.subtract(X, np.negative(Y))",
+        lambda d: (d["X"] + d["Y"]) / (2 * d["P"]) - (d["X"] + d["Y"]),
+        "P",
+    ),
     ("x[0] * x[-1] + x[1]", lambda d: d["x"][0] * d["x"][-1] + d["x"][1], "x"),
     ("X[:, 1] @ X[:, 1:3]", lambda d: d["X"][:, 1] @ d["X"][:, 1:3], "X"),
     ("einsum('ab,b->a', window('2 n', 1), x)", lambda d: d["x"][1:3], "x"),

@@ -16,7 +16,8 @@ PyTorch and JAX, so that results agree with theirs; they are conventions, not ma
 * ``relu'(0) = 0`` and ``abs'(0) = sign(0) = 0``;
 * ``maximum(a, b)`` and ``minimum(a, b)`` split a tie evenly: each argument gets ½ (JAX's
   ``lax.max``), so ``clip`` (built from them) does too;
-* the comparisons, ``sign`` and ``step`` have derivative 0 everywhere (the jump is ignored);
+* ``step(0) = 0`` (so ``relu' = step``); the comparisons, ``sign`` and ``step`` have
+  derivative 0 everywhere (the jump is ignored);
 * ``where(c, a, b)`` passes the derivative to the branch ``c`` selects, never through ``c``.
 
 Non-differentiable points give IEEE values (``inf``, ``nan``) and never raise.
@@ -142,6 +143,11 @@ def _one_minus_sq(y: Node) -> Node:
     return 1 - y * y
 
 
+def _tie_split(a: Node, b: Node) -> Node:
+    """1 where a > b, 0 where a < b, ½ at a tie: ``(1 + sign(a - b)) / 2`` (sign(0) = 0 everywhere)."""
+    return 0.5 + 0.5 * _ops().sign(a - b)
+
+
 def _zero(*args: Node) -> Any:
     zeros = tuple(_alg().zeros(args[0].dims) for _ in args)
     return zeros[0] if len(args) == 1 else zeros
@@ -220,16 +226,16 @@ for _entry in [
         "relu",
         lambda x: np.maximum(x, 0.0),
         lambda x: sympy.Max(x, 0),
-        lambda x: _ops().greater(x, 0.0),  # relu'(0) = 0, as in PyTorch and JAX
+        lambda x: _ops().step(x),  # relu'(0) = step(0) = 0, as in PyTorch and JAX
         code="numpy.maximum({0}, 0.0)",
         undefined_at=(0.0,),
     ),
     _fn(
         "step",
-        lambda x: np.heaviside(x, 0.5),
-        lambda x: sympy.Heaviside(x, sympy.Rational(1, 2)),
+        lambda x: np.heaviside(x, 0.0),
+        lambda x: sympy.Heaviside(x, 0),
         _zero,
-        code="numpy.heaviside({0}, 0.5)",
+        code="numpy.heaviside({0}, 0.0)",
         undefined_at=(0.0,),
     ),
     _fn(
@@ -318,8 +324,8 @@ for _entry in [
         "maximum",
         lambda a, b, p: np.maximum(a, b),
         lambda a, b, p: sympy.Max(a, b),
-        # a tie splits the derivative evenly (step(0) = 1/2), as JAX's lax.max does
-        lambda a, b, p: (_ops().step(a - b), _ops().step(b - a)),
+        # a tie splits the derivative evenly, as JAX's lax.max does
+        lambda a, b, p: (_tie_split(a, b), _tie_split(b, a)),
         arity=2,
         latex=r"\max({0}, {1})",
         undefined_at=(0.0,),
@@ -328,7 +334,7 @@ for _entry in [
         "minimum",
         lambda a, b, p: np.minimum(a, b),
         lambda a, b, p: sympy.Min(a, b),
-        lambda a, b, p: (_ops().step(b - a), _ops().step(a - b)),
+        lambda a, b, p: (_tie_split(b, a), _tie_split(a, b)),
         arity=2,
         latex=r"\min({0}, {1})",
         undefined_at=(0.0,),

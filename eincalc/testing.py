@@ -66,7 +66,7 @@ _REFERENCE_ELEMENTWISE: dict[str, Callable[..., Any]] = {
     "sigmoid": lambda x, p: _expit(x),
     "softplus": lambda x, p: np.logaddexp(0.0, x),
     "relu": lambda x, p: np.where(x > 0, x, 0.0),
-    "step": lambda x, p: np.where(x > 0, 1.0, np.where(x < 0, 0.0, 0.5)),
+    "step": lambda x, p: np.where(x > 0, 1.0, 0.0),
     "abs": lambda x, p: np.abs(x),
     "sign": lambda x, p: np.sign(x),
     "sqrt": lambda x, p: np.sqrt(x),

@@ -253,9 +253,9 @@ def test_every_function_is_covered():
     assert set(FUNCTIONS) <= covered, f"untested functions: {sorted(set(FUNCTIONS) - covered)}"
 
 
-def test_step_is_one_half_at_zero(values):
+def test_step_is_zero_at_zero_as_in_pytorch_and_jax(values):
     x0 = np.array([-1.0, 0.0, 2.0, 0.0])
-    check_close(run("step(x)", {**values, "x": x0}), np.array([0.0, 0.5, 1.0, 0.5]))
+    check_close(run("step(x)", {**values, "x": x0}), np.array([0.0, 0.0, 1.0, 0.0]))
     check_close(run("sign(x)", {**values, "x": x0}), np.array([-1.0, 0.0, 1.0, 0.0]))
     check_close(run("relu(x)", {**values, "x": x0}), np.array([0.0, 0.0, 2.0, 0.0]))
 

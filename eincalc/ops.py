@@ -600,3 +600,12 @@ def logsumexp(x: Operand, axis: Axes = None, keepdims: bool = False) -> Node:
     node = as_node(x, "argument of logsumexp")
     out = alg.unary("logsumexp", node, axis)
     return _keep(out, node.ndim, _axes(node, axis, "logsumexp")) if keepdims else out
+
+
+def __getattr__(name: str) -> object:
+    # the parsers' name table moved to eincalc.language; ops.FUNCTIONS still finds it
+    if name == "FUNCTIONS":
+        from eincalc.language import FUNCTIONS
+
+        return FUNCTIONS
+    raise AttributeError(f"module 'eincalc.ops' has no attribute {name!r}")

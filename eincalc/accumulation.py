@@ -251,7 +251,7 @@ def _value(n: Node, args: list[float]) -> float:
         return math.fsum(args)
     with np.errstate(all="ignore"):
         if isinstance(n, Elementwise):
-            return float(get_elementwise(n.fn).numpy(np.asarray(args[0], dtype=float), n.param))
+            return float(get_elementwise(n.fn).evaluate([np.asarray(a, dtype=float) for a in args], n.param))
         if isinstance(n, Unary):
             return float(get_unary(n.fn).numpy(np.asarray(args[0], dtype=float), n.axis))
     raise ShapeError(f"trace_table has no rule for {n.kind} nodes")
@@ -264,7 +264,7 @@ def _partial(n: Node, pos: int, value: dict[int, float], point: dict[str, float]
     if isinstance(n, Add):
         return 1.0
     if isinstance(n, Elementwise):
-        deriv = get_elementwise(n.fn).deriv(n.arg, n.param)
+        deriv = get_elementwise(n.fn).partials(n.args, n.param)[pos]
     elif isinstance(n, Unary):
         deriv = get_unary(n.fn).jacobian(n)
     else:
@@ -301,7 +301,7 @@ def _expression(n: Node, label: dict[int, str]) -> str:
     if isinstance(n, Elementwise):
         if n.fn == "pow":
             return f"{args[0]} ** {_fmt(n.param if n.param is not None else 1.0)}"
-        return f"{n.fn}({args[0]})"
+        return f"{n.fn}({', '.join(args)})"
     if isinstance(n, Unary):
         return f"{n.fn}({args[0]})" if n.axis is None else f"{n.fn}({args[0]}, axis={n.axis})"
     raise ShapeError(f"trace_table has no rule for {n.kind} nodes")

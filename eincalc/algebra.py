@@ -33,7 +33,7 @@ from opt_einsum import get_symbol
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
 from eincalc.errors import IndexMismatchError, ShapeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 
 _fresh_counter = itertools.count()
 
@@ -67,6 +67,58 @@ def const(value: float, dims: Dims = ()) -> Const:
     if not math.isfinite(float(value)):
         raise ShapeError(f"constant {value!r} is not a finite number")
     return Const.make(value, tuple(dims))
+
+
+def array(data: object, dims: Dims | None = None) -> Array:
+    """A constant tensor holding ``data``; its dims are literal sizes unless ``dims`` names them."""
+    try:
+        values = np.asarray(data, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ShapeError(f"a constant array needs a rectangular block of numbers: {err}") from None
+    if values.ndim == 0:
+        raise ShapeError("a constant array needs at least one axis; use a number for a scalar")
+    if not np.all(np.isfinite(values)):
+        raise ShapeError("a constant array must hold finite numbers")
+    names = tuple(str(s) for s in values.shape) if dims is None else tuple(dims)
+    if len(names) != values.ndim:
+        raise ShapeError(f"a constant array of shape {values.shape} needs {values.ndim} dims, got {dimsmod.fmt(names)}")
+    for d, s in zip(names, values.shape):
+        if dimsmod.is_literal(d) and int(d) != s:
+            raise ShapeError(f"a constant array of shape {values.shape} cannot have dims {dimsmod.fmt(names)}")
+    return Array.make(values, names)
+
+
+def window(
+    out_dim: str, in_dim: str, start: int = 0, from_end: bool = False, rows: Sequence[int] | None = None
+) -> Window:
+    """The selection matrix W[a, i] = δ(i, start + a) of dims ``(out_dim, in_dim)``; ``out_dim`` is a size.
+
+    With ``rows``, W[a, i] = δ(i, rows[a]) (a gather); ``out_dim`` may then be a named dim
+    of ``len(rows)`` entries.
+    """
+    if rows is not None:
+        picked = tuple(int(r) for r in rows)
+        if not picked or min(picked) < 0:
+            raise ShapeError("a gather needs non-negative positions")
+        if dimsmod.is_literal(out_dim) and int(out_dim) != len(picked):
+            raise ShapeError(f"a gather of {len(picked)} positions cannot have dim {out_dim!r}")
+        if dimsmod.is_literal(in_dim) and max(picked) >= int(in_dim):
+            raise ShapeError(f"position {max(picked)} is out of range for dim {in_dim!r}")
+        return Window.make(out_dim, in_dim, 0, False, picked)
+    if not dimsmod.is_literal(out_dim):
+        raise ShapeError(f"a selection needs a fixed size, got dim {out_dim!r}")
+    size = int(out_dim)
+    fits = start >= 0 and (not from_end or start >= size)
+    if fits and dimsmod.is_literal(in_dim):
+        fits = _window_end(size, int(in_dim), start, from_end) <= int(in_dim)
+    if not fits:
+        where = f"{start} from the end" if from_end else f"{start}"
+        raise ShapeError(f"a selection of {size} entries from {where} does not fit dim {in_dim!r}")
+    return Window.make(out_dim, in_dim, start, from_end)
+
+
+def _window_end(size: int, n: int, start: int, from_end: bool) -> int:
+    return (n - start if from_end else start) + size
 
 
 def zeros(dims: Dims) -> Const:
@@ -194,6 +246,8 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
 
     flat = _eliminate_deltas(flat, set(out), index_dim)
     flat = _drop_ones(flat)
+    # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
+    flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
 
     if not flat:
         return Const.make(coef, ())
@@ -460,13 +514,26 @@ def add(terms: Sequence[Node]) -> Node:
 # --------------------------------------------------------------------------------------
 # functions
 # --------------------------------------------------------------------------------------
-def elementwise(fn: str, x: Node, param: float | None = None) -> Node:
-    """``fn(x)`` entry-wise; constants fold, ``x**1`` is ``x`` and ``x**0`` is ones."""
+def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None) -> Node:
+    """``fn(args…)`` entry-wise; constants fold, ``x**1`` is ``x`` and ``x**0`` is ones.
+
+    The arguments must have equal dims (:mod:`eincalc.ops` broadcasts before calling).
+    """
     from eincalc.functions import get_elementwise
 
     entry = get_elementwise(fn)
+    xs = (args,) if isinstance(args, Node) else tuple(args)
+    if len(xs) != entry.arity:
+        raise ShapeError(f"{fn} takes {entry.arity} argument(s), got {len(xs)}")
+    for k, a in enumerate(xs[1:], 1):
+        if a.ndim != xs[0].ndim:
+            raise ShapeError(
+                f"{fn}: argument {k} has dims {dimsmod.fmt(a.dims)}, argument 0 has {dimsmod.fmt(xs[0].dims)}"
+            )
+        dimsmod.require_same_dims(xs[0].dims, a.dims, f"{fn}: argument {k} against argument 0")
     if entry.has_param != (param is not None):
         raise ShapeError(f"{fn} {'needs' if entry.has_param else 'takes no'} parameter")
+    x = xs[0]
     if fn == "pow":
         assert param is not None
         if param == 1.0:
@@ -476,15 +543,19 @@ def elementwise(fn: str, x: Node, param: float | None = None) -> Node:
         if isinstance(x, Elementwise) and x.fn == "pow" and float(param).is_integer():
             assert x.param is not None  # (x^a)^n = x^(a n) holds for integer n
             return elementwise("pow", x.arg, x.param * param)
-    if isinstance(x, Const):
-        with np.errstate(all="ignore"):
-            value = float(entry.numpy(np.float64(x.value), param))
+    if fn == "where":
+        if isinstance(x, Const):  # a constant condition selects a branch
+            return xs[1] if x.value != 0.0 else xs[2]
+        if xs[1] is xs[2]:
+            return xs[1]
+    if all(isinstance(a, Const) for a in xs):
+        value = float(entry.evaluate([np.float64(a.value) for a in xs], param))  # type: ignore[attr-defined]
         if math.isfinite(value):
             return Const.make(value, x.dims)
-    return Elementwise.make(fn, x, param)
+    return Elementwise.make(fn, xs, param)
 
 
-def unary(fn: str, x: Node, axis: int | None = None) -> Node:
+def unary(fn: str, x: Node, axis: object = None) -> Node:
     """A general (not entry-wise) function ``fn(x, axis)`` from :mod:`eincalc.functions`."""
     from eincalc.functions import get_unary
 

@@ -38,7 +38,7 @@ import numpy as np
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
 from eincalc.errors import ArgumentError, ShapeError, SizeError
-from eincalc.expr import Node, Var
+from eincalc.expr import Array, Node, Var, Window
 from eincalc.graph import topo_order
 
 _REMEMBERED: weakref.WeakKeyDictionary[Node, Signature] = weakref.WeakKeyDictionary()
@@ -183,6 +183,7 @@ def bind_arguments(
     kwargs: Mapping[str, object] | None = None,
     fixed: Mapping[Dim, int] | None = None,
     caller: str = "the expression",
+    constants: Sequence[Node] = (),
 ) -> Binding:
     """Bind ``args`` (positional, in ``sig`` order) and ``kwargs`` (by name) to ``sig``.
 
@@ -194,6 +195,8 @@ def bind_arguments(
         kwargs: arrays by variable name, and dim sizes by dim name.
         fixed: sizes already bound (compile's ``sizes``); arrays must agree.
         caller: how messages name the callee (``"f"``).
+        constants: constant leaves whose data bind dims as a variable's array does
+            (:class:`~eincalc.expr.Array`, gathering :class:`~eincalc.expr.Window`).
 
     Raises:
         ArgumentError: missing, unknown, extra, doubly given or non-real arrays.
@@ -243,6 +246,12 @@ def bind_arguments(
         for axis, (d, s) in enumerate(zip(var.dims, value.shape)):
             _bind(bound, source, d, int(s), f"axis {axis} of {name}")
         values[name] = value
+    for n in constants:
+        if isinstance(n, Array):
+            for axis, (d, s) in enumerate(zip(n.dims, n.data.shape)):
+                _bind(bound, source, d, int(s), f"axis {axis} of a constant array of shape {n.data.shape}")
+        elif isinstance(n, Window) and n.rows is not None:
+            _bind(bound, source, n.dims[0], len(n.rows), f"the {len(n.rows)} gathered positions")
     for d in dims:
         if d not in bound and dimsmod.is_literal(d):
             bound[d] = int(d)

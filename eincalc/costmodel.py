@@ -18,7 +18,7 @@ import numpy as np
 from eincalc import dims as dimsmod
 from eincalc.codegen.planning import contraction_cost
 from eincalc.errors import SizeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 from eincalc.graph import topo_order
 from eincalc.structure import compress
 
@@ -71,7 +71,7 @@ def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, 
 def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost:
     """The cost of computing ``node`` from its children's values."""
     size = _size(node.dims, sizes)
-    if isinstance(node, (Var, Const, Delta, Shift)):
+    if isinstance(node, (Var, Const, Delta, Shift, Array, Window)):
         return NodeCost(node, 0, 0, 0)
     if isinstance(node, Einsum):
         flops, out, largest = _einsum_cost(node, sizes, root)

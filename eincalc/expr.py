@@ -5,6 +5,8 @@ The node set is closed:
 =============  ===================================================================
 ``Var``        an input tensor with named dims, e.g. ``X: (m, n)``
 ``Const``      a tensor of the given dims filled with one number (a scalar if dims is ())
+``Array``      a constant tensor given by data (a mask, ``np.eye(3)``)
+``Window``     a selection matrix W[a, i] = δ(i, start + a): indexing and slicing
 ``Delta``      the unit tensor over ``dims``: dims ``dims + dims``, δ[i…, j…] = Π δ(iₖ, jₖ)
 ``Shift``      the 0/1 window tensor of a convolution or pooling (a structured constant)
 ``Einsum``     ``coef · einsum('s1,s2,…->s0', A1, A2, …)``; ``C = A *(s1,s2,s3) B`` is the
@@ -170,6 +172,73 @@ class Node:
         """Reverse the axes (NumPy's ``.T``)."""
         return _ops().transpose(self)
 
+    # NumPy's methods (the string dialect accepts the same: x.sum(axis=0), x.dot(y), …)
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.sum(self, axis, keepdims)``."""
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.mean(self, axis, keepdims)``."""
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.max(self, axis, keepdims)``."""
+        return _reductions().max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.min(self, axis, keepdims)``."""
+        return _reductions().min(self, axis, keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Node:
+        """``ec.prod(self, axis, keepdims)``."""
+        return _reductions().prod(self, axis, keepdims)
+
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
+        """``ec.var(self, axis, ddof, keepdims)``."""
+        return _reductions().var(self, axis, ddof, keepdims)
+
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Node:
+        """``ec.std(self, axis, ddof, keepdims)``."""
+        return _reductions().std(self, axis, ddof, keepdims)
+
+    def dot(self, other: object) -> Node:
+        """``ec.dot(self, other)``."""
+        return _ops().dot(self, other)
+
+    def transpose(self, *axes: int) -> Node:
+        """``ec.transpose(self, axes)`` (reversed axes by default)."""
+        return _ops().transpose(self, tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple) else axes or None)
+
+    def reshape(self, *shape: object) -> Node:
+        """``ec.reshape(self, shape)`` (size-1 axes, or fixed sizes)."""
+        from eincalc.indexing import reshape
+
+        return reshape(self, *shape)
+
+    def clip(self, lower: object = None, upper: object = None) -> Node:
+        """``ec.clip(self, lower, upper)``."""
+        return _ops().clip(self, lower, upper)
+
+    # comparisons give 0/1 tensors; == and != keep Python's identity meaning (nodes are
+    # interned, so `is` and == agree) and are spelled ec.equal / ec.not_equal
+    def __lt__(self, other: object) -> Node:
+        return _ops().less(self, other)
+
+    def __le__(self, other: object) -> Node:
+        return _ops().less_equal(self, other)
+
+    def __gt__(self, other: object) -> Node:
+        return _ops().greater(self, other)
+
+    def __ge__(self, other: object) -> Node:
+        return _ops().greater_equal(self, other)
+
+    def __getitem__(self, key: object) -> Node:
+        """NumPy's basic indexing: ``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``."""
+        from eincalc.indexing import index
+
+        return index(self, key)
+
     def __bool__(self) -> bool:
         return True
 
@@ -184,6 +253,12 @@ def _ops() -> Any:
     from eincalc import ops
 
     return ops
+
+
+def _reductions() -> Any:
+    from eincalc import reductions
+
+    return reductions
 
 
 class Var(Node):
@@ -228,6 +303,84 @@ class Const(Node):
     @property
     def is_zero(self) -> bool:
         return self.value == 0.0
+
+
+class Array(Node):
+    """A constant tensor given by data (a fixed mask, a shift or pooling matrix, ``np.eye(3)``).
+
+    ``data`` is a read-only float64 copy; the node's identity is its content (a digest of
+    the bytes), so equal data is one node. ``dims`` are the array's axes by name: literal
+    sizes (``"3"``) unless the operation that took it in named them after the other
+    operands' dims (``ec.einsum("ij,j->i", np.eye(3), v)`` gives it ``v``'s dim), which the
+    sizes of the data must then match when sizes are bound.
+    """
+
+    __slots__ = ("data",)
+    kind = "array"
+    data: Any
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "data", params[0].array)
+
+    @staticmethod
+    def make(data: Any, dims: Dims) -> Array:
+        return Array._intern((_Data.of(data),), (), dims)
+
+
+class _Data:
+    """Array data as an interning key: equal when the bytes, shape and dtype are equal."""
+
+    __slots__ = ("array", "key")
+
+    def __init__(self, array: Any, key: bytes) -> None:
+        self.array = array
+        self.key = key
+
+    @staticmethod
+    def of(data: Any) -> _Data:
+        import numpy as np
+
+        array = np.array(data, dtype=float, copy=True)
+        array.setflags(write=False)
+        key = hashlib.blake2b(array.tobytes() + repr(array.shape).encode(), digest_size=16).digest()
+        return _Data(array, key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Data) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:  # enters the structural digest: content, not identity
+        return f"data:{self.key.hex()}"
+
+
+class Window(Node):
+    """A selection matrix: dims ``(out_dim, in_dim)``, W[a, i] = 1 where i = start + a.
+
+    ``start`` counts from the front, or from the end of ``in_dim`` when ``from_end``
+    (``v[-1]`` is start 1 from the end). Indexing and slicing are products with it:
+    ``v[2]`` is Σᵢ W[0, i] vᵢ with out_dim ``"1"`` summed away, ``v[1:3]`` is W v with
+    out_dim ``"2"``. It stays symbolic (no data): its size follows ``in_dim``.
+
+    With ``rows`` (integer positions, a gather ``x[labels]``) W[a, i] = δ(i, rows[a])
+    instead, and out_dim has ``len(rows)`` entries.
+    """
+
+    __slots__ = ("start", "from_end", "rows")
+    kind = "window"
+    start: int
+    from_end: bool
+    rows: tuple[int, ...] | None
+
+    def _init_params(self, params: tuple) -> None:
+        object.__setattr__(self, "start", params[0])
+        object.__setattr__(self, "from_end", params[1])
+        object.__setattr__(self, "rows", params[2])
+
+    @staticmethod
+    def make(out_dim: str, in_dim: str, start: int, from_end: bool, rows: tuple[int, ...] | None = None) -> Window:
+        return Window._intern((int(start), bool(from_end), rows), (), (out_dim, in_dim))
 
 
 class Delta(Node):
@@ -343,7 +496,11 @@ class Add(Node):
 
 
 class Elementwise(Node):
-    """``fn(arg)`` entry-wise; ``param`` is the exponent of ``pow`` (else None)."""
+    """``fn(arg, …)`` entry-wise over arguments of equal dims; ``param`` is the exponent of ``pow``.
+
+    Most functions take one argument (``exp``); some take several (``maximum(a, b)``,
+    ``where(c, a, b)``, ``arctan2(y, x)``). ``fn`` is an entry of :mod:`eincalc.functions`.
+    """
 
     __slots__ = ("fn", "param")
     kind = "elementwise"
@@ -355,28 +512,36 @@ class Elementwise(Node):
         object.__setattr__(self, "param", params[1])
 
     @staticmethod
-    def make(fn: str, arg: Node, param: float | None = None) -> Elementwise:
-        return Elementwise._intern((fn, None if param is None else float(param)), (arg,), arg.dims)
+    def make(fn: str, args: tuple[Node, ...], param: float | None = None) -> Elementwise:
+        return Elementwise._intern((fn, None if param is None else float(param)), tuple(args), args[0].dims)
 
     @property
     def arg(self) -> Node:
+        """The first (for most functions the only) argument."""
         return self.children[0]
+
+    @property
+    def args(self) -> tuple[Node, ...]:
+        return self.children
 
 
 class Unary(Node):
-    """A tensor function ``fn(arg, axis=…)`` that is not entry-wise (see :mod:`eincalc.functions`)."""
+    """A tensor function ``fn(arg, axis=…)`` that is not entry-wise (see :mod:`eincalc.tensor_functions`).
+
+    ``axis`` is an int, a sorted tuple of two or more axes, or None (no axis, or all axes).
+    """
 
     __slots__ = ("fn", "axis")
     kind = "unary"
     fn: str
-    axis: int | None
+    axis: int | tuple[int, ...] | None
 
     def _init_params(self, params: tuple) -> None:
         object.__setattr__(self, "fn", params[0])
         object.__setattr__(self, "axis", params[1])
 
     @staticmethod
-    def make(fn: str, arg: Node, axis: int | None, dims: Dims) -> Unary:
+    def make(fn: str, arg: Node, axis: int | tuple[int, ...] | None, dims: Dims) -> Unary:
         return Unary._intern((fn, axis), (arg,), dims)
 
     @property
@@ -384,4 +549,4 @@ class Unary(Node):
         return self.children[0]
 
 
-NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Delta, Shift, Einsum, Add, Elementwise, Unary)
+NODE_KINDS: tuple[type[Node], ...] = (Var, Const, Array, Window, Delta, Shift, Einsum, Add, Elementwise, Unary)

@@ -1,16 +1,32 @@
-"""Registries of functions: element-wise (``ELEMENTWISE``) and general (``UNARY``).
+"""The registry of element-wise functions (``ELEMENTWISE``): one entry per function.
 
-Adding a function is one entry here. An element-wise entry gives its NumPy evaluation,
-its SymPy definition (the oracle for tests and :mod:`eincalc.check`) and its derivative
-``f'(x)`` *as an expression*, so derivatives of every order follow from the rules of the
-node kinds (the JAX ``defjvp`` pattern). A general entry gives its dims rule, a stable
-NumPy evaluation and its Jacobian as an expression of dims ``out.dims + arg.dims``.
+An entry is everything eincalc knows about a function: its NumPy evaluation, its SymPy
+definition (the oracle for tests), its partial derivatives *as expressions* (so
+derivatives of every order follow from the rules of the node kinds, the JAX ``defjvp``
+pattern), and how it is spelled as generated NumPy code, in LaTeX and in the NumPy
+dialect (``syntax``, which the parser reads back). Adding a function is one entry here;
+the printers, the parser's function table and the registry-parametrised tests pick it up.
 
-Nothing here walks graphs; the chain rule lives in :mod:`eincalc.diff`.
+Most functions take one argument; ``maximum``, ``minimum``, ``where``, ``arctan2``,
+``power`` and the comparisons take several (of equal dims; :mod:`eincalc.ops` broadcasts).
+
+Subgradient conventions at points where a function is not differentiable (those of
+PyTorch and JAX, so that results agree with theirs; they are conventions, not maths):
+
+* ``relu'(0) = 0`` and ``abs'(0) = sign(0) = 0``;
+* ``maximum(a, b)`` and ``minimum(a, b)`` split a tie evenly: each argument gets ½ (JAX's
+  ``lax.max``), so ``clip`` (built from them) does too;
+* ``step(0) = 0`` (so ``relu' = step``); the comparisons, ``sign`` and ``step`` have
+  derivative 0 everywhere (the jump is ignored);
+* ``where(c, a, b)`` passes the derivative to the branch ``c`` selects, never through ``c``.
+
+Non-differentiable points give IEEE values (``inf``, ``nan``) and never raise.
+General (not entry-wise) functions live in :mod:`eincalc.tensor_functions`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +34,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from eincalc._types import Dims
-from eincalc.errors import NotDifferentiableError, ShapeError, UnknownNameError
-from eincalc.expr import Node, Unary
+from eincalc.errors import NotDifferentiableError, UnknownNameError
+from eincalc.expr import Node
 
 
 def _ops() -> Any:
@@ -37,24 +52,76 @@ def _alg() -> Any:
 
 @dataclass(frozen=True)
 class ElementwiseFn:
-    """An entry-wise function: ``numpy(x, param)``, ``sympy(x, param)``, ``deriv(x, param)``.
+    r"""An entry-wise function of ``arity`` arguments.
 
-    ``deriv`` returns f'(x) as an expression in the node ``x``; ``undefined_at`` names the
-    points where the derivative is mathematically undefined (e.g. relu at 0), which a
-    finite-difference check must avoid.
+    Attributes:
+        name: the registry key and the function's name in the NumPy dialect.
+        numpy: ``numpy(*args, param)``, the reference evaluation.
+        sympy: ``sympy(*args, param)``, the SymPy definition (test oracle).
+        deriv: ``deriv(*args, param)``: f'(x) as an expression for one argument, the
+            tuple of partials ∂f/∂argₖ for several.
+        arity: the number of arguments.
+        code: generated NumPy code, ``{0}``, ``{1}`` … standing for the arguments
+            (default ``numpy.<name>({0}, …)``); ``code_prec`` is its precedence, one of
+            ``atom`` (arguments appear inside call parentheses), ``product``, ``compare``.
+        imports: the modules ``code`` uses.
+        latex: LaTeX, same placeholders (default ``\operatorname{<name>}({0}, …)``);
+            ``latex_prec`` as ``code_prec`` (plus ``power``).
+        syntax: NumPy-dialect text, same placeholders (default ``<name>({0}, …)``);
+            ``syntax_prec`` as ``code_prec``.
+        has_param: the function takes a number (``pow``'s exponent).
+        domain: where tests may sample each argument: ``real``, ``positive``, ``nonzero``,
+            ``unit`` (-1 < x < 1) or ``condition`` (0 or 1); one string for all arguments
+            or one per argument.
+        undefined_at: points where the derivative is mathematically undefined (a
+            convention is used there; finite differences must keep away). For several
+            arguments, ``(0.0,)`` means "where the arguments are equal".
     """
 
     name: str
-    numpy: Callable[[Any, float | None], Any]
-    sympy: Callable[[Any, float | None], Any]
-    deriv: Callable[[Node, float | None], Node]
+    numpy: Callable[..., Any]
+    sympy: Callable[..., Any]
+    deriv: Callable[..., Any]
+    arity: int = 1
+    code: str = ""
+    code_prec: str = "atom"
+    imports: tuple[str, ...] = ("numpy",)
+    latex: str = ""
+    latex_prec: str = "atom"
+    syntax: str = ""
+    syntax_prec: str = "atom"
     has_param: bool = False
-    domain: str = "real"  # "real", "positive" or "nonzero": where tests may sample inputs
+    domain: str | tuple[str, ...] = "real"
     undefined_at: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        slots = ", ".join(f"{{{k}}}" for k in range(self.arity))
+        if not self.code:
+            object.__setattr__(self, "code", f"numpy.{self.name}({slots})")
+        if not self.latex:
+            name = self.name.replace("_", r"\_")
+            object.__setattr__(self, "latex", rf"\operatorname{{{{{name}}}}}({slots})")  # {{ }}: format-escaped
+        if not self.syntax:
+            object.__setattr__(self, "syntax", f"{self.name}({slots})")
+
+    def partials(self, args: tuple[Node, ...], param: float | None = None) -> tuple[Node, ...]:
+        """∂f/∂argₖ for every argument, each of the arguments' dims."""
+        found = self.deriv(*args, param)
+        return (found,) if self.arity == 1 else tuple(found)
+
+    def domains(self) -> tuple[str, ...]:
+        """The sampling domain of each argument."""
+        return (self.domain,) * self.arity if isinstance(self.domain, str) else tuple(self.domain)
+
+    def evaluate(self, args: Any, param: float | None = None) -> Any:
+        """The NumPy value for the argument arrays ``args``, as floats, without warnings."""
+        with np.errstate(all="ignore"):
+            return np.asarray(self.numpy(*args, param), dtype=float)
 
 
 def _sigmoid(x: Any) -> Any:
     # Two branches so that neither exp overflows (stable at |x| = 1000).
+    x = np.asarray(x, dtype=float)
     out = np.empty_like(x, dtype=float)
     pos = x >= 0
     out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
@@ -63,17 +130,40 @@ def _sigmoid(x: Any) -> Any:
     return out
 
 
-def _np(fn: Callable[[Any], Any]) -> Callable[[Any, float | None], Any]:
-    """``fn`` in the ``(x, param)`` signature of the registry (for functions without a parameter)."""
-    return lambda x, p: fn(x)
+def _np(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` in the ``(*args, param)`` signature of the registry (for functions without a parameter)."""
+    return lambda *a: fn(*a[:-1])
 
 
 _sp = _np  # the same adapter, named for SymPy entries so each row reads "NumPy, SymPy, derivative"
+_d = _np  # and for derivative rules
 
 
 def _one_minus_sq(y: Node) -> Node:
     return 1 - y * y
 
+
+def _tie_split(a: Node, b: Node) -> Node:
+    """1 where a > b, 0 where a < b, ½ at a tie: ``(1 + sign(a - b)) / 2`` (sign(0) = 0 everywhere)."""
+    return 0.5 + 0.5 * _ops().sign(a - b)
+
+
+def _zero(*args: Node) -> Any:
+    zeros = tuple(_alg().zeros(args[0].dims) for _ in args)
+    return zeros[0] if len(args) == 1 else zeros
+
+
+def _indicator(condition: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """NumPy 0/1 values of a comparison."""
+    return lambda a, b, p: np.asarray(condition(a, b), dtype=float)
+
+
+def _sympy_indicator(relation: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    return lambda a, b, p: sympy.Piecewise((1, relation(a, b)), (0, True))
+
+
+_erf_np = np.vectorize(math.erf, otypes=[float])
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 ELEMENTWISE: dict[str, ElementwiseFn] = {}
 
@@ -85,58 +175,206 @@ def register_elementwise(fn: ElementwiseFn) -> None:
     ELEMENTWISE[fn.name] = fn
 
 
+def _fn(
+    name: str, numpy: Callable[[Any], Any], sym: Callable[[Any], Any], deriv: Callable[[Node], Any], **kw: Any
+) -> ElementwiseFn:
+    """An entry of one argument without a parameter (most of the table)."""
+    return ElementwiseFn(name, _np(numpy), _sp(sym), _d(deriv), **kw)
+
+
+def _comparison(name: str, relation: Callable[[Any, Any], Any], symbol: str, latex: str) -> ElementwiseFn:
+    return ElementwiseFn(
+        name,
+        _indicator(relation),
+        _sympy_indicator(relation),
+        lambda a, b, p: _zero(a, b),
+        arity=2,
+        code=f"numpy.{name}({{0}}, {{1}}).astype(float)",
+        latex=rf"[{{0}} {latex} {{1}}]",
+        latex_prec="atom",
+        syntax=f"{{0}} {symbol} {{1}}",
+        syntax_prec="compare",
+        undefined_at=(0.0,),
+    )
+
+
 for _entry in [
-    ElementwiseFn("exp", _np(np.exp), _sp(sympy.exp), lambda x, p: _ops().exp(x)),
-    ElementwiseFn("log", _np(np.log), _sp(sympy.log), lambda x, p: x**-1, domain="positive"),
-    ElementwiseFn("sin", _np(np.sin), _sp(sympy.sin), lambda x, p: _ops().cos(x)),
-    ElementwiseFn("cos", _np(np.cos), _sp(sympy.cos), lambda x, p: -_ops().sin(x)),
-    ElementwiseFn("tan", _np(np.tan), _sp(sympy.tan), lambda x, p: 1 + _ops().tan(x) ** 2),
-    ElementwiseFn("tanh", _np(np.tanh), _sp(sympy.tanh), lambda x, p: _one_minus_sq(_ops().tanh(x))),
-    ElementwiseFn(
+    _fn("exp", np.exp, sympy.exp, lambda x: _ops().exp(x), latex=r"\exp({0})"),
+    _fn("log", np.log, sympy.log, lambda x: x**-1, latex=r"\log({0})", domain="positive"),
+    _fn("sin", np.sin, sympy.sin, lambda x: _ops().cos(x), latex=r"\sin({0})"),
+    _fn("cos", np.cos, sympy.cos, lambda x: -_ops().sin(x), latex=r"\cos({0})"),
+    _fn("tan", np.tan, sympy.tan, lambda x: 1 + _ops().tan(x) ** 2, latex=r"\tan({0})"),
+    _fn("tanh", np.tanh, sympy.tanh, lambda x: _one_minus_sq(_ops().tanh(x)), latex=r"\tanh({0})"),
+    _fn(
         "sigmoid",
-        _np(lambda x: _sigmoid(np.asarray(x, dtype=float))),
-        _sp(lambda x: 1 / (1 + sympy.exp(-x))),
-        lambda x, p: _ops().sigmoid(x) * (1 - _ops().sigmoid(x)),
+        _sigmoid,
+        lambda x: 1 / (1 + sympy.exp(-x)),
+        lambda x: _ops().sigmoid(x) * (1 - _ops().sigmoid(x)),
+        # tanh never overflows; as fast as 1 / (1 + exp(-x)) and without its warnings
+        code="0.5 * (1.0 + numpy.tanh(0.5 * {0}))",
+        code_prec="product",
+        latex=r"\sigma({0})",
     ),
-    ElementwiseFn(
+    _fn(
         "softplus",
-        _np(lambda x: np.logaddexp(0.0, x)),
-        _sp(lambda x: sympy.log(1 + sympy.exp(x))),
-        lambda x, p: _ops().sigmoid(x),
+        lambda x: np.logaddexp(0.0, x),
+        lambda x: sympy.log(1 + sympy.exp(x)),
+        lambda x: _ops().sigmoid(x),
+        code="numpy.logaddexp(0.0, {0})",
     ),
-    # Subgradient convention of PyTorch and JAX at the kinks: relu'(0) = step(0) = 0 and
-    # abs'(0) = sign(0) = 0, so gradients agree with theirs bit for bit on ReLU networks.
-    ElementwiseFn(
+    _fn(
         "relu",
-        _np(lambda x: np.maximum(x, 0.0)),
-        _sp(lambda x: sympy.Max(x, 0)),
-        lambda x, p: _ops().step(x),
+        lambda x: np.maximum(x, 0.0),
+        lambda x: sympy.Max(x, 0),
+        lambda x: _ops().step(x),  # relu'(0) = step(0) = 0, as in PyTorch and JAX
+        code="numpy.maximum({0}, 0.0)",
         undefined_at=(0.0,),
     ),
-    ElementwiseFn(
+    _fn(
         "step",
-        _np(lambda x: np.heaviside(x, 0.0)),
-        _sp(lambda x: sympy.Heaviside(x, 0)),
-        lambda x, p: _alg().zeros(x.dims),
+        lambda x: np.heaviside(x, 0.0),
+        lambda x: sympy.Heaviside(x, 0),
+        _zero,
+        code="numpy.heaviside({0}, 0.0)",
         undefined_at=(0.0,),
     ),
-    ElementwiseFn(
-        "abs", _np(np.abs), _sp(sympy.Abs), lambda x, p: _ops().sign(x), domain="nonzero", undefined_at=(0.0,)
+    _fn(
+        "abs",
+        np.abs,
+        sympy.Abs,
+        lambda x: _ops().sign(x),
+        latex=r"\lvert {0} \rvert",
+        domain="nonzero",
+        undefined_at=(0.0,),
     ),
-    ElementwiseFn(
-        "sign", _np(np.sign), _sp(sympy.sign), lambda x, p: _alg().zeros(x.dims), domain="nonzero", undefined_at=(0.0,)
+    _fn("sign", np.sign, sympy.sign, _zero, latex=r"\operatorname{{sign}}({0})", domain="nonzero", undefined_at=(0.0,)),
+    _fn("sqrt", np.sqrt, sympy.sqrt, lambda x: 0.5 / _ops().sqrt(x), latex=r"\sqrt{{{0}}}", domain="positive"),
+    _fn(
+        "log1p",
+        np.log1p,
+        lambda x: sympy.log(1 + x),
+        lambda x: (1 + x) ** -1,
+        latex=r"\log(1 + {0})",
+        latex_prec="atom",
+        domain="positive",
     ),
-    ElementwiseFn("sqrt", _np(np.sqrt), _sp(sympy.sqrt), lambda x, p: 0.5 / _ops().sqrt(x), domain="positive"),
+    _fn("expm1", np.expm1, lambda x: sympy.exp(x) - 1, lambda x: _ops().exp(x), latex=r"(\exp({0}) - 1)"),
+    _fn("sinh", np.sinh, sympy.sinh, lambda x: _ops().cosh(x), latex=r"\sinh({0})"),
+    _fn("cosh", np.cosh, sympy.cosh, lambda x: _ops().sinh(x), latex=r"\cosh({0})"),
+    _fn("arctan", np.arctan, sympy.atan, lambda x: (1 + x * x) ** -1, latex=r"\arctan({0})"),
+    _fn("arcsin", np.arcsin, sympy.asin, lambda x: (1 - x * x) ** -0.5, latex=r"\arcsin({0})", domain="unit"),
+    _fn("arccos", np.arccos, sympy.acos, lambda x: -((1 - x * x) ** -0.5), latex=r"\arccos({0})", domain="unit"),
+    _fn("arcsinh", np.arcsinh, sympy.asinh, lambda x: (1 + x * x) ** -0.5, latex=r"\operatorname{{arsinh}}({0})"),
+    _fn(
+        "arctanh",
+        np.arctanh,
+        sympy.atanh,
+        lambda x: (1 - x * x) ** -1,
+        latex=r"\operatorname{{artanh}}({0})",
+        domain="unit",
+    ),
+    _fn(
+        "erf",
+        _erf_np,
+        sympy.erf,
+        lambda x: (2 / math.sqrt(math.pi)) * _ops().exp(-(x * x)),
+        # math.erf is exact and NumPy has no erf; SciPy is not a dependency of generated code
+        code="numpy.vectorize(math.erf, otypes=[float])({0})",
+        imports=("math", "numpy"),
+        latex=r"\operatorname{{erf}}({0})",
+    ),
+    _fn(
+        "log2",
+        np.log2,
+        lambda x: sympy.log(x, 2),
+        lambda x: (1 / _LN2) * x**-1,
+        latex=r"\log_2({0})",
+        domain="positive",
+    ),
+    _fn(
+        "log10",
+        np.log10,
+        lambda x: sympy.log(x, 10),
+        lambda x: (1 / _LN10) * x**-1,
+        latex=r"\log_{{10}}({0})",
+        domain="positive",
+    ),
     ElementwiseFn(
         "pow",
         lambda x, p: np.power(x, p),
         lambda x, p: x ** (sympy.Integer(int(p)) if p is not None and float(p).is_integer() else sympy.Float(p)),
         lambda x, p: p * _alg().elementwise("pow", x, p - 1),
+        code="",  # depends on the exponent: the printers special-case it
         has_param=True,
         domain="positive",
     ),
+    ElementwiseFn(
+        "power",
+        lambda x, y, p: np.power(x, y),
+        lambda x, y, p: x**y,
+        lambda x, y, p: (y * _ops().power(x, y - 1), _ops().log(x) * _ops().power(x, y)),
+        arity=2,
+        latex="{0}^{{{1}}}",
+        latex_prec="power",
+        syntax="{0} ** {1}",
+        syntax_prec="power",
+        domain=("positive", "real"),
+    ),
+    ElementwiseFn(
+        "maximum",
+        lambda a, b, p: np.maximum(a, b),
+        lambda a, b, p: sympy.Max(a, b),
+        # a tie splits the derivative evenly, as JAX's lax.max does
+        lambda a, b, p: (_tie_split(a, b), _tie_split(b, a)),
+        arity=2,
+        latex=r"\max({0}, {1})",
+        undefined_at=(0.0,),
+    ),
+    ElementwiseFn(
+        "minimum",
+        lambda a, b, p: np.minimum(a, b),
+        lambda a, b, p: sympy.Min(a, b),
+        lambda a, b, p: (_tie_split(b, a), _tie_split(a, b)),
+        arity=2,
+        latex=r"\min({0}, {1})",
+        undefined_at=(0.0,),
+    ),
+    ElementwiseFn(
+        "where",
+        lambda c, a, b, p: np.where(c != 0, a, b),
+        lambda c, a, b, p: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
+        lambda c, a, b, p: (
+            _alg().zeros(c.dims),
+            _ops().where(c, 1.0, 0.0),
+            _ops().where(c, 0.0, 1.0),
+        ),
+        arity=3,
+        code="numpy.where({0}, {1}, {2})",
+        latex=r"\begin{{cases}} {1} & \text{{if }} {0} \\ {2} & \text{{otherwise}} \end{{cases}}",
+        domain=("condition", "real", "real"),
+    ),
+    ElementwiseFn(
+        "arctan2",
+        lambda y, x, p: np.arctan2(y, x),
+        lambda y, x, p: sympy.atan2(y, x),
+        lambda y, x, p: (x * (x * x + y * y) ** -1, -y * (x * x + y * y) ** -1),
+        arity=2,
+        latex=r"\operatorname{{atan2}}({0}, {1})",
+        domain=("nonzero", "nonzero"),
+    ),
+    _comparison("greater", lambda a, b: a > b, ">", ">"),
+    _comparison("greater_equal", lambda a, b: a >= b, ">=", r"\geq"),
+    _comparison("less", lambda a, b: a < b, "<", "<"),
+    _comparison("less_equal", lambda a, b: a <= b, "<=", r"\leq"),
+    _comparison("equal", lambda a, b: sympy.Eq(a, b) if isinstance(a, sympy.Basic) else np.equal(a, b), "==", "="),
+    _comparison(
+        "not_equal", lambda a, b: sympy.Ne(a, b) if isinstance(a, sympy.Basic) else np.not_equal(a, b), "!=", r"\neq"
+    ),
 ]:
     register_elementwise(_entry)
+
+COMPARISONS: tuple[str, ...] = ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")
+"""The comparison entries: 0/1 values, derivative 0."""
 
 
 def get_elementwise(name: str) -> ElementwiseFn:
@@ -149,178 +387,14 @@ def get_elementwise(name: str) -> ElementwiseFn:
         ) from None
 
 
-# --------------------------------------------------------------------------------------
-# general unary functions
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UnaryFn:
-    """A tensor function that is not entry-wise.
-
-    ``takes_axis``: None (no axis), "one" (an axis, default -1) or "optional" (an axis or
-    None for all axes). ``jacobian(node)`` returns ∂node/∂arg as an expression of dims
-    ``node.dims + arg.dims``.
-    """
-
-    name: str
-    numpy: Callable[[Any, int | None], Any]
-    jacobian: Callable[[Unary], Node]
-    square: bool = False
-    takes_axis: str | None = None
-    reduces: bool = False  # the result drops the axis (or every axis when axis is None)
-
-    def normalise_axis(self, dims: Dims, axis: int | None) -> int | None:
-        if self.takes_axis is None:
-            if axis is not None:
-                raise ShapeError(f"{self.name} takes no axis")
-            if self.square and (len(dims) != 2 or dims[0] != dims[1]):
-                from eincalc.dims import fmt, require_same
-
-                if len(dims) != 2:
-                    raise ShapeError(f"{self.name} needs a square matrix, got dims {fmt(dims)}")
-                require_same(dims[0], dims[1], f"{self.name} needs a square matrix")
-            return None
-        if axis is None:
-            if self.takes_axis == "one":
-                axis = -1
-            else:
-                return None
-        if not isinstance(axis, int) or isinstance(axis, bool):
-            raise ShapeError(f"{self.name}: axis must be an int, got {axis!r}")
-        if not -len(dims) <= axis < len(dims):
-            raise ShapeError(f"{self.name}: axis {axis} is out of range for dims of rank {len(dims)}")
-        return axis % len(dims)
-
-    def out_dims(self, dims: Dims, axis: int | None) -> Dims:
-        if self.name in ("det", "logdet"):
-            return ()
-        if not self.reduces:
-            return dims
-        if axis is None:
-            return ()
-        return dims[:axis] + dims[axis + 1 :]
-
-
-def _softmax_np(x: Any, axis: int | None) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def _log_softmax_np(x: Any, axis: int | None) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
-
-
-def _logsumexp_np(x: Any, axis: int | None) -> Any:
-    m = np.max(x, axis=axis, keepdims=True)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
-
-
-def _logdet_np(x: Any, axis: int | None) -> Any:
-    sign, value = np.linalg.slogdet(x)
-    return value  # log|det|; its derivative inv(A)ᵀ holds for either sign
-
-
-def _jac_inv(node: Unary) -> Node:
-    """∂inv(A)[i,j]/∂A[k,l] = −B[i,k] B[l,j] with B = inv(A)."""
-    return _alg().einsum([node, node], ["ik", "lj"], "ijkl", -1.0)
-
-
-def _jac_det(node: Unary) -> Node:
-    """∂det(A)/∂A[k,l] = det(A) B[l,k] with B = inv(A) (Jacobi's formula)."""
-    inv = _ops().inv(node.arg)
-    return _alg().einsum([node, inv], ["", "lk"], "kl")
-
-
-def _jac_logdet(node: Unary) -> Node:
-    """∂log|det A|/∂A[k,l] = B[l,k] with B = inv(A)."""
-    return _ops().transpose(_ops().inv(node.arg))
-
-
-def _axis_letters(rank: int, axis: int) -> tuple[str, str, str, str]:
-    """Index strings (out, in, out with the axis letter of in, others of in) for softmax rules."""
-    alg = _alg()
-    o = "".join(alg.symbols(rank))
-    i = "".join(alg.symbols(rank, rank))
-    o_with_i = o[:axis] + i[axis] + o[axis + 1 :]
-    return o, i, o_with_i, i[:axis] + i[axis + 1 :]
-
-
-def _jac_softmax(node: Unary) -> Node:
-    """∂S[o]/∂x[i] = δ(o,i) S[o] − δ(o∖a, i∖a) S[o] S[o with oₐ→iₐ], S = softmax along axis a."""
-    alg = _alg()
-    d = node.dims
-    assert node.axis is not None
-    o, i, o_i, _ = _axis_letters(len(d), node.axis)
-    others = d[: node.axis] + d[node.axis + 1 :]
-    o_oth = o[: node.axis] + o[node.axis + 1 :]
-    i_oth = i[: node.axis] + i[node.axis + 1 :]
-    diag = alg.einsum([node, alg.delta(d)], [o, o + i], o + i)
-    outer = alg.einsum([node, node, alg.delta(others)], [o, o_i, o_oth + i_oth], o + i)
-    return alg.add([diag, alg.scale(outer, -1.0)])
-
-
-def _jac_log_softmax(node: Unary) -> Node:
-    """∂log S[o]/∂x[i] = δ(o,i) − δ(o∖a, i∖a) S[o with oₐ→iₐ]."""
-    alg = _alg()
-    d = node.dims
-    assert node.axis is not None
-    o, i, o_i, _ = _axis_letters(len(d), node.axis)
-    others = d[: node.axis] + d[node.axis + 1 :]
-    o_oth = o[: node.axis] + o[node.axis + 1 :]
-    i_oth = i[: node.axis] + i[node.axis + 1 :]
-    soft = _ops().softmax(node.arg, axis=node.axis)
-    ones_i = alg.const(1.0, (d[node.axis],))
-    off = alg.einsum([soft, alg.delta(others), ones_i], [o_i, o_oth + i_oth, o[node.axis]], o + i)
-    return alg.add([alg.delta(d), alg.scale(off, -1.0)])
-
-
-def _jac_logsumexp(node: Unary) -> Node:
-    """∂lse(x)[o]/∂x[i] = δ(o, i∖a) softmax(x, a)[i] (all axes when axis is None)."""
-    alg = _alg()
-    x = node.arg
-    d = x.dims
-    if node.axis is None:
-        idx = alg.symbols(len(d))
-        shifted = x - alg.einsum([node, alg.const(1.0, d)], ["", idx], idx)
-        return _ops().exp(shifted)
-    o, i, _, i_oth = _axis_letters(len(d), node.axis)
-    o_red = o[: len(d) - 1]
-    others = d[: node.axis] + d[node.axis + 1 :]
-    soft = _ops().softmax(x, axis=node.axis)
-    return alg.einsum([soft, alg.delta(others)], [i, o_red + i_oth], o_red + i)
-
-
-UNARY: dict[str, UnaryFn] = {}
-
-
-def register_unary(fn: UnaryFn) -> None:
-    """Add a general function; a name can be registered once."""
-    if fn.name in UNARY:
-        raise KeyError(f"function {fn.name!r} is already registered")
-    UNARY[fn.name] = fn
-
-
-for _u in [
-    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True),
-    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True),
-    UnaryFn("logdet", _logdet_np, _jac_logdet, square=True),
-    UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
-    UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),
-    UnaryFn("logsumexp", _logsumexp_np, _jac_logsumexp, takes_axis="optional", reduces=True),
-]:
-    register_unary(_u)
-
-
-def get_unary(name: str) -> UnaryFn:
-    """The registry entry ``name``, or an error listing the known names."""
-    try:
-        return UNARY[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown function {name!r}; known: {', '.join(sorted(UNARY))}") from None
-
-
 def not_differentiable(what: str, mode: str) -> NotDifferentiableError:
     """The error for a node kind without a rule in ``mode``."""
     return NotDifferentiableError(f"no {mode}-mode derivative rule for {what}")
+
+
+from eincalc.tensor_functions import UNARY, UnaryFn, get_unary, register_unary  # noqa: E402 - re-exported
+
+__all__ = [
+    "COMPARISONS", "ELEMENTWISE", "ElementwiseFn", "UNARY", "UnaryFn", "get_elementwise", "get_unary",
+    "not_differentiable", "register_elementwise", "register_unary",
+]  # fmt: skip

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
 from eincalc.calling import bind_arguments, signature
-from eincalc.errors import ArgumentError, UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.errors import ArgumentError, SizeError, UnsupportedNodeError
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
@@ -72,7 +73,8 @@ def bind_values(
     nodes = topo_order(list(roots))
     used = {n.name for n in nodes if isinstance(n, Var)}
     dims = list(dict.fromkeys(d for n in nodes for d in n.dims))
-    b = bind_arguments(signature(list(roots)), used, dims, args, named, fixed)
+    constants = [n for n in nodes if isinstance(n, (Array, Window))]
+    b = bind_arguments(signature(list(roots)), used, dims, args, named, fixed, constants=constants)
     return b.arrays, b.sizes, b.dtype
 
 
@@ -83,6 +85,19 @@ def _eval_node(
         return values[node.name]
     if isinstance(node, Const):
         return np.full(shape_of(node.dims, sizes), node.value, dtype=dtype)
+    if isinstance(node, Array):
+        return node.data
+    if isinstance(node, Window) and node.rows is not None:
+        n = sizes[node.dims[1]] if not dimsmod.is_literal(node.dims[1]) else int(node.dims[1])
+        if max(node.rows) >= n:
+            raise SizeError(f"position {max(node.rows)} is out of range for dim {node.dims[1]!r} of size {n}")
+        return np.eye(n)[list(node.rows)]
+    if isinstance(node, Window):
+        size, n = shape_of(node.dims, sizes)
+        first = n - node.start if node.from_end else node.start
+        if first < 0 or first + size > n:
+            raise SizeError(f"a selection of {size} entries from {first} does not fit dim {node.dims[1]!r} of size {n}")
+        return np.eye(size, n, k=first)
     if isinstance(node, Delta):
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n, dtype=dtype).reshape(shape_of(node.dims, sizes))
@@ -98,7 +113,7 @@ def _eval_node(
         return total
     if isinstance(node, Elementwise):
         with np.errstate(all="ignore"):
-            return np.asarray(get_elementwise(node.fn).numpy(args[0], node.param), dtype=dtype)
+            return np.asarray(get_elementwise(node.fn).evaluate(args, node.param), dtype=dtype)
     if isinstance(node, Unary):
         return np.asarray(get_unary(node.fn).numpy(args[0], node.axis), dtype=dtype)
     raise UnsupportedNodeError(f"the interpreter has no rule for {type(node).__name__}")

@@ -25,7 +25,8 @@ from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 from eincalc.printing import one_and_rest
 
@@ -39,20 +40,11 @@ ATOM, POWER, PRODUCT, HADAMARD, NEG, SUM = 100, 90, 70, 65, 60, 50
 _INDEX_LETTERS = "ijklpqrstuvwxyzabcdefgh"
 
 _GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa mu nu xi pi rho "
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi rho "
     "sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi "
     "Omega".split()
 )
 
-_FUNCTIONS = {
-    "exp": r"\exp",
-    "log": r"\log",
-    "sin": r"\sin",
-    "cos": r"\cos",
-    "tan": r"\tan",
-    "tanh": r"\tanh",
-    "sigmoid": r"\sigma",
-}
 
 _TOP = r"^\top"
 
@@ -172,6 +164,8 @@ def _symbol(name: str) -> str:
 
 def _name(name: str) -> str:
     """A variable name: the part after the first underscore becomes a subscript (``x_1``)."""
+    if name.endswith("_") and name[:-1] in _GREEK:  # lambda_: the MatrixCalculus dialect's lambda
+        name = name[:-1]
     base, sep, sub = name.partition("_")
     if sep and base and sub:
         return f"{_symbol(base)}_{{{_symbol(sub) if sub in _GREEK else _escape_text(sub)}}}"
@@ -192,6 +186,16 @@ def _dims_sub(dims: tuple[str, ...]) -> str:
 def _identity(base: tuple[str, ...]) -> Entry:
     parts = [f"I_{{{_dim(d)}}}" for d in base]
     return Entry(r" \otimes ".join(parts), ATOM if len(parts) == 1 else HADAMARD)
+
+
+def _array(node: Array) -> Entry:
+    """A small constant vector or matrix written out; a larger one as a named constant."""
+    data = node.data
+    if data.ndim <= 2 and data.size <= 16:
+        rows = data.reshape(-1, 1) if data.ndim == 1 else data
+        body = r" \\ ".join(" & ".join(_num(v) for v in row) for row in rows)
+        return Entry(rf"\begin{{bmatrix}} {body} \end{{bmatrix}}", ATOM)
+    return Entry(rf"\mathbf{{C}}_{{{_dims_sub(node.dims)}}}", ATOM)
 
 
 def _print(node: Node, memo: _Memo) -> Entry:
@@ -215,6 +219,14 @@ def _print(node: Node, memo: _Memo) -> Entry:
             else (f";{node.stride},{node.dilation},{node.padding}")
         )
         return Entry(rf"\mathbf{{S}}_{{{node.size},{node.kernel}{options}}}", ATOM)
+    if isinstance(node, Array):
+        return _array(node)
+    if isinstance(node, Window) and node.rows is not None:
+        shown = ", ".join(map(str, node.rows[:6])) + (r", \ldots" if len(node.rows) > 6 else "")
+        return Entry(rf"\operatorname{{onehot}}_{{{_dim(node.dims[1])}}}({shown})", ATOM)
+    if isinstance(node, Window):
+        first = f"{_dim(node.dims[1])} - {node.start}" if node.from_end else str(node.start)
+        return Entry(rf"S^{{{_dim(node.dims[0])} \times {_dim(node.dims[1])}}}_{{{first}}}", ATOM)
     if isinstance(node, Elementwise):
         return _print_elementwise(node, memo)
     if isinstance(node, Unary):
@@ -239,12 +251,17 @@ def _print_elementwise(node: Elementwise, memo: _Memo) -> Entry:
             den = arg.text if p == -1.0 else f"{_wrap(arg, ATOM)}^{{{_num(-p)}}}"
             return Entry(rf"\frac{{1}}{{{den}}}", POWER)
         return Entry(f"{_wrap(arg, ATOM)}^{{{_num(p)}}}", POWER)
-    if node.fn == "sqrt":
-        return Entry(rf"\sqrt{{{arg.text}}}", ATOM)
-    if node.fn == "abs":
-        return Entry(rf"\lvert {arg.text} \rvert", ATOM)
-    op = _FUNCTIONS.get(node.fn, rf"\operatorname{{{_escape_text(node.fn)}}}")
-    return Entry(f"{op}({arg.text})", ATOM)
+    entry = get_elementwise(node.fn)
+    args = [
+        Entry(_num(a.value), ATOM if a.value >= 0 else NEG) if isinstance(a, Const) else _child(a, memo)
+        for a in node.args
+    ]
+    if entry.latex_prec == "power":  # the base is wrapped; exponents sit in braces
+        parts = [_wrap(args[0], ATOM)] + [a.text for a in args[1:]]
+        return Entry(entry.latex.format(*parts), POWER)
+    if entry.latex_prec == "product":
+        return Entry(entry.latex.format(*(_wrap(a, PRODUCT + 1) for a in args)), PRODUCT)
+    return Entry(entry.latex.format(*(a.text for a in args)), ATOM)
 
 
 def _print_unary(node: Unary, memo: _Memo) -> Entry:
@@ -255,11 +272,12 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
         return Entry(rf"\det({arg.text})", ATOM)
     if node.fn == "logdet":
         return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
-    default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None
-    axis = "" if node.axis == default_axis else rf", \mathrm{{axis}}={node.axis}"
+    keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
+    axis = rf", \mathrm{{{keyword[2:].split('=')[0]}}}={keyword.split('=')[1]}" if keyword else ""
     if node.fn == "log_softmax":
         return Entry(rf"\log\operatorname{{softmax}}({arg.text}{axis})", ATOM)
-    return Entry(rf"\operatorname{{{_escape_text(node.fn)}}}({arg.text}{axis})", ATOM)
+    name = get_unary(node.fn).latex or rf"\operatorname{{{_escape_text(node.fn)}}}"
+    return Entry(rf"{name}({arg.text}{axis})", ATOM)
 
 
 def _print_add(node: Add, memo: _Memo) -> Entry:

@@ -11,22 +11,25 @@ and anything else is a :class:`~eincalc.errors.ParseError` pointing at its colum
 The language, loosest binding first (as on matrixcalculus.org, MATLAB-like)::
 
     a + b    a - b                  sums; a scalar broadcasts, otherwise shapes must agree
-    a * b    a / s   a .* b  a ./ b matrix product (or scaling), division by a scalar,
-                                    element-wise product and quotient (left to right)
+    a .* b   a ./ b                 element-wise product and quotient (left to right)
+    a * b    a / s                  matrix product (or scaling), division by a scalar
     -a       +a                     unary sign (binds looser than ^ and ')
-    a ^ c    a .^ c                 power: constant exponent (a^b of scalars is exp(b log a));
-                                    for a matrix only A^-1 (inverse) and A^2 (A*A)
+    a ^ c    a .^ b                 power: constant exponent (a^b of scalars is exp(b log a));
+                                    for a matrix only A^-1 (inverse) and A^2 (A*A); .^ takes
+                                    a tensor exponent of the base's shape too
     a'       a.'                    transpose (a vector becomes a row vector)
     f(x)     (x)   3.5   name       calls, parentheses, numbers, variables
 
 Functions: ``vector(c)``, ``matrix(c)`` (filled with the scalar ``c``, dims inferred),
-``eye`` (identity, dims inferred), ``sum``, ``norm1``, ``norm2``, ``tr``, ``det``,
-``logdet``, ``inv``, ``diag`` and the element-wise ``exp log sin cos tan tanh abs sign
-relu sqrt``.
+``eye`` (identity, dims inferred), ``sum``, ``mean``, ``norm1``, ``norm2``, ``tr``,
+``det``, ``logdet``, ``inv``, ``diag``, ``softmax``, ``logsumexp`` and every element-wise
+function of one argument in :data:`eincalc.functions.ELEMENTWISE` (``exp log sin cos tan
+tanh abs sign relu sqrt sigmoid softplus …``).
 
 Default types of undeclared names follow MC: an initial ``a``–``g`` is a scalar,
-``h``–``z`` a vector, ``A``–``Z`` a matrix; their dims are inferred by unification.
-Declared names (``A="n n"``) override the convention.
+``h``–``z`` a vector, ``A``–``Z`` a matrix, a Greek name (``alpha``, ``lambda``, …) a
+scalar; their dims are inferred by unification. Declared names (``A="n n"``) override
+the convention. ``lambda`` is a Python keyword, so its variable is named ``lambda_``.
 
 Rank-1 tensors in the DAG have no orientation, so the builder carries a *row* flag on each
 built value; ``*`` dispatches on it: row·column is the inner product, column·row the outer
@@ -56,6 +59,8 @@ from eincalc import ops
 from eincalc._types import Dims
 from eincalc.errors import ParseError
 from eincalc.expr import Const, Node
+from eincalc.functions import ELEMENTWISE
+from eincalc.language import suggest
 from eincalc.parser import BuildContext, register_dialect
 
 # Parentheses, calls and unary signs deeper than this are refused with a ParseError
@@ -66,18 +71,21 @@ MAX_DEPTH = 64
 # functions of the language
 # --------------------------------------------------------------------------------------
 _ELEMENTWISE: dict[str, Callable[[object], Node]] = {
-    "exp": ops.exp,
-    "log": ops.log,
-    "sin": ops.sin,
-    "cos": ops.cos,
-    "tan": ops.tan,
-    "tanh": ops.tanh,
-    "abs": ops.abs,
-    "sign": ops.sign,
-    "relu": ops.relu,
-    "sqrt": ops.sqrt,
+    name: getattr(ops, name) for name, entry in ELEMENTWISE.items() if entry.arity == 1 and not entry.has_param
 }
-_REDUCTIONS: dict[str, Callable[[object], Node]] = {"sum": ops.sum, "norm1": ops.norm1, "norm2": ops.norm2}
+_ELEMENTWISE["softmax"] = ops.softmax  # of a vector: keeps its shape (and orientation)
+_REDUCTIONS: dict[str, Callable[[object], Node]] = {
+    "sum": ops.sum,
+    "mean": ops.mean,
+    "norm1": ops.norm1,
+    "norm2": ops.norm2,
+    "logsumexp": ops.logsumexp,
+}
+GREEK: frozenset[str] = frozenset(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon "
+    "phi chi psi omega".split()
+)
+"""Greek letter names: scalars by default, as on MatrixCalculus.org."""
 _SQUARE: dict[str, Callable[[object], Node]] = {"tr": ops.trace, "det": ops.det, "logdet": ops.logdet, "inv": ops.inv}
 _OTHER = {"vector", "matrix", "eye", "diag"}
 FUNCTIONS: tuple[str, ...] = tuple(sorted({*_ELEMENTWISE, *_REDUCTIONS, *_SQUARE, *_OTHER}))
@@ -296,7 +304,12 @@ class _Parser:
         return tree
 
     def _product(self) -> Tree:
-        return self._chain(("*", "/", ".*", "./"), self._unary)
+        # `.*` and `./` bind looser than `*` and `/`, as on MatrixCalculus.org: sin(x).*A*x
+        # is sin(x) .* (A*x), the only reading in which the shapes fit
+        return self._chain((".*", "./"), self._matrix_product)
+
+    def _matrix_product(self) -> Tree:
+        return self._chain(("*", "/"), self._unary)
 
     def _unary(self) -> Tree:
         if self._is("-", "+"):
@@ -348,7 +361,7 @@ class _Parser:
             self._advance()
             if self._is("("):
                 return self._call(tok)
-            if keyword.iskeyword(tok.text):
+            if keyword.iskeyword(tok.text) and tok.text != "lambda":
                 raise self._error(f"{tok.text!r} is a reserved word and cannot name a variable", tok.pos)
             return Name(tok.pos, tok.pos + len(tok.text), tok.text)
         if self._is("("):
@@ -365,7 +378,10 @@ class _Parser:
 
     def _call(self, name: _Token) -> Call:
         if name.text not in FUNCTIONS:
-            raise self._error(f"unknown function {name.text!r}; known functions: {', '.join(FUNCTIONS)}", name.pos)
+            hint = suggest(name.text, FUNCTIONS)
+            raise self._error(
+                f"unknown function {name.text!r}{hint}; known functions: {', '.join(FUNCTIONS)}", name.pos
+            )
         opening = self._advance()
         self._nest(opening.pos)
         args: list[Tree] = []
@@ -498,8 +514,9 @@ class _Builder:
             if tree.name == "eye":
                 return self.identity(tree.start)
             raise self.ctx.error(f"{tree.name!r} is a function; call it as {tree.name}(...)", tree.start)
+        name = "lambda_" if tree.name == "lambda" else tree.name  # a keyword cannot name a variable
         with self.ctx.at(tree.start):
-            return _Value(self.ctx.var(tree.name, tree.start))
+            return _Value(self.ctx.var(name, tree.start))
 
     def identity(self, pos: int) -> _Value:
         d = self.ctx.fresh("n_eye", f"the size of eye at column {pos + 1}")
@@ -653,6 +670,8 @@ class _Builder:
                     f"{b_src}^{e_src}: {allowed}, and {b_src} is {base.describe()}; use .^ for an element-wise power",
                     tree.pos,
                 )
+            if tree.op == ".^" and base.ndim and exponent.ndim in (0, base.ndim):
+                return _Value(ops.power(base.x, exponent.x), base.row)  # x.^y entry-wise
             if base.ndim == 0 and (exponent.ndim == 0 or tree.op == ".^"):
                 return _Value(self.scalar_power(base, exponent, b_src, e_src, tree.pos), exponent.row)
             if base.ndim == 0:
@@ -756,7 +775,7 @@ class MatrixCalculusDialect:
         ``n_A`` for the rows and columns of matrix ``A``.
         """
         first = name[:1]
-        if "a" <= first <= "g":
+        if name.rstrip("_0123456789") in GREEK or "a" <= first <= "g":
             return ()
         if "h" <= first <= "z":
             return (ctx.fresh(f"n_{name}", f"the length of vector {name}"),)

@@ -2,8 +2,9 @@
 
 ``parse(text, **declarations)`` turns a string into a DAG node. The NumPy dialect reads
 the text with :func:`ast.parse` and walks only whitelisted node types — numbers, declared
-names, ``+ - * / ** @``, unary minus, ``.T`` and calls of functions in
-:data:`eincalc.ops.FUNCTIONS`. Nothing is ever evaluated: a hostile string is a
+names, ``+ - * / ** @``, unary minus, comparisons, ``.T``, calls of functions in
+:data:`eincalc.language.FUNCTIONS` (with or without an ``np.`` prefix) and the methods of
+:data:`eincalc.language.METHODS`. Nothing is ever evaluated: a hostile string is a
 :class:`~eincalc.errors.ParseError` pointing at the offending column.
 
 Undeclared dims are inferred in two passes: the first builds with placeholder dims under
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from eincalc import dims as dimsmod
-from eincalc import ops
+from eincalc import indexing, language, ops
 from eincalc._types import Dim, Dims
 from eincalc.calling import declared as declared_signature
 from eincalc.calling import remember
@@ -73,7 +74,10 @@ class BuildContext:
             found = self.dialect.default_dims(name, self)
             if found is None:
                 known = ", ".join(sorted(self.declared)) or "none declared"
-                raise ParseError(f"unknown name {name!r}; declared variables: {known}", self.text, pos)
+                from eincalc import language
+
+                hint = language.suggest(name, [*self.declared, *language.FUNCTIONS])
+                raise ParseError(f"unknown name {name!r}{hint}; declared variables: {known}", self.text, pos)
             dims = found
         node = (
             ops.tensor(name, dims)
@@ -204,6 +208,15 @@ _BINOPS: dict[type, Callable[[Any, Any], Node]] = {
     ast.MatMult: ops.matmul,
 }
 _DIMS_FUNCTIONS = {"eye", "ones", "zeros"}
+_COMPARE: dict[type, str] = {
+    ast.Gt: "greater",
+    ast.GtE: "greater_equal",
+    ast.Lt: "less",
+    ast.LtE: "less_equal",
+    ast.Eq: "equal",
+    ast.NotEq: "not_equal",
+}
+_CONSTANTS = {"pi": 3.141592653589793, "e": 2.718281828459045}
 
 
 class NumpyDialect:
@@ -259,53 +272,145 @@ class NumpyDialect:
                 return _fold(node.op, left, right, ctx, pos)
             with ctx.at(_pos(node.right, ctx.text) if isinstance(node.op, ast.MatMult) else pos):
                 return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
+                raise ctx.error("only a single comparison (<, <=, >, >=, ==, !=) is allowed, not a chain", pos)
+            left, right = self._node(node.left, ctx), self._node(node.comparators[0], ctx)
+            with ctx.at(pos):
+                return language.FUNCTIONS[_COMPARE[type(node.ops[0])]].fn(left, right)
         if isinstance(node, ast.Attribute):
+            dotted = _dotted(node)
+            if dotted is not None and dotted[0] in _module_names() and dotted[-1] in _CONSTANTS:
+                return _CONSTANTS[dotted[-1]]
             if node.attr != "T":
-                raise ctx.error(f"attribute .{node.attr} is not allowed (only .T)", pos)
+                raise ctx.error(f"attribute .{node.attr} is not allowed (only .T, or a method call)", pos)
             base = self._node(node.value, ctx)
             with ctx.at(pos):
                 return ops.transpose(ops.as_node(base))
         if isinstance(node, ast.Call):
             return self._call(node, ctx, pos)
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node, ctx, pos)
         raise ctx.error(f"{_describe(node)} is not allowed in an expression", pos)
 
     def _call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
-        if not isinstance(node.func, ast.Name):
+        receiver: ast.AST | None = None
+        if isinstance(node.func, ast.Name):
+            name = node.func.id
+        elif isinstance(node.func, ast.Attribute):
+            dotted = _dotted(node.func)
+            prefix = ".".join(dotted[:-1]) if dotted else ""
+            if dotted is not None and prefix in language.PREFIXES:
+                name = dotted[-1]
+            elif node.func.attr in language.METHODS:
+                name, receiver = node.func.attr, node.func.value
+            else:
+                methods = ", ".join(sorted(language.METHODS))
+                raise ctx.error(
+                    f"only calls of known functions are allowed, not attribute access .{node.func.attr}(…); "
+                    f"methods: {methods}",
+                    pos,
+                )
+        else:
             raise ctx.error(f"only calls of known functions are allowed, not {_describe(node.func)}", pos)
-        name = node.func.id
-        if name not in ops.FUNCTIONS:
-            known = ", ".join(sorted(ops.FUNCTIONS))
-            raise ctx.error(f"unknown function {name!r}; known functions: {known}", pos)
-        fn, n_args, keywords = ops.FUNCTIONS[name]
+        if name not in language.FUNCTIONS:
+            known = ", ".join(sorted(language.FUNCTIONS))
+            hint = language.suggest(name, language.FUNCTIONS)
+            raise ctx.error(f"unknown function {name!r}{hint}; known functions: {known}", pos)
+        sig = language.FUNCTIONS[name]
         if name in _DIMS_FUNCTIONS:
             return self._dims_call(node, ctx, pos, name)
+        if name in ("array", "asarray"):
+            return self._array_call(node, ctx, pos)
+        if name == "window":
+            return self._window_call(node, ctx, pos)
+        positional = ([receiver] if receiver is not None else []) + list(node.args)
         args: list[Any] = []
-        for k, arg in enumerate(node.args):
+        kwargs: dict[str, Any] = {}
+        for k, arg in enumerate(positional):
             if isinstance(arg, ast.Starred):
                 raise ctx.error("*arguments are not allowed", _pos(arg, ctx.text))
-            if name == "einsum" and k == 0:
+            if name in ("stack", "concatenate") and k == 0 and isinstance(arg, (ast.List, ast.Tuple)):
+                args.append([self._node(e, ctx) for e in arg.elts])  # the list of parts
+            elif name == "reshape" and k >= 1:
+                args.append(_axis_literal(arg, ctx, "a new shape"))  # sizes, not expressions
+            elif name == "einsum" and k == 0:
                 if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
                     raise ctx.error("einsum needs its subscripts as a string literal first", _pos(arg, ctx.text))
                 args.append(arg.value)
+            elif sig.max_args is not None and len(args) == sig.max_args and "axis" in sig.keywords and not kwargs:
+                kwargs["axis"] = _axis_literal(arg, ctx, "axis")  # NumPy's positional axis: sum(x, 0)
             else:
                 args.append(self._node(arg, ctx))
-        if n_args is not None and len(args) != n_args:
-            raise ctx.error(f"{name} takes {n_args} argument(s), got {len(args)}", pos)
-        kwargs: dict[str, Any] = {}
+        if sig.min_args is not None and not sig.min_args <= len(args) <= (sig.max_args or 0):
+            want = sig.min_args if sig.min_args == sig.max_args else f"{sig.min_args} to {sig.max_args}"
+            raise ctx.error(f"{name} takes {want} argument(s), got {len(args)}", pos)
         for kw in node.keywords:
-            if kw.arg is None or kw.arg not in keywords:
-                allowed = ", ".join(keywords) or "none"
+            if kw.arg is None or kw.arg not in sig.keywords:
+                allowed = ", ".join(sig.keywords) or "none"
                 raise ctx.error(f"{name} has no keyword {kw.arg!r} (allowed: {allowed})", _pos(kw.value, ctx.text))
-            kwargs[kw.arg] = _axis_literal(kw.value, ctx)
+            kwargs[kw.arg] = _axis_literal(kw.value, ctx, kw.arg)
         with ctx.at(pos):
             try:
-                return fn(*args, **kwargs)
-            except (UnknownNameError, ParseError):
-                raise
+                return sig.fn(*args, **kwargs)
             except EincalcError:
                 raise
             except TypeError as err:
                 raise ctx.error(f"bad arguments to {name}: {err}", pos) from None
+
+    def _subscript(self, node: ast.Subscript, ctx: BuildContext, pos: int) -> Node:
+        """``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``: literals only."""
+        call = node.value
+        if isinstance(call, ast.Call) and (_dotted(call.func) or ("",))[-1] == "slogdet":
+            return self._slogdet(node, call, ctx, pos)
+        base = ops.as_node(self._node(node.value, ctx))
+        items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+        key = tuple(_index_literal(item, ctx) for item in items)
+        with ctx.at(pos):
+            return indexing.index(base, key)
+
+    def _slogdet(self, node: ast.Subscript, call: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``slogdet(A)[0]`` (the sign) and ``slogdet(A)[1]`` (log|det A|): the pair is never a value."""
+        which = _index_literal(node.slice, ctx)
+        if which not in (0, 1, -1, -2) or len(call.args) != 1 or call.keywords:
+            raise ctx.error("slogdet(A) is used as slogdet(A)[0] (the sign) or slogdet(A)[1] (log|det A|)", pos)
+        matrix = self._node(call.args[0], ctx)
+        with ctx.at(pos):
+            return ops.slogdet(matrix)[which]
+
+    def _window_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``window('2 n', 1)`` (``from_end=True`` counts from the end), ``window('m k', rows=[0, 2])``."""
+        args = node.args
+        usage = "window takes dims as a string and a start, e.g. window('2 n', 1), or rows=[…]"
+        if not args or not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)) or len(args) > 2:
+            raise ctx.error(usage, pos)
+        start, from_end, rows = (_int_literal(args[1], ctx) if len(args) == 2 else 0), False, None
+        for kw in node.keywords:
+            if kw.arg == "from_end" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool):
+                from_end = kw.value.value
+            elif kw.arg == "rows" and isinstance(kw.value, (ast.List, ast.Tuple)):
+                rows = [_int_literal(e, ctx) for e in kw.value.elts]
+            else:
+                raise ctx.error("window takes from_end=True/False or rows=[integers]", _pos(kw.value, ctx.text))
+        if (rows is None) == (len(args) == 1):
+            raise ctx.error(usage, pos)
+        with ctx.at(pos):
+            if rows is not None:
+                return indexing.gather(args[0].value, rows)
+            return indexing.window(args[0].value, start, from_end)
+
+    def _array_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``array([[1, 0], [0, 1]], dims='n n')``: a constant array from a literal of numbers."""
+        if len(node.args) != 1 or any(kw.arg != "dims" for kw in node.keywords):
+            raise ctx.error("array takes one nested list of numbers (and optionally dims='…')", pos)
+        data = _number_literal(node.args[0], ctx)
+        dims = None
+        for kw in node.keywords:
+            if not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)):
+                raise ctx.error("dims must be a string literal such as 'm n'", _pos(kw.value, ctx.text))
+            dims = kw.value.value
+        with ctx.at(pos):
+            return ops.array(data, dims)
 
     def _dims_call(self, node: ast.Call, ctx: BuildContext, pos: int, name: str) -> Node:
         if node.keywords or not node.args:
@@ -317,21 +422,80 @@ class NumpyDialect:
             else:
                 raise ctx.error(f"{name} takes dim names or sizes as literals", _pos(arg, ctx.text))
         with ctx.at(pos):
-            return ops.FUNCTIONS[name][0](tuple(dims))
+            return language.FUNCTIONS[name].fn(tuple(dims))
 
 
-def _axis_literal(node: ast.AST, ctx: BuildContext) -> Any:
+def _index_literal(node: ast.AST, ctx: BuildContext) -> Any:
+    """One subscript item as Python: an int, a slice of ints, None or Ellipsis."""
+    if isinstance(node, ast.Constant) and (node.value is None or node.value is Ellipsis):
+        return node.value
+    if _dotted(node) in (("np", "newaxis"), ("numpy", "newaxis")):
+        return None
+    if isinstance(node, ast.Slice):
+        parts = [None if p is None else _int_literal(p, ctx) for p in (node.lower, node.upper, node.step)]
+        return slice(*parts)
+    if isinstance(node, (ast.List, ast.Tuple)):  # an index array: logp[arange(3), [0, 2, 1]]
+        return [_int_literal(e, ctx) for e in node.elts]
+    if isinstance(node, ast.Call) and (_dotted(node.func) or ("",))[-1] == "arange" and len(node.args) == 1:
+        return list(range(_int_literal(node.args[0], ctx)))
+    return _int_literal(node, ctx)
+
+
+def _int_literal(node: ast.AST, ctx: BuildContext) -> int:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_int_literal(node.operand, ctx)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    raise ctx.error(
+        "a subscript holds integer literals, slices of them, None or ... (no expressions)", _pos(node, ctx.text)
+    )
+
+
+def _number_literal(node: ast.AST, ctx: BuildContext) -> Any:
+    """A (nested) list or tuple of number literals, as Python lists."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_number_literal(e, ctx) for e in node.elts]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _number_literal(node.operand, ctx)
+        if isinstance(inner, float):
+            return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    raise ctx.error("an array literal holds numbers only", _pos(node, ctx.text))
+
+
+def _dotted(node: ast.AST) -> tuple[str, ...] | None:
+    """``np.linalg.inv`` as ``("np", "linalg", "inv")``; None if not a dotted name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(parts))
+
+
+def _module_names() -> set[str]:
+    return {p.split(".")[0] for p in language.PREFIXES}
+
+
+def _axis_literal(node: ast.AST, ctx: BuildContext, what: str) -> Any:
+    """A keyword's value, literals only: ``keepdims`` True or False; axes and ``ddof`` ints."""
+    if what == "keepdims":
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        raise ctx.error("keepdims must be True or False", _pos(node, ctx.text))
     if isinstance(node, ast.Constant) and (
         node.value is None or (isinstance(node.value, int) and not isinstance(node.value, bool))
     ):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _axis_literal(node.operand, ctx)
+        inner = _axis_literal(node.operand, ctx, what)
         if isinstance(inner, int):
             return -inner
     if isinstance(node, ast.Tuple):
-        return tuple(_axis_literal(e, ctx) for e in node.elts)
-    raise ctx.error("axis must be an integer literal, a tuple of them, or None", _pos(node, ctx.text))
+        return tuple(_axis_literal(e, ctx, what) for e in node.elts)
+    raise ctx.error(f"{what} must be an integer literal, a tuple of them, or None", _pos(node, ctx.text))
 
 
 def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> float:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 
+from eincalc import dims as dimsmod
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.functions import get_elementwise, get_unary
 from eincalc.graph import topo_order
 
 # Python precedence levels used to decide parentheses.
-ATOM, POWER, UNARY, PRODUCT, SUM, LOWEST = 100, 90, 80, 70, 60, 0
+ATOM, POWER, UNARY, PRODUCT, SUM, COMPARE, LOWEST = 100, 90, 80, 70, 60, 50, 0
+_LEVELS = {"atom": ATOM, "power": POWER, "product": PRODUCT, "compare": COMPARE}
 
 # Products with more operands print as one einsum call: reading them as `X @ (rest)`
 # builds and prints many sub-products, and beyond sixteen factors the matrix notation
@@ -95,15 +98,32 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         return f"eye({_dims_literal(node.base)})", ATOM
     if isinstance(node, Shift):
         return shift_syntax(node), ATOM
+    if isinstance(node, Window):
+        if node.rows is not None:
+            return f"window({_dims_literal(node.dims)}, rows={list(node.rows)!r})", ATOM
+        end = ", from_end=True" if node.from_end else ""
+        return f"window({_dims_literal(node.dims)}, {node.start}{end})", ATOM
+    if isinstance(node, Array):
+        literal = repr(node.data.tolist())
+        if all(dimsmod.is_literal(d) for d in node.dims):
+            return f"array({literal})", ATOM
+        return f"array({literal}, dims={_dims_literal(node.dims)})", ATOM
     if isinstance(node, Elementwise):
         if node.fn == "pow":
             exponent = _num(node.param if node.param is not None else 1.0)
             return f"{_wrap(child[0], ATOM)} ** {exponent}", POWER
-        return f"{node.fn}({child[0][0]})", ATOM
+        entry = get_elementwise(node.fn)
+        prec = _LEVELS[entry.syntax_prec]
+        # a constant argument is a number that broadcasts: maximum(x, 0.0) parses back the same
+        child = [
+            (_num(a.value), ATOM if a.value >= 0 else UNARY) if isinstance(a, Const) else c
+            for a, c in zip(node.args, child)
+        ]
+        parts = [c[0] if prec == ATOM else _wrap(c, prec + 1) for c in child]
+        return entry.syntax.format(*parts), prec
     if isinstance(node, Unary):
-        default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None
-        axis = "" if node.axis == default_axis else f", axis={node.axis}"
-        return f"{node.fn}({child[0][0]}{axis})", ATOM
+        keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
+        return f"{node.fn}({child[0][0]}{keyword})", ATOM
     if isinstance(node, Add):
         parts: list[str] = []
         for k, (term, entry) in enumerate(zip(node.terms, child)):
@@ -259,8 +279,12 @@ def node_line(node: Node, names: list[str]) -> str:
         return f"δ({', '.join(node.base)})"
     if isinstance(node, Shift):
         return shift_syntax(node)
+    if isinstance(node, Array):
+        return f"array({', '.join(node.dims)})"
+    if isinstance(node, Window):
+        return f"window({', '.join(node.dims)}, {'-' if node.from_end else ''}{node.start})"
     if isinstance(node, Elementwise):
-        return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({names[0]})"
+        return f"{names[0]} ** {_num(node.param or 0)}" if node.fn == "pow" else f"{node.fn}({', '.join(names)})"
     if isinstance(node, Unary):
         return f"{node.fn}({names[0]}{'' if node.axis is None else f', axis={node.axis}'})"
     if isinstance(node, Add):

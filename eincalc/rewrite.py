@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from eincalc import algebra as alg
 from eincalc import ops
 from eincalc.calling import carry_signature
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 from eincalc.graph import rewrite, topo_order
 
 
@@ -70,26 +70,136 @@ def exp_of_log(node: Node) -> Node | None:
 
 
 def log_sum_exp(node: Node) -> Node | None:
-    """``log(sum(exp(x), axis)) → logsumexp(x, axis)`` for one axis or all of them."""
+    """``log(c · Σ_A exp(x) · s) → logsumexp(x, A) + log(c · s)`` for axes A, scalar factors s, c > 0.
+
+    Covers ``log(sum(exp(x), axis))`` over one, several or all axes and ``log(mean(exp(x)))``.
+    """
     if not _is_fn(node, "log"):
         return None
     s = node.children[0]
-    if not (isinstance(s, Einsum) and s.coef == 1.0 and len(s.operands) == 1 and _is_fn(s.operands[0], "exp")):
+    if not isinstance(s, Einsum) or s.coef <= 0:
         return None
-    (idx,) = s.in_idx
-    if len(set(idx)) != len(idx) or list(s.out_idx) != [i for i in idx if i in s.out_idx]:
+    exps = [k for k, op in enumerate(s.operands) if _is_fn(op, "exp")]
+    if len(exps) != 1:
         return None
-    x = s.operands[0].children[0]
-    summed = [k for k, i in enumerate(idx) if i not in s.out_idx]
-    if len(summed) == len(idx):
-        return ops.logsumexp(x)
-    if len(summed) == 1:
-        return ops.logsumexp(x, axis=summed[0])
+    (k,) = exps
+    idx = s.in_idx[k]
+    others = [(op, i) for j, (op, i) in enumerate(zip(s.operands, s.in_idx)) if j != k]
+    if any(i for _, i in others) or len(set(idx)) != len(idx):
+        return None  # only scalar factors come out of the sum
+    if list(s.out_idx) != [i for i in idx if i in s.out_idx]:
+        return None
+    x = s.operands[k].children[0]
+    summed = tuple(p for p, i in enumerate(idx) if i not in s.out_idx)
+    if not summed:
+        return None
+    lse = ops.logsumexp(x, axis=summed)
+    if not others and s.coef == 1.0:
+        return lse
+    scale = alg.einsum([op for op, _ in others], [() for _ in others], (), s.coef)
+    return ops.add(lse, ops.log(scale))
+
+
+def log_one_minus_sigmoid(node: Node) -> Node | None:
+    """``log(1 - sigmoid(z)) → -softplus(z)`` (``1 - sigmoid(z)`` is 0 for z ≳ 37).
+
+    Only under a log: elsewhere ``1 - s`` reuses the sigmoid already computed, and its
+    absolute error is below 1e-16.
+    """
+    if not _is_fn(node, "log") or not isinstance(node.children[0], Add):
+        return None
+    terms = node.children[0].terms
+    ones = [t for t in terms if isinstance(t, Const) and t.value == 1.0]
+    neg = [t for t in terms if isinstance(t, Einsum) and t.coef == -1.0 and len(t.operands) == 1]
+    if len(terms) != 2 or len(ones) != 1 or len(neg) != 1:
+        return None
+    (e,) = neg
+    inner = e.operands[0]
+    if _is_fn(inner, "sigmoid") and e.in_idx[0] == e.out_idx:
+        return -ops.softplus(inner.children[0])
     return None
+
+
+def sigmoid_from_reciprocal(node: Node) -> Node | None:
+    """``1 / (1 + exp(w)) → sigmoid(-w)`` (the hand-written logistic function)."""
+    if not (_is_fn(node, "pow") and node.param == -1.0 and isinstance(node.children[0], Add)):  # type: ignore[attr-defined]
+        return None
+    terms = node.children[0].children
+    consts = [t for t in terms if isinstance(t, Const) and t.value == 1.0]
+    exps = [t for t in terms if _is_fn(t, "exp")]
+    if len(terms) == 2 and len(consts) == 1 and len(exps) == 1:
+        return ops.sigmoid(-exps[0].children[0])
+    return None
+
+
+def softplus_from_log1p(node: Node) -> Node | None:
+    """``log1p(exp(z)) → softplus(z)``."""
+    if _is_fn(node, "log1p") and _is_fn(node.children[0], "exp"):
+        return ops.softplus(node.children[0].children[0])
+    return None
+
+
+def softmax_from_ratio(node: Node) -> Node | None:
+    """``exp(x) / sum(exp(x), A) → softmax(x, A)`` inside a product (``keepdims`` or not).
+
+    The product's factor ``exp(x)[I]`` and factor ``pow(H, -1)[J]``, where ``H`` sums
+    ``exp(x)`` over the axes A (possibly with size-1 axes put back), become one factor
+    ``softmax(x, A)[I]`` when J names the same entries as I off A.
+    """
+    if not isinstance(node, Einsum):
+        return None
+    factors = list(zip(node.operands, node.in_idx))
+    for k, (f, fi) in enumerate(factors):
+        if not _is_fn(f, "exp") or len(set(fi)) != len(fi):
+            continue
+        x = f.children[0]
+        for g, (h_pow, gi) in enumerate(factors):
+            if not (_is_fn(h_pow, "pow") and h_pow.param == -1.0 and isinstance(h_pow.children[0], Einsum)):  # type: ignore[attr-defined]
+                continue
+            axes = _summed_axes_matching(h_pow.children[0], f, fi, gi, factors, node.out_idx, g)
+            if axes is None:
+                continue
+            rest = [(op, i) for j, (op, i) in enumerate(factors) if j not in (k, g)]
+            soft = alg.unary("softmax", x, axes if len(axes) > 1 else axes[0])
+            return alg.einsum([soft] + [op for op, _ in rest], [fi] + [i for _, i in rest], node.out_idx, node.coef)
+    return None
+
+
+def _summed_axes_matching(
+    h: Einsum, f: Node, fi: tuple, gi: tuple, factors: list, out: tuple, g: int
+) -> tuple[int, ...] | None:
+    """The axes A if ``h`` is ``Σ_A f`` (plus size-1 ones axes) laid out by ``gi`` against ``fi``."""
+    if h.coef != 1.0:
+        return None
+    inner = [j for j, op in enumerate(h.operands) if op is f]
+    if len(inner) != 1 or any(
+        not (isinstance(op, Const) and op.value == 1.0 and all(d == "1" for d in op.dims))
+        for j, op in enumerate(h.operands)
+        if j != inner[0]
+    ):
+        return None
+    h_in = h.in_idx[inner[0]]
+    if len(set(h_in)) != len(h_in):
+        return None
+    axes = tuple(p for p, i in enumerate(h_in) if i not in h.out_idx)
+    if not axes:
+        return None
+    elsewhere = {i for j, (_, idx) in enumerate(factors) if j != g for i in idx} | set(out)
+    for hq, jq in zip(h.out_idx, gi):
+        if hq in h_in:
+            if jq != fi[h_in.index(hq)]:
+                return None
+        elif jq in elsewhere:  # a size-1 axis must be summed away, not kept
+            return None
+    return axes
 
 
 RULES: list[Callable[[Node], Node | None]] = [
     softplus_from_log1p_exp,
+    softplus_from_log1p,
+    log_one_minus_sigmoid,
+    sigmoid_from_reciprocal,
+    softmax_from_ratio,
     log_sigmoid,
     log_of_softmax,
     log_of_exp,
@@ -108,7 +218,7 @@ class SimplifyOptions:
 
 def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     """``node`` rebuilt from new children through the smart constructors."""
-    if isinstance(node, (Var, Const, Delta, Shift)):
+    if isinstance(node, (Var, Const, Delta, Shift, Array, Window)):
         return node
     if all(a is b for a, b in zip(children, node.children)):
         return node  # nodes are canonical when built: nothing to redo
@@ -117,7 +227,7 @@ def rebuild(node: Node, children: tuple[Node, ...]) -> Node:
     if isinstance(node, Add):
         return alg.add(children)
     if isinstance(node, Elementwise):
-        return alg.elementwise(node.fn, children[0], node.param)
+        return alg.elementwise(node.fn, children, node.param)
     if isinstance(node, Unary):
         return alg.unary(node.fn, children[0], node.axis)
     raise TypeError(f"unknown node kind {type(node).__name__}")

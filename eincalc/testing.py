@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 import eincalc as ec
-from eincalc import algebra, ops
+from eincalc import algebra, language, ops
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, Dims
 from eincalc.expr import Node
-from eincalc.functions import ELEMENTWISE
+from eincalc.functions import COMPARISONS, ELEMENTWISE
 
 Values = Mapping[str, np.ndarray]
 Reference = Callable[[Values], Any]
@@ -42,8 +42,11 @@ DIM_NAMES: tuple[str, ...] = ("m", "n", "k", "p", "q", "r")
 POWERS: tuple[float, ...] = (2.0, 3.0, -1.0, 0.5, -0.5, 1.5)
 """Exponents the generator uses for ``x ** c`` (always on a positive base)."""
 
-DISCONTINUOUS: tuple[str, ...] = ("sign", "step")
-"""Element-wise functions with a jump; their arguments are shifted by ``JUMP_OFFSET``."""
+DISCONTINUOUS: tuple[str, ...] = ("sign", "step", "arctan2")
+"""Element-wise functions with a jump; their arguments are shifted by ``JUMP_OFFSET``.
+
+arctan2 jumps by 2π across y = 0 for x < 0, where -relu(w) gives -0.0 in one evaluation
+order and +0.0 in another."""
 
 JUMP_OFFSET = 0.1234567
 
@@ -56,7 +59,7 @@ def _expit(x: Any) -> Any:
 
 # Independent NumPy definitions of the element-wise functions (not eincalc's own table).
 # A function registered later without an entry here falls back to its SymPy definition.
-_REFERENCE_ELEMENTWISE: dict[str, Callable[[Any, float | None], Any]] = {
+_REFERENCE_ELEMENTWISE: dict[str, Callable[..., Any]] = {
     "exp": lambda x, p: np.exp(x),
     "log": lambda x, p: np.log(x),
     "sin": lambda x, p: np.sin(x),
@@ -66,15 +69,54 @@ _REFERENCE_ELEMENTWISE: dict[str, Callable[[Any, float | None], Any]] = {
     "sigmoid": lambda x, p: _expit(x),
     "softplus": lambda x, p: np.logaddexp(0.0, x),
     "relu": lambda x, p: np.where(x > 0, x, 0.0),
-    "step": lambda x, p: np.where(x > 0, 1.0, np.where(x < 0, 0.0, 0.5)),
+    "step": lambda x, p: np.where(x > 0, 1.0, 0.0),
     "abs": lambda x, p: np.abs(x),
     "sign": lambda x, p: np.sign(x),
     "sqrt": lambda x, p: np.sqrt(x),
     "pow": lambda x, p: np.power(x, p),
+    "log1p": lambda x, p: np.log(1.0 + x),
+    "expm1": lambda x, p: np.exp(x) - 1.0,
+    "sinh": lambda x, p: (np.exp(x) - np.exp(-x)) / 2,
+    "cosh": lambda x, p: (np.exp(x) + np.exp(-x)) / 2,
+    "arctan": lambda x, p: np.arctan(x),
+    "arcsin": lambda x, p: np.arcsin(x),
+    "arccos": lambda x, p: np.arccos(x),
+    "arcsinh": lambda x, p: np.log(x + np.sqrt(x * x + 1.0)),
+    "arctanh": lambda x, p: 0.5 * np.log((1.0 + x) / (1.0 - x)),
+    "log2": lambda x, p: np.log(x) / np.log(2.0),
+    "log10": lambda x, p: np.log(x) / np.log(10.0),
+    "power": lambda x, y, p: np.exp(y * np.log(x)),
+    "maximum": lambda a, b, p: np.where(a >= b, a, b),
+    "minimum": lambda a, b, p: np.where(a <= b, a, b),
+    "where": lambda c, a, b, p: np.where(c != 0, a, b),
+    "arctan2": lambda y, x, p: np.angle(x + 1j * y),
+    "greater": lambda a, b, p: np.asarray(a > b, dtype=float),
+    "greater_equal": lambda a, b, p: np.asarray(a >= b, dtype=float),
+    "less": lambda a, b, p: np.asarray(a < b, dtype=float),
+    "less_equal": lambda a, b, p: np.asarray(a <= b, dtype=float),
+    "equal": lambda a, b, p: np.asarray(a == b, dtype=float),
+    "not_equal": lambda a, b, p: np.asarray(a != b, dtype=float),
 }
 
 
-def reference_elementwise(name: str) -> Callable[[Any, float | None], Any]:
+def sample_domain(domain: str, rng: np.random.Generator, shape: tuple[int, ...] | int) -> np.ndarray:
+    """Random points inside an element-wise function's domain (see ``ElementwiseFn.domain``).
+
+    Points keep away from 0 (where abs, sign and relu have their kink) and from ±1 (where
+    arcsin and arctanh end): ``real`` and ``nonzero`` draw ±[0.3, 2], ``positive`` [0.3, 2],
+    ``unit`` ±[0.1, 0.8], ``condition`` 0 or 1.
+    """
+    if domain == "condition":
+        return rng.integers(0, 2, size=shape).astype(float)
+    if domain == "unit":
+        return rng.uniform(0.1, 0.8, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    pts = rng.uniform(0.3, 2.0, size=shape)
+    if domain == "positive":
+        return pts
+    return pts * rng.choice([-1.0, 1.0], size=shape)
+
+
+def reference_elementwise(name: str) -> Callable[..., Any]:
     """A NumPy implementation of element-wise function ``name`` written independently of eincalc.
 
     Functions without a hand-written entry are lambdified from their SymPy definition in
@@ -85,11 +127,12 @@ def reference_elementwise(name: str) -> Callable[[Any, float | None], Any]:
     import sympy
 
     entry = ELEMENTWISE[name]
-    t = sympy.Symbol("t", real=True)
+    ts = [sympy.Symbol(f"t{k}", real=True) for k in range(entry.arity)]
 
-    def via_sympy(x: Any, p: float | None) -> Any:
-        fn = sympy.lambdify(t, entry.sympy(t, p), modules="numpy")
-        return np.vectorize(lambda v: float(fn(v)))(np.asarray(x, dtype=float))
+    def via_sympy(*args: Any) -> Any:
+        *xs, p = args
+        fn = sympy.lambdify(ts, entry.sympy(*ts, p), modules="numpy")
+        return np.vectorize(lambda *v: float(fn(*v)))(*(np.asarray(x, dtype=float) for x in xs))
 
     return via_sympy
 
@@ -160,6 +203,10 @@ class _Builder:
         for name in names:
             if name not in ELEMENTWISE:
                 raise KeyError(f"unknown element-wise function {name!r}; known: {', '.join(ELEMENTWISE)}")
+        # Comparisons (and where, whose condition is one) jump: where two sides tie to
+        # rounding, eincalc and the reference may take different branches, an O(1)
+        # difference. Dedicated tests cover them; random expressions leave them out.
+        names = [n for n in names if n not in COMPARISONS and "condition" not in ELEMENTWISE[n].domains()]
         if not nonsmooth:
             names = [n for n in names if not (ELEMENTWISE[n].undefined_at and ELEMENTWISE[n].domain == "real")]
         self.functions = names
@@ -221,15 +268,16 @@ class _Builder:
     def transpose(self, x: Pair) -> Pair:
         return x[0].T, lambda v: np.transpose(x[1](v))
 
-    def elementwise(self, name: str, x: Pair, param: float | None = None) -> Pair:
+    def elementwise(self, name: str, x: Pair, param: float | None = None, *more: Pair) -> Pair:
         fn = reference_elementwise(name)
+        xs = (x, *more)
         if name == "pow":
             node = ops.power(x[0], param)
-        elif name in ops.FUNCTIONS:
-            node = ops.FUNCTIONS[name][0](x[0])
+        elif name in language.FUNCTIONS:
+            node = language.FUNCTIONS[name].fn(*(p[0] for p in xs))
         else:  # registered after ops was imported: only the smart constructor knows it
-            node = algebra.elementwise(name, x[0], param)
-        return node, lambda v: fn(x[1](v), param)
+            node = algebra.elementwise(name, [p[0] for p in xs], param)
+        return node, lambda v: fn(*(p[1](v) for p in xs), param)
 
     def positive(self, x: Pair) -> Pair:
         """A positive function of ``x`` (for log, sqrt, pow, division)."""
@@ -296,21 +344,30 @@ class _Builder:
             return None
         name = self.pick(self.functions)
         entry = ELEMENTWISE[name]
-        x = self.gen(dims, depth - 1)
         param = self.pick(POWERS) if entry.has_param else None
-        if entry.domain == "positive":
-            x = self.positive(x)
-        elif entry.domain == "nonzero" and not self.nonsmooth:
-            x = self.positive(x)
-            if self.chance(0.5):
-                x = self.apply(ops.negative, np.negative, x)
-        elif name in DISCONTINUOUS:
-            # A sum of sign()s can be exactly 0 in one evaluation order and 1e-17 in another;
-            # the odd offset keeps the argument away from the jump.
-            x = x[0] + JUMP_OFFSET, lambda v, x=x: x[1](v) + JUMP_OFFSET
-        elif name in ("exp", "tan"):
-            x = self.bounded(x)
-        return self.elementwise(name, x, param)
+        args = []
+        for k, domain in enumerate(entry.domains()):
+            x = self.gen(dims, depth - 1 if k == 0 else self.lower(depth))
+            if domain == "positive":
+                x = self.positive(x)
+            elif domain == "nonzero" and not self.nonsmooth:
+                x = self.positive(x)
+                if self.chance(0.5):
+                    x = self.apply(ops.negative, np.negative, x)
+            elif domain == "unit":
+                x = self.bounded(x)
+                x = 0.9 * x[0], lambda v, x=x: 0.9 * x[1](v)
+            elif domain == "condition":
+                x = self.binary(ops.greater, lambda a, b: np.asarray(a > b, dtype=float), x, self.gen(dims, 0))
+            elif name in DISCONTINUOUS or entry.arity > 1 and entry.undefined_at:
+                # A sum of sign()s can be exactly 0 in one evaluation order and 1e-17 in another;
+                # the odd offset keeps the argument away from the jump (and ties apart).
+                offset = JUMP_OFFSET * (k + 1)
+                x = x[0] + offset, lambda v, x=x, offset=offset: x[1](v) + offset
+            elif name in ("exp", "tan", "sinh", "cosh", "expm1"):
+                x = self.bounded(x)
+            args.append(x)
+        return self.elementwise(name, args[0], param, *args[1:])
 
     def p_hadamard(self, dims: Dims, depth: int) -> Pair | None:
         x = self.gen(dims, depth - 1)
@@ -440,8 +497,8 @@ class _Builder:
         return node, lambda v: np.einsum(spec, *(o[1](v) for o in operands))
 
     def p_general(self, dims: Dims, depth: int) -> Pair | None:
-        """softmax, log_softmax, logsumexp, inv, det, logdet."""
-        k = int(self.rng.integers(4))
+        """softmax, log_softmax, logsumexp, inv, det, logdet; reductions over several axes."""
+        k = int(self.rng.integers(5))
         if k == 0 and dims:  # softmax / log_softmax along an axis
             op, ref = (ec.softmax, _softmax) if self.chance(0.5) else (ec.log_softmax, _log_softmax)
             x = self.gen(dims, depth - 1)
@@ -463,6 +520,16 @@ class _Builder:
             if self.chance(0.5):
                 return self.apply(ec.det, np.linalg.det, m)
             return self.apply(ec.logdet, lambda a: np.linalg.slogdet(a)[1], m)
+        if k == 4 and not dims:  # logsumexp, prod or max over both axes of a matrix (tuple axes)
+            pos = int(self.rng.integers(len(dims) + 1))
+            x = self.gen(dims[:pos] + (self.dim(), self.dim()) + dims[pos:], depth - 1)
+            choices = [(ec.logsumexp, _logsumexp), (ec.prod, np.prod)]
+            if self.nonsmooth:  # a tie of maxima is a kink
+                choices.append((ec.max, np.max))
+            op, ref = self.pick(choices)
+            if op is ec.prod:
+                x = self.bounded(x)  # a product of many entries grows fast
+            return self.apply(op, ref, x, axis=(pos, pos + 1))
         return None
 
 

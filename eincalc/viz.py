@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 from eincalc.graph import topo_order
 
 DEFAULT_TIMEOUT = 30.0
@@ -72,6 +72,10 @@ def node_label(node: Node) -> str:
     """
     if isinstance(node, Var):
         return node.name
+    if isinstance(node, Array):
+        return f"array({', '.join(node.dims)})"
+    if isinstance(node, Window):
+        return f"window({', '.join(node.dims)}, {'-' if node.from_end else ''}{node.start})"
     if isinstance(node, Const):
         if not node.dims:
             return _num(node.value)

@@ -14,7 +14,7 @@ import pytest
 
 import eincalc as ec
 from eincalc import algebra
-from eincalc.codegen import ELEMENTWISE_CODE, UNARY_CODE, CompiledFunction, compile, plan_einsum
+from eincalc.codegen import UNARY_CODE, CompiledFunction, compile, plan_einsum
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.planning import letters
 from eincalc.codegen.printer import Context
@@ -22,6 +22,7 @@ from eincalc.errors import ArgumentError, SizeError, UnknownNameError, Unsupport
 from eincalc.expr import Node
 from eincalc.functions import ELEMENTWISE, UNARY
 from eincalc.structure import StructuredTensor
+from eincalc.testing import sample_domain
 
 X = ec.matrix("X", "m n")
 A = ec.matrix("A", "n n")
@@ -484,12 +485,19 @@ def test_curated_values(name: str, planned: bool, rng: np.random.Generator) -> N
 
 @pytest.mark.parametrize("fn", sorted(ELEMENTWISE))
 def test_every_elementwise_function_has_code(fn: str, rng: np.random.Generator) -> None:
-    assert fn in ELEMENTWISE_CODE
-    x = rng.uniform(0.5, 2.0, size=(3, 4))  # inside every domain
-    arg = ec.matrix("Z", "m n")
-    expr = algebra.elementwise(fn, arg, 1.7 if ELEMENTWISE[fn].has_param else None)
+    entry = ELEMENTWISE[fn]
+    names = [f"Z{k}" for k in range(entry.arity)]
+    values = {n: sample_domain(d, rng, (3, 4)) for n, d in zip(names, entry.domains())}
+    args = [ec.matrix(n, "m n") for n in names]
+    expr = algebra.elementwise(fn, args, 1.7 if entry.has_param else None)
     f = compile(expr)
-    np.testing.assert_allclose(f(x), ec.evaluate(expr, Z=x), rtol=1e-12)
+    np.testing.assert_allclose(f(**values), ec.evaluate(expr, values), rtol=1e-12)
+    # a constant argument is a broadcast scalar in the code
+    if entry.arity > 1:
+        mixed = algebra.elementwise(fn, [*args[:-1], ec.ones("m n") * 0.5])
+        used = {n: v for n, v in values.items() if n in mixed.variables()}
+        np.testing.assert_allclose(compile(mixed)(**used), ec.evaluate(mixed, used), rtol=1e-12)
+        assert "0.5" in compile(mixed).source and "full(" not in compile(mixed).source
 
 
 @pytest.mark.parametrize("fn", sorted(UNARY))

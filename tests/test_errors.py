@@ -103,10 +103,15 @@ def test_unknown_function_lists_the_known_ones():
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("X.shape", r"attribute \.shape is not allowed \(only \.T\)"),
+        ("X.shape", r"attribute \.shape is not allowed \(only \.T"),
         ("exp(X, X)", r"exp takes 1 argument\(s\), got 2"),
         ("outer(X)", r"outer takes 2 argument\(s\), got 1"),
-        ("sum(X, keepdims=True)", r"sum has no keyword 'keepdims' \(allowed: axis\)"),
+        ("sum(X, dtype=1)", r"sum has no keyword 'dtype' \(allowed: axis, keepdims\)"),
+        ("sum(X, keepdims=X)", "keepdims must be True or False"),
+        ("np.exp.x(X)", "only calls of known functions are allowed"),
+        ("X.shape()", r"not attribute access \.shape\(…\)"),
+        ("softmax(X, axis=1.5)", "axis must be an integer literal"),
+        ("np.foo(X)", "unknown function 'foo'"),
         ("exp(X, axis=0)", r"exp has no keyword 'axis' \(allowed: none\)"),
         ("inv(X, axis=0)", r"inv has no keyword 'axis' \(allowed: none\)"),
         ("sum(X, axis=foo)", "axis must be an integer literal"),
@@ -128,7 +133,7 @@ def test_unknown_function_lists_the_known_ones():
         ("X // 2", "the operator FloorDiv is not allowed"),
         ("~X", "the unary operator Invert is not allowed"),
         ("not X", "the unary operator Not is not allowed"),
-        ("X == X", "a comparison is not allowed"),
+        ("X < X < X", "only a single comparison"),
         ("X and X", "a boolean operator is not allowed"),
         ("(X, X)", "a tuple is not allowed"),
         ("[X]", "a list is not allowed"),
@@ -216,14 +221,17 @@ def test_declaration_helpers():
         ("softmax(s)", "softmax: axis -1 is out of range for dims of rank 0"),
         ("softmax(X, axis=2)", "softmax: axis 2 is out of range"),
         ("logsumexp(X, axis=-3)", "logsumexp: axis -3 is out of range"),
-        ("logsumexp(X, axis=(0, 1))", "logsumexp: axis must be an int"),
+        ("logsumexp(X, axis=(0, 0))", "logsumexp: axis 0 is given twice"),
+        ("max(X, axis=(0, 0))", "max: axis 0 is given twice"),
         ("sum(X, axis=2)", r"sum: axis 2 is out of range for dims \(m, n\)"),
         ("mean(X, axis=(0, 0))", "mean: axis 0 is given twice"),
         ("sum(X, axis=(1, -1))", "sum: axis -1 is given twice"),
-        ("X ** X", "needs a constant exponent"),
+        ("X ** W", r"power: dims \(m, n\) and \(n, k\) do not broadcast"),
+        ("maximum(X, w @ W)", "maximum: dims"),
+        ("where(v, X, W)", "where: dims"),
         ("X / 0", "division by the constant 0"),
         ("w @ 2", "@ needs operands with at least one dim"),
-        ("T @ w", r"@ with batch dims needs equal ranks, got \(p, m, n\) @ \(n\)"),
+        ("T @ X", r"@: dims \(p, m, n\) @ \(m, n\) do not fit"),
         ("X * 1e400", "constant inf is not a finite number"),
         ("eye('n;')", "'n;' is not a valid dim name"),
     ],
@@ -253,7 +261,7 @@ def test_shape_errors_from_python_operators():
         X @ X
     with pytest.raises(ShapeError, match="do not broadcast"):
         X + W
-    with pytest.raises(TypeError, match="expected an eincalc expression or a number, got str"):
+    with pytest.raises(TypeError, match="expected an eincalc expression, a number or a NumPy array, got str"):
         X + "w"  # type: ignore[operator]
     with pytest.raises(ShapeError, match=r"transpose axes \(0, 0\) are not a permutation"):
         ec.transpose(X, (0, 0))
@@ -266,11 +274,11 @@ def test_shape_errors_from_python_operators():
     "spec,operands,cls,match",
     [
         ("ij,jk->ik", [X], IndexMismatchError, "has 2 index groups but 1 operands were given"),
-        ("ij->ii", [X], IndexMismatchError, "output index 'i' appears twice"),
+        ("i,i->i...", [w, w], IndexMismatchError, "'...' in the output but in no operand"),
         ("ij->k", [X], IndexMismatchError, "output index 'k' appears in no operand"),
         ("ijk,j->i", [X, w], IndexMismatchError, r"operand 0 has 2 dims \(m, n\) but 3 indices 'ijk'"),
         ("i1->", [w], IndexMismatchError, "'1' in 'i1->' is not an index letter"),
-        ("...i->", [w], IndexMismatchError, "ellipsis"),
+        ("...ij->", [w], IndexMismatchError, "fewer dims than its indices"),
         ("ij,ij->", [X, W], ShapeError, r"index 'i' \(operand 0 and operand 1\): dim 'm' does not match dim 'n'"),
         ("ii->", [X], ShapeError, "dim 'm' does not match dim 'n'"),
         ("ij,j->i", [X, 3.0], IndexMismatchError, r"operand 1 has 0 dims \(\) but 1 indices 'j'"),
@@ -286,8 +294,8 @@ def test_bad_einsum_arguments():
         ec.einsum(3, X)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="einsum operand 1: expected an eincalc expression"):
         ec.einsum("ij,j->i", X, "w")
-    with pytest.raises(IndexMismatchError, match="output index 'i' appears twice") as info:
-        ec.parse("w + einsum('ij,j->ii', X, w)", X="m n", w="n")
+    with pytest.raises(IndexMismatchError, match="output index 'k' appears in no operand") as info:
+        ec.parse("w + einsum('ij,j->k', X, w)", X="m n", w="n")
     assert "(column 5)" in str(info.value)
 
 
@@ -342,7 +350,8 @@ HOSTILE = [
     ("x.T.__class__.__bases__", r"attribute \.__bases__ is not allowed"),
     ("[i for i in x]", "a list comprehension is not allowed"),
     ("(open('{sentinel}', 'w') for i in x)", "a generator expression is not allowed"),
-    ("x[0]", r"subscripting \(\[\.\.\.\]\) is not allowed"),
+    ("x[x]", r"a subscript holds integer literals, slices of them, None or \.\.\. \(no expressions\)"),
+    ("x[__import__('os').system('touch {sentinel}')]", r"a subscript holds integer literals"),
     ("f\"{{open('{sentinel}', 'w')}}\"", "an f-string is not allowed"),
     ("open('{sentinel}', 'w')", "unknown function 'open'"),
     ("exec(\"open('{sentinel}', 'w')\")", "unknown function 'exec'"),
@@ -429,3 +438,17 @@ def test_hostile_declarations_are_refused_without_running_anything(spies):
     with pytest.raises(ShapeError):
         ec.parse("eye('n; import os')")
     assert spies == []
+
+
+@pytest.mark.parametrize(
+    "text,dialect,match",
+    [
+        ("expp(X)", "numpy", r"unknown function 'expp' \(did you mean 'exp' or "),
+        ("np.maximun(X, 0)", "numpy", r"did you mean 'maximum'"),
+        ("sum(Xx)", "numpy", r"unknown name 'Xx' \(did you mean 'X'\?\)"),
+        ("logsumexpp(x)", "mc", r"unknown function 'logsumexpp' \(did you mean 'logsumexp'\?\)"),
+    ],
+)
+def test_unknown_names_get_a_suggestion(text, dialect, match):
+    with pytest.raises(ParseError, match=match):
+        ec.parse(text, dialect=dialect, **({"X": "m n"} if dialect == "numpy" else {}))

@@ -113,9 +113,15 @@ def test_symbolic_nodes_refuse_iteration_and_conversion_to_arrays():
 
 
 def test_ndarray_operators_defer_to_nodes():
-    """``__array_priority__`` makes ``ndarray * node`` call the node's reflected operator."""
-    with pytest.raises(TypeError, match="eincalc expression or a number"):
-        np.ones(3) * x  # an array is not a symbolic operand, and nothing is broadcast silently
+    """``__array_priority__`` makes ``ndarray * node`` call the node's reflected operator.
+
+    The array becomes a constant operand (named after x's dim), not an object array of nodes.
+    """
+    scale = np.array([1.0, 2.0, 3.0])
+    product = scale * x
+    assert isinstance(product, ec.Node)
+    assert product is x * scale
+    np.testing.assert_allclose(ec.evaluate(product, x=np.ones(3)), scale)
 
 
 # --------------------------------------------------------------------------------------

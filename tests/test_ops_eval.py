@@ -15,7 +15,7 @@ from scipy import special
 from test_convolution import COVERED as CONVOLUTION_COVERED
 
 import eincalc as ec
-from eincalc.ops import FUNCTIONS
+from eincalc.language import FUNCTIONS
 from eincalc.testing import check_close
 
 DECLS = {
@@ -245,8 +245,11 @@ def test_constant_tensors(text, sizes, expected):
 def test_every_function_is_covered():
     """Registering a function without a value test here fails this test."""
     covered = set()
-    for text, _ in CASES:
+    import ast
+
+    for text, *_ in CASES + LANGUAGE_CASES:
         covered |= _names(text)
+        covered |= {n.attr for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Attribute)}
     covered |= {"eye", "ones", "zeros"}
     covered |= CONVOLUTION_COVERED  # values checked against loops in test_convolution.py
     assert set(FUNCTIONS) <= covered, f"untested functions: {sorted(set(FUNCTIONS) - covered)}"
@@ -345,3 +348,249 @@ def test_stable_functions_along_axes_at_large_magnitude(text, reference):
 def test_log_one_plus_exp_is_stable():
     got = _stable("sum(log(1 + exp(X)))", BIG_MATRIX, "X")
     check_close(got, np.sum(softplus(BIG_MATRIX)), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# the language people write (issue 8): values, derivatives in every mode, round trips
+# --------------------------------------------------------------------------------------
+# (text, reference, variable to differentiate by or None for a value-only check)
+LANGUAGE_CASES = [
+    ("log1p(P)", lambda d: np.log1p(d["P"]), "P"),
+    ("expm1(X)", lambda d: np.expm1(d["X"]), "X"),
+    ("square(X)", lambda d: np.square(d["X"]), "X"),
+    ("reciprocal(P)", lambda d: 1 / d["P"], "P"),
+    ("power(P, X)", lambda d: np.power(d["P"], d["X"]), "X"),
+    ("P ** X", lambda d: d["P"] ** d["X"], "P"),
+    ("P ** x", lambda d: d["P"] ** d["x"], "x"),
+    ("arctan(X)", lambda d: np.arctan(d["X"]), "X"),
+    ("arcsin(Q)", lambda d: np.arcsin(d["Q"]), "Q"),
+    ("arccos(Q)", lambda d: np.arccos(d["Q"]), "Q"),
+    ("arctan2(X, Y)", lambda d: np.arctan2(d["X"], d["Y"]), "Y"),
+    ("erf(X)", lambda d: special.erf(d["X"]), "X"),
+    ("sinh(X)", lambda d: np.sinh(d["X"]), "X"),
+    ("cosh(X)", lambda d: np.cosh(d["X"]), "X"),
+    ("arcsinh(X)", lambda d: np.arcsinh(d["X"]), "X"),
+    ("arctanh(Q)", lambda d: np.arctanh(d["Q"]), "Q"),
+    ("log2(P)", lambda d: np.log2(d["P"]), "P"),
+    ("log10(P)", lambda d: np.log10(d["P"]), "P"),
+    ("expit(X)", lambda d: special.expit(d["X"]), "X"),
+    ("maximum(X, Y)", lambda d: np.maximum(d["X"], d["Y"]), "X"),
+    ("minimum(X, 0.5)", lambda d: np.minimum(d["X"], 0.5), "X"),
+    ("maximum(X, x)", lambda d: np.maximum(d["X"], d["x"]), "x"),
+    ("clip(X, -0.5, 0.5)", lambda d: np.clip(d["X"], -0.5, 0.5), "X"),
+    ("clip(X, Y, P)", lambda d: np.minimum(np.maximum(d["X"], d["Y"]), d["P"]), "P"),
+    ("where(X > Y, X * Y, exp(Y))", lambda d: np.where(d["X"] > d["Y"], d["X"] * d["Y"], np.exp(d["Y"])), "Y"),
+    ("where(X < 0, 0.0, X)", lambda d: np.where(d["X"] < 0, 0.0, d["X"]), "X"),
+    ("X * (X >= Y)", lambda d: d["X"] * (d["X"] >= d["Y"]), "X"),
+    ("(X <= 0.1) + (X == X) + (X != Y)", lambda d: (d["X"] <= 0.1) + 1.0 + (d["X"] != d["Y"]), None),
+    ("greater(X, Y) + greater_equal(X, Y) - less(X, Y)", lambda d: 2.0 * (d["X"] > d["Y"]) - (d["X"] < d["Y"]), None),
+    ("less_equal(X, Y) * equal(X, X) * not_equal(X, Y)", lambda d: 1.0 * (d["X"] < d["Y"]), None),
+    ("max(X)", lambda d: np.max(d["X"]), "X"),
+    ("max(X, axis=1)", lambda d: np.max(d["X"], axis=1), "X"),
+    ("max(T, axis=(0, 2))", lambda d: np.max(d["T"], axis=(0, 2)), "T"),
+    ("min(X, axis=0)", lambda d: np.min(d["X"], axis=0), "X"),
+    ("amax(X, 0) + amin(X, 0)", lambda d: np.max(d["X"], 0) + np.min(d["X"], 0), "X"),
+    ("X.max(axis=1, keepdims=True) - X", lambda d: d["X"].max(axis=1, keepdims=True) - d["X"], "X"),
+    ("prod(P, axis=0)", lambda d: np.prod(d["P"], axis=0), "P"),
+    ("P.prod()", lambda d: np.prod(d["P"]), "P"),
+    ("var(X)", lambda d: np.var(d["X"]), "X"),
+    ("var(X, axis=0, ddof=1)", lambda d: np.var(d["X"], axis=0, ddof=1), "X"),
+    ("std(X, axis=1)", lambda d: np.std(d["X"], axis=1), "X"),
+    ("X.std(axis=0, keepdims=True)", lambda d: d["X"].std(axis=0, keepdims=True), "X"),
+    ("X.var()", lambda d: d["X"].var(), "X"),
+    # syntax: prefixes, methods, keepdims, positional axes, tuple axes
+    ("np.sum(np.exp(X))", lambda d: np.sum(np.exp(d["X"])), "X"),
+    ("numpy.linalg.inv(S) @ x", lambda d: np.linalg.solve(d["S"], d["x"]), "S"),
+    (
+        "np.linalg.slogdet(A)[1] + slogdet(S)[0]",
+        lambda d: np.linalg.slogdet(d["A"])[1] + np.linalg.slogdet(d["S"])[0],
+        "A",
+    ),
+    ("triu(X) + tril(X, k=-1) * X", lambda d: np.triu(d["X"]) + np.tril(d["X"], k=-1) * d["X"], "X"),
+    ("sum(np.triu(A @ A.T, k=1))", lambda d: np.sum(np.triu(d["A"] @ d["A"].T, k=1)), "A"),
+    (
+        "np.linalg.solve(S, x) @ solve(S, A)",
+        lambda d: np.linalg.solve(d["S"], d["x"]) @ np.linalg.solve(d["S"], d["A"]),
+        "S",
+    ),
+    ("np.linalg.det(S) * np.pi + np.e", lambda d: np.linalg.det(d["S"]) * np.pi + np.e, "S"),
+    ("X.sum()", lambda d: d["X"].sum(), "X"),
+    ("X.sum(axis=0)", lambda d: d["X"].sum(axis=0), "X"),
+    ("X.mean(axis=1)", lambda d: d["X"].mean(axis=1), "X"),
+    ("X.dot(W)", lambda d: d["X"].dot(d["W"]), "X"),
+    ("X.T.dot(v)", lambda d: d["X"].T.dot(d["v"]), "X"),
+    ("A.transpose()", lambda d: d["A"].T, "A"),
+    ("X.clip(-0.3, 0.3)", lambda d: d["X"].clip(-0.3, 0.3), "X"),
+    ("A.trace()", lambda d: np.trace(d["A"]), "A"),
+    ("sum(X, 1)", lambda d: np.sum(d["X"], 1), "X"),
+    ("X - X.mean(axis=0, keepdims=True)", lambda d: d["X"] - d["X"].mean(axis=0, keepdims=True), "X"),
+    ("X / sum(X * X, axis=1, keepdims=True)", lambda d: d["X"] / np.sum(d["X"] ** 2, axis=1, keepdims=True), "X"),
+    ("softmax(T, axis=(1, 2))", lambda d: special.softmax(d["T"], axis=(1, 2)), "T"),
+    ("log_softmax(T, axis=(0, 2))", lambda d: special.log_softmax(d["T"], axis=(0, 2)), "T"),
+    ("logsumexp(T, axis=(0, 2))", lambda d: special.logsumexp(d["T"], axis=(0, 2)), "T"),
+    ("logsumexp(X, axis=1, keepdims=True)", lambda d: special.logsumexp(d["X"], axis=1, keepdims=True), "X"),
+    ("T @ x", lambda d: d["T"] @ d["x"], "T"),
+    ("T @ W", lambda d: d["T"] @ d["W"], "W"),
+    ("v @ T", lambda d: d["v"] @ d["T"], "T"),
+    ("X @ U", lambda d: d["X"] @ d["U"], "U"),
+    ("einsum('...ij,j->...i', T, x)", lambda d: np.einsum("...ij,j->...i", d["T"], d["x"]), "T"),
+    ("einsum('...j,...j', X, Y)", lambda d: np.einsum("...j,...j", d["X"], d["Y"]), "X"),
+    ("einsum('i->ii', x)", lambda d: np.diag(d["x"]), "x"),
+    ("einsum('ij->iij', X)", lambda d: np.einsum("ij,ik->ikj", d["X"], np.eye(3)), "X"),
+    # constant arrays and subscripts
+    ("einsum('ij,jk->ik', X, array([[1, 0], [0, 1], [2, -1], [0.5, 0]]))", lambda d: d["X"] @ FIXED, "X"),
+    ("sum(X * X * np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]]))", lambda d: np.sum(d["X"] ** 2 * MASK), "X"),
+    ("x[:, None] * z[None, :]", lambda d: np.outer(d["x"], d["z"]), "x"),
+    ("X - X.mean(axis=1)[:, None]", lambda d: d["X"] - d["X"].mean(axis=1)[:, None], "X"),
+    ("T[..., None] * X[:, np.newaxis]", lambda d: d["T"][..., None] * d["X"][:, np.newaxis], "T"),
+    ("expand_dims(x, 0) @ A", lambda d: np.expand_dims(d["x"], 0) @ d["A"], "A"),
+    (
+        "-sum(log_softmax(X, axis=1)[np.arange(3), [0, 3, 1]])",
+        lambda d: -np.sum(special.log_softmax(d["X"], axis=1)[np.arange(3), [0, 3, 1]]),
+        "X",
+    ),
+    ("x[[3, 0, 0]] * z[[1, 1, 2]]", lambda d: d["x"][[3, 0, 0]] * d["z"][[1, 1, 2]], "x"),
+    ("X[:, [1, 0]] * X[:, [3, 3]]", lambda d: d["X"][:, [1, 0]] * d["X"][:, [3, 3]], "X"),
+    ("X[[2, 2, 0, 1], :]", lambda d: d["X"][[2, 2, 0, 1], :], "X"),
+    ("einsum('ab,ab->a', window('m n', rows=[0, 3, 1]), X)", lambda d: d["X"][np.arange(3), [0, 3, 1]], "X"),
+    ("x.reshape(-1, 1) * z.reshape(1, -1)", lambda d: d["x"].reshape(-1, 1) * d["z"].reshape(1, -1), "x"),
+    ("reshape(x, (1, -1)) @ A", lambda d: d["x"].reshape(1, 4) @ d["A"], "x"),
+    ("F.reshape(6).reshape(3, 2) @ F", lambda d: d["F"].reshape(3, 2) @ d["F"], "F"),
+    ("np.linalg.norm(X) + np.absolute(x).sum()", lambda d: np.linalg.norm(d["X"]) + np.abs(d["x"]).sum(), "X"),
+    (
+        "np.divide(np.add(X, Y), np.multiply(P, 2)) - np.subtract(X, np.negative(Y))",
+        lambda d: (d["X"] + d["Y"]) / (2 * d["P"]) - (d["X"] + d["Y"]),
+        "P",
+    ),
+    ("x[0] * x[-1] + x[1]", lambda d: d["x"][0] * d["x"][-1] + d["x"][1], "x"),
+    ("X[:, 1] @ X[:, 1:3]", lambda d: d["X"][:, 1] @ d["X"][:, 1:3], "X"),
+    ("einsum('ab,b->a', window('2 n', 1), x)", lambda d: d["x"][1:3], "x"),
+    ("X[-1, -2] * X[..., 0]", lambda d: d["X"][-1, -2] * d["X"][..., 0], "X"),
+    ("sum(x[:2] * x[-2:])", lambda d: np.sum(d["x"][:2] * d["x"][-2:]), "x"),
+    ("T[:, 0, 1:3]", lambda d: d["T"][:, 0, 1:3], "T"),
+    ("stack([x, z]) @ A", lambda d: np.stack([d["x"], d["z"]]) @ d["A"], "x"),
+    ("np.stack((X, Y * X), axis=-1)", lambda d: np.stack((d["X"], d["Y"] * d["X"]), axis=-1), "X"),
+    (
+        "concatenate([X[:, :2], exp(X[:, 1:3])], axis=1)",
+        lambda d: np.concatenate([d["X"][:, :2], np.exp(d["X"][:, 1:3])], axis=1),
+        "X",
+    ),
+    (
+        "asarray([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]]) @ x - x",
+        lambda d: np.roll(d["x"], -1) - d["x"],
+        "x",
+    ),
+]
+FIXED = np.array([[1, 0], [0, 1], [2, -1], [0.5, 0]])
+MASK = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])
+
+
+@pytest.fixture
+def language_values(values, rng):
+    return {**values, "Q": rng.uniform(-0.8, 0.8, size=(3, 4)), "F": rng.standard_normal((2, 3))}
+
+
+LANGUAGE_DECLS = {**DECLS, "Q": "m n", "F": "2 3"}
+
+
+def _parse(text):
+    return ec.parse(text, **{n: LANGUAGE_DECLS[n] for n in LANGUAGE_DECLS if n in _names(text)})
+
+
+@pytest.mark.parametrize("text,reference,wrt", LANGUAGE_CASES, ids=[c[0] for c in LANGUAGE_CASES])
+def test_language_values_round_trips_and_latex(text, reference, wrt, language_values):
+    expr = _parse(text)
+    arrays = {name: language_values[name] for name in expr.variables()}
+    check_close(ec.evaluate(expr, arrays, SIZES), reference(language_values), what=text)
+    assert _parse(str(expr)) is expr, str(expr)
+    assert ec.latex(expr)
+    compiled = ec.compile(expr)
+    check_close(compiled(**arrays), reference(language_values), what=f"compiled {text}")
+
+
+def _mixed_difference(f, x0, directions, h):
+    total = 0.0
+    for signs in np.ndindex(*(2,) * len(directions)):
+        s = [1.0 - 2.0 * k for k in signs]
+        total = total + np.prod(s) * np.asarray(f(x0 + h * sum(c * d for c, d in zip(s, directions))))
+    return total / (2 * h) ** len(directions)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize(
+    "text,reference,wrt", [c for c in LANGUAGE_CASES if c[2]], ids=[c[0] for c in LANGUAGE_CASES if c[2]]
+)
+def test_language_derivatives_in_every_mode(text, reference, wrt, order, language_values, rng):
+    expr = _parse(text)
+    x0 = language_values[wrt]
+    directions = [rng.standard_normal(np.shape(x0)) for _ in range(order)]
+
+    def f(x):
+        return reference({**language_values, wrt: x})
+
+    h = 1e-5 if order == 1 else 1e-4  # small: a difference across a kink of clip or max would be wrong
+    expected = _mixed_difference(f, x0, directions, h)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    for mode in ("reverse", "forward", "cross_country"):
+        d = ec.derivative(expr, wrt, order=order, mode=mode)
+        used = {name: language_values[name] for name in d.variables()}
+        value = np.asarray(ec.evaluate(d, used, SIZES), dtype=float)
+        for direction in reversed(directions):
+            value = np.tensordot(value, direction, axes=direction.ndim)
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{text} {mode}")
+
+
+def test_numpy_arrays_are_constant_operands(rng):
+    """``ec.einsum("ij,j->i", np.eye(3), v)``: the array takes v's dim, checked when sizes bind."""
+    v = ec.vector("v", "n")
+    shift = np.eye(3, k=1)
+    f = ec.einsum("ij,j->i", shift, v)
+    v0 = rng.standard_normal(3)
+    check_close(ec.evaluate(f, v=v0), shift @ v0)
+    loss = ec.sum((f - v) ** 2) + ec.sum(np.triu(np.ones((3, 3))) * ec.outer(v, v))
+    expected = (
+        2 * (shift - np.eye(3)).T @ (shift @ v0 - v0) + (np.triu(np.ones((3, 3))) + np.tril(np.ones((3, 3)))) @ v0
+    )
+    for mode in ("reverse", "forward", "cross_country"):
+        check_close(ec.evaluate(ec.derivative(loss, v, mode=mode), v=v0), expected, what=mode)
+    check_close(ec.compile(ec.grad(loss, v))(v=v0), expected)
+    check_close(ec.evaluate(ec.grad(v[0] * v[-1], v), v=v0), [v0[-1], 0.0, v0[0]])
+    assert ec.parse(str(loss), v="n") is loss
+    with pytest.raises(ec.SizeError, match="size 3 from axis 0 of a constant array"):
+        ec.evaluate(f, v=np.ones(4))
+    with pytest.raises(TypeError, match="NumPy array"):
+        ec.einsum("i,i->", v, "abc")
+
+
+def test_integer_array_gather_from_python(rng):
+    """``logp[np.arange(n), labels]``: the cross-entropy gradient is softmax minus the one-hot labels."""
+    logits = ec.matrix("Z", "m k")
+    labels = np.array([2, 0, 1, 2, 2])
+    loss = -ec.mean(ec.log_softmax(logits, axis=1)[np.arange(5), labels])
+    z0 = rng.standard_normal((5, 3)) * 100  # far from 0: stable forms
+    expected = (special.softmax(z0, axis=1) - np.eye(3)[labels]) / 5
+    for mode in ("reverse", "forward", "cross_country"):
+        check_close(ec.evaluate(ec.derivative(loss, logits, mode=mode), Z=z0), expected, what=mode)
+    check_close(ec.compile(ec.grad(loss, logits))(Z=z0), expected)
+    with pytest.raises(ec.SizeError, match="gathered positions"):
+        ec.evaluate(loss, Z=np.ones((4, 3)))
+    with pytest.raises(ec.ShapeError, match="equal lengths"):
+        logits[np.arange(2), labels]
+
+
+@pytest.mark.parametrize(
+    "text,subscript",
+    [
+        ("X[:, 1:3]", "X[:, 1:3]"),
+        ("x[0] * x[-1]", "x[-1]"),
+        ("x[-3:] @ x[:3]", "x[-3:]"),
+        ("X[[2, 0]]", "X[[2, 0]]"),
+        ("sum(X[np.arange(3), [0, 3, 1]])", "X[numpy.arange(X.shape[0]), [0, 3, 1]]"),
+    ],
+)
+def test_indexing_compiles_to_subscripts_not_selection_matrices(text, subscript, values):
+    expr = ec.parse(text, **{n: DECLS[n] for n in _names(text) if n in DECLS})
+    f = ec.compile(expr)
+    assert subscript in f.source and "eye(" not in f.source, f.source
+    arrays = {name: values[name] for name in expr.variables()}
+    check_close(f(**arrays), ec.evaluate(expr, arrays))

@@ -84,6 +84,29 @@ ELEMENTWISE = {
     "abs": np.abs,
     "sign": np.sign,
     "sqrt": np.sqrt,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "arctan": np.arctan,
+    "arcsin": np.arcsin,
+    "arccos": np.arccos,
+    "arcsinh": np.arcsinh,
+    "arctanh": np.arctanh,
+    "erf": special.erf,
+    "log2": np.log2,
+    "log10": np.log10,
+    "power": np.power,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "where": lambda c, a, b: np.where(c != 0, a, b),
+    "arctan2": np.arctan2,
+    "greater": lambda a, b: (a > b).astype(float),
+    "greater_equal": lambda a, b: (a >= b).astype(float),
+    "less": lambda a, b: (a < b).astype(float),
+    "less_equal": lambda a, b: (a <= b).astype(float),
+    "equal": lambda a, b: (a == b).astype(float),
+    "not_equal": lambda a, b: (a != b).astype(float),
 }
 UNARY = {
     "inv": lambda a, axis: np.linalg.inv(a),
@@ -92,6 +115,8 @@ UNARY = {
     "softmax": lambda a, axis: special.softmax(a, axis=axis),
     "log_softmax": lambda a, axis: special.log_softmax(a, axis=axis),
     "logsumexp": lambda a, axis: special.logsumexp(a, axis=axis),
+    "max": lambda a, axis: np.amax(a, axis=axis),
+    "prod": lambda a, axis: np.prod(a, axis=axis),
 }
 
 
@@ -116,7 +141,7 @@ def walk(expr: Node, values: dict[str, np.ndarray], sizes: dict[str, int]) -> np
             out = sum(args[1:], args[0])
         elif isinstance(node, Elementwise):
             fn = (lambda a, p=node.param: np.power(a, p)) if node.fn == "pow" else ELEMENTWISE[node.fn]
-            out = fn(args[0])
+            out = fn(*args)
         elif isinstance(node, Unary):
             out = UNARY[node.fn](args[0], node.axis)
         else:  # pragma: no cover - the node set is closed

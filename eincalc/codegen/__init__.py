@@ -4,12 +4,12 @@
 ``.save()`` it). The printers and the contraction planner are importable for backends.
 """
 
-from eincalc.codegen.numpy_printer import ELEMENTWISE_CODE, UNARY_CODE, NumPyPrinter
+from eincalc.codegen.numpy_printer import UNARY_CODE, NumPyPrinter
 from eincalc.codegen.planning import Plan, Step, plan_einsum
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.program import BACKENDS, CompiledFunction, compile
 
 __all__ = [
-    "BACKENDS", "CompiledFunction", "Context", "ELEMENTWISE_CODE", "Expr", "NumPyPrinter", "Plan", "Printer",
+    "BACKENDS", "CompiledFunction", "Context", "Expr", "NumPyPrinter", "Plan", "Printer",
     "Step", "UNARY_CODE", "compile", "plan_einsum",
 ]  # fmt: skip

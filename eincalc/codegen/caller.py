@@ -19,6 +19,7 @@ import numpy as np
 
 from eincalc._types import Dim, SizeDict
 from eincalc.calling import Binding, Signature, bind_arguments, cast_result
+from eincalc.expr import Node
 
 _FLOAT64 = np.dtype(np.float64)
 
@@ -56,6 +57,7 @@ class Caller(Generic[Variant]):
         use: Callable[[Variant], Callable[..., Any]],
         finish: Callable[[Any], Any],
         single: bool,
+        constants: Sequence[Node] = (),
     ) -> None:
         self.signature = signature
         self.names = signature.names
@@ -68,6 +70,7 @@ class Caller(Generic[Variant]):
         self._use = use
         self._finish = finish
         self._single = single
+        self.constants = tuple(constants)  # constant arrays and gathers: their data bind dims too
         self._by_shapes: dict[tuple, tuple[Variant, dict[str, int], dict[str, np.ndarray]]] = {}
 
     def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
@@ -100,7 +103,9 @@ class Caller(Generic[Variant]):
         return given
 
     def _call_checked(self, arrays: tuple[object, ...], named_arrays: dict[str, object], cache: bool) -> Any:
-        bound = bind_arguments(self.signature, self.used, self.dims, arrays, named_arrays, self.fixed, self.caller)
+        bound = bind_arguments(
+            self.signature, self.used, self.dims, arrays, named_arrays, self.fixed, self.caller, self.constants
+        )
         variant = self._variant_for({d: bound.sizes[d] for d in self.dims})
         free = {code: bound.sizes[d] for d, code in self.free_dims.items()}
         stand_ins = self._stand_ins(bound)

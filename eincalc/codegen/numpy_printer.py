@@ -1,8 +1,8 @@
 """The NumPy backend: how each node kind and each planned step is spelled in NumPy.
 
-This module owns the NumPy spelling of everything: the element-wise function table
-(:data:`ELEMENTWISE_CODE`, one entry per name of :data:`eincalc.functions.ELEMENTWISE`),
-the general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
+This module owns the NumPy spelling of everything but the element-wise functions (whose
+code is part of their registry entry, :data:`eincalc.functions.ELEMENTWISE`): the
+general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
 (BLAS ``@``/``tensordot``/``vdot``, broadcasting ``*`` with ``[:, None]`` reshapes,
 ``.sum(axis=…)``, diagonal views ``numpy.einsum('ii->i', a)``, pairwise
 ``numpy.einsum(..., optimize=False)``), and of unit tensors, which are never
@@ -26,29 +26,11 @@ from eincalc.codegen.numpy_windows import WindowPrinting
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.functions import get_elementwise
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
-
-ELEMENTWISE_CODE: dict[str, tuple[str, int, str] | None] = {
-    "exp": ("numpy.exp({x})", ATOM, ""),
-    "log": ("numpy.log({x})", ATOM, ""),
-    "sin": ("numpy.sin({x})", ATOM, ""),
-    "cos": ("numpy.cos({x})", ATOM, ""),
-    "tan": ("numpy.tan({x})", ATOM, ""),
-    "tanh": ("numpy.tanh({x})", ATOM, ""),
-    # tanh never overflows; as fast as 1 / (1 + exp(-x)) and without its warnings
-    "sigmoid": ("0.5 * (1.0 + numpy.tanh(0.5 * {x}))", PRODUCT, "*"),
-    "softplus": ("numpy.logaddexp(0.0, {x})", ATOM, ""),
-    "relu": ("numpy.maximum({x}, 0.0)", ATOM, ""),
-    "step": ("numpy.heaviside({x}, 0.0)", ATOM, ""),
-    "abs": ("numpy.abs({x})", ATOM, ""),
-    "sign": ("numpy.sign({x})", ATOM, ""),
-    "sqrt": ("numpy.sqrt({x})", ATOM, ""),
-    "pow": None,  # depends on the exponent: NumPyPrinter._pow
-}
-"""Code template (``{x}`` is the argument), precedence and top operator per element-wise function."""
 
 UNARY_CODE: dict[str, str] = {
     "inv": "_unary_inv",
@@ -57,6 +39,10 @@ UNARY_CODE: dict[str, str] = {
     "softmax": "_unary_softmax",
     "log_softmax": "_unary_log_softmax",
     "logsumexp": "_unary_logsumexp",
+    "max": "_unary_max",
+    "prod": "_unary_prod",
+    "triu": "_unary_triu",
+    "tril": "_unary_tril",
 }
 """The NumPyPrinter method that prints each general function of :data:`eincalc.functions.UNARY`."""
 
@@ -102,6 +88,57 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
     return e
 
 
+def windows_to_lower(node: Einsum) -> list[tuple[int, int]]:
+    """(window position, operand position) pairs where the selection becomes a subscript.
+
+    A window ``W[o, i]`` qualifies when ``i`` is summed and occurs once in exactly one other
+    operand, an array that does not carry ``o``; each array axis takes one window.
+    """
+    found: list[tuple[int, int]] = []
+    for w, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
+        if not isinstance(op, Window) or len(set(idx)) != 2:
+            continue
+        o, i = idx
+        if i in node.out_idx:
+            continue
+        holders = [k for k, other in enumerate(node.in_idx) if k != w and i in other]
+        if len(holders) != 1:
+            continue
+        (x,) = holders
+        target = node.operands[x]
+        if isinstance(target, (Delta, Const, Window)) or node.in_idx[x].count(i) != 1:
+            continue
+        if o in node.in_idx[x] and not _paired_gather(op, node.in_idx[x], o, i):
+            continue
+        found.append((w, x))
+    return found
+
+
+def _paired_gather(window: Window, idx: IndexTuple, o: str, i: str) -> bool:
+    """``logp[arange(n), labels]``: a gather whose output index is the operand's neighbouring axis."""
+    return window.rows is not None and idx.count(o) == 1 and abs(idx.index(o) - idx.index(i)) == 1
+
+
+def _summed_alone(node: Einsum, w: int, o: str) -> bool:
+    """True when the window's output index has size 1 and nothing else uses it: ``x[2]`` drops the axis."""
+    window = node.operands[w]
+    if window.dims[0] != "1" or o in node.out_idx:
+        return False
+    return sum(idx.count(o) for idx in node.in_idx) == 1
+
+
+def _subscript(window: Window, ctx: Context, drop: bool) -> str:
+    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
+    if window.rows is not None:
+        return repr(list(window.rows))
+    size = int(window.dims[0])
+    start = -window.start if window.from_end else window.start
+    if drop:
+        return str(start)
+    end = start + size
+    return f"{start}:" if window.from_end and end == 0 else f"{start}:{end}"
+
+
 def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
@@ -131,6 +168,29 @@ class NumPyPrinter(WindowPrinting, Printer):
         if node.value == 1.0:
             return call(self.np("ones"), shape)
         return call(self.np("full"), shape, repr(node.value))
+
+    def _print_Array(self, node: Array, ctx: Context) -> Expr:
+        # the data written out: the generated module stays standalone
+        return call(self.np("array"), repr(node.data.tolist()))
+
+    def _print_Window(self, node: Window, ctx: Context) -> Expr | None:
+        uses = ctx.uses(node)
+        if (
+            uses
+            and not ctx.is_root(node)
+            and all(
+                isinstance(u, Einsum)
+                and id(u) not in ctx.scaled_of
+                and any(u.operands[w] is node for w, _ in windows_to_lower(u))
+                for u in uses
+            )
+        ):
+            return None  # every product applies it as a subscript
+        size, n = (ctx.size(d) for d in node.dims)
+        if node.rows is not None:
+            return Expr(f"{self.np('eye')}({n})[{list(node.rows)!r}]", owned=True)
+        first = f"{n} - {node.start}" if node.from_end else str(node.start)
+        return call(self.np("eye"), size, n, f"k={first}")
 
     def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
         k = len(node.base)
@@ -178,8 +238,13 @@ class NumPyPrinter(WindowPrinting, Printer):
         base = ctx.scaled_of.get(id(node))
         if base is not None:
             return self._print_scaled(node, base, coef, kinds, index_dim, ctx)
-        plan = plan_einsum(kinds, node.in_idx, node.out_idx, coef, index_dim, ctx.sizes)
-        core = self.render_plan(plan, [ctx.arg(node.operands[k]) for k in plan.inputs], ctx)
+        operands = [
+            ctx.arg(op) if k != "delta" and not (isinstance(op, Const)) and id(op) in ctx.values else None
+            for op, k in zip(node.operands, kinds)
+        ]
+        kinds, in_idx, operands = self._lower_windows(node, kinds, operands, ctx)
+        plan = plan_einsum(kinds, in_idx, node.out_idx, coef, index_dim, ctx.sizes)
+        core = self.render_plan(plan, [operands[k] for k in plan.inputs], ctx)  # type: ignore[misc]
         if plan.embed is None:
             return core
         core_idx = plan.value_idx[plan.result] if plan.result is not None else ()
@@ -191,6 +256,45 @@ class NumPyPrinter(WindowPrinting, Printer):
             return call(self.np("diag"), core.text)
         ctx.after(lambda name: self._diag_write(name, info, core, "="))
         return call(self.np("zeros"), ctx.shape(node.dims))
+
+    def _lower_windows(
+        self, node: Einsum, kinds: list[str], operands: list[Expr | None], ctx: Context
+    ) -> tuple[list[str], tuple[IndexTuple, ...], list[Expr | None]]:
+        """Selection factors applied to their operand as subscripts: ``X[:, 1:3]``, ``x[-1]``, ``X[[0, 2]]``.
+
+        A :class:`Window` whose input index meets exactly one array operand is not a matrix
+        in the code: that operand is sliced (a view) or indexed, and the product goes on
+        without it.
+        """
+        lowered = windows_to_lower(node)
+        if not lowered:
+            return kinds, node.in_idx, operands
+        in_idx = list(node.in_idx)
+        exprs = list(operands)
+        for w, x in lowered:
+            window = node.operands[w]
+            assert isinstance(window, Window)
+            o, i = node.in_idx[w]
+            idx = list(in_idx[x])
+            axis = idx.index(i)
+            target = exprs[x]
+            assert target is not None
+            if o in idx:  # paired with its neighbour axis: x[arange(n), rows] keeps one axis
+                first = min(axis, idx.index(o))
+                keys = [f"{self.np('arange')}({ctx.size(window.dims[0])})", repr(list(window.rows or ()))]
+                if idx.index(o) > axis:
+                    keys.reverse()
+                subs = ", ".join([":"] * first + keys)
+                exprs[x] = Expr(f"{target.atom}[{subs}]", owned=True)
+                in_idx[x] = tuple(j for j in idx if j != i)
+                continue
+            drop = _summed_alone(node, w, o)
+            key = _subscript(window, ctx, drop)
+            subs = ", ".join([":"] * axis + [key])
+            exprs[x] = Expr(f"{target.atom}[{subs}]", readonly=target.readonly)
+            in_idx[x] = tuple(j for j in idx if j != i) if drop else tuple(o if j == i else j for j in idx)
+        keep = [k for k in range(len(kinds)) if k not in {w for w, _ in lowered}]
+        return [kinds[k] for k in keep], tuple(in_idx[k] for k in keep), [exprs[k] for k in keep]
 
     def _print_scaled(
         self, node: Einsum, base: Node, coef: float, kinds: list[str], index_dim: dict, ctx: Context
@@ -288,16 +392,18 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     # -- functions ----------------------------------------------------------------------
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
-        if node.fn not in ELEMENTWISE_CODE:
-            raise UnsupportedNodeError(f"the {self.name} printer has no code for the element-wise function {node.fn!r}")
-        x = ctx.arg(node.arg)
-        form = ELEMENTWISE_CODE[node.fn]
-        if form is None:
+        if node.fn == "pow":
             assert node.param is not None
-            return self._pow(x, node.param)
-        template, prec, op = form
-        self.module(self.numpy)  # every template spells numpy members
-        return Expr(template.format(x=x.atom), prec, op, owned=True)
+            return self._pow(ctx.arg(node.arg), node.param)
+        entry = get_elementwise(node.fn)
+        # constant arguments are scalars NumPy broadcasts: maximum(x, 0.0), where(c, x, 0.0)
+        args = [literal(a.value) if isinstance(a, Const) else ctx.arg(a) for a in node.args]
+        for m in entry.imports:
+            self.module(m)
+        if entry.code_prec == "atom":  # the arguments sit inside call parentheses
+            return Expr(entry.code.format(*(a.text for a in args)), owned=True)
+        prec = PRODUCT if entry.code_prec == "product" else SUM
+        return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
 
     def _pow(self, x: Expr, p: float) -> Expr:
         """``x ** p`` with the cheap forms for common exponents."""
@@ -357,6 +463,18 @@ class NumPyPrinter(WindowPrinting, Printer):
         m = ctx.temp(Expr(f"{x.atom}.max(axis={axis}, keepdims=True)"), "the max, for stability")
         body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
         return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
+
+    def _unary_max(self, x: Expr, axis: object, ctx: Context) -> Expr:
+        return Expr(f"{x.atom}.max({'' if axis is None else f'axis={axis}'})", owned=True)
+
+    def _unary_triu(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("triu"), x.text, *([f"k={k}"] if k else []))
+
+    def _unary_tril(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("tril"), x.text, *([f"k={k}"] if k else []))
+
+    def _unary_prod(self, x: Expr, axis: object, ctx: Context) -> Expr:
+        return Expr(f"{x.atom}.prod({'' if axis is None else f'axis={axis}'})", owned=True)
 
     # -- plans --------------------------------------------------------------------------
     def render_plan(self, plan: Plan, operands: list[Expr], ctx: Context) -> Expr:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from eincalc._types import Dim, Dims
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Einsum, Node
+from eincalc.expr import Add, Einsum, Elementwise, Node
 
 # Python precedence levels (higher binds tighter).
 ATOM, POWER, UNARY, PRODUCT, SUM = 100, 90, 80, 70, 60
@@ -155,8 +155,12 @@ class Context:
         return bool(uses) and not self.is_root(node) and all(isinstance(u, Add) for u in uses)
 
     def needs_value(self, node: Node) -> bool:
-        """True unless every use is structural (a factor of an einsum, a constant term)."""
-        return self.is_root(node) or any(not isinstance(u, (Einsum, Add)) for u in self.uses(node))
+        """True unless every use is structural.
+
+        Structural uses: a factor of an einsum, a constant term of a sum, a constant
+        argument of an element-wise function (NumPy broadcasts it as a scalar).
+        """
+        return self.is_root(node) or any(not isinstance(u, (Einsum, Add, Elementwise)) for u in self.uses(node))
 
     # -- writing ------------------------------------------------------------------------
     def temp(self, expr: Expr, comment: str = "") -> Expr:

@@ -50,7 +50,7 @@ from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost
 from eincalc.errors import UnknownNameError
-from eincalc.expr import Add, Const, Delta, Einsum, Node, Var
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Var, Window
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
@@ -225,6 +225,7 @@ class CompiledFunction:
             self._use,
             self._finish,
             self._single,
+            [n for n in everything if isinstance(n, (Array, Window))],
         )
         self._plain = all(c is None for c in self._compressed)
         self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once

@@ -332,7 +332,7 @@ def with_children(node: Node, children: Sequence[Node]) -> Node:
     if isinstance(node, Add):
         return Add.make(children)
     if isinstance(node, Elementwise):
-        return Elementwise.make(node.fn, children[0], node.param)
+        return Elementwise.make(node.fn, children, node.param)
     if isinstance(node, Unary):
         return Unary.make(node.fn, children[0], node.axis, node.dims)
     raise TypeError(f"unknown node kind {type(node).__name__}")  # pragma: no cover

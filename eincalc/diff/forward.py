@@ -6,7 +6,7 @@ trailing indices ``t``: ``Ċ`` has dims ``C.dims + x.dims``. Nodes that do not d
 
 * product: ``Ċ = Σₖ A₁ … Ȧₖ … Aₙ`` with ``t`` carried along      (:func:`tangent_einsum`)
 * sum: ``Ċ = Σ Ȧₖ``                                               (:func:`tangent_add`)
-* entry-wise: ``Ċ[s1, t] = f'(A)[s1] Ȧ[s1, t]``                     (:func:`tangent_elementwise`)
+* entry-wise: ``Ċ[s1, t] = Σₖ ∂f/∂Aₖ[s1] Ȧₖ[s1, t]``               (:func:`tangent_elementwise`)
 * general: ``Ċ[s3, t] = J[s3, s1] Ȧ[s1, t]``                        (:func:`tangent_unary`)
 """
 
@@ -51,11 +51,9 @@ def tangent_add(node: Add, tangents: list[Node | None], n_dir: int) -> Node:
 
 @tangent.register
 def tangent_elementwise(node: Elementwise, tangents: list[Node | None], n_dir: int) -> Node:
-    """``Ċ[s1, t] = f'(A)[s1] Ȧ[s1, t]``."""
-    (ta,) = tangents
-    assert ta is not None
-    deriv = get_elementwise(node.fn).deriv(node.arg, node.param)
-    return hadamard_lead(deriv, ta, lead_first=False)
+    """``Ċ[s1, t] = Σₖ ∂f/∂Aₖ[s1] Ȧₖ[s1, t]`` (one term for a function of one argument)."""
+    partials = get_elementwise(node.fn).partials(node.args, node.param)
+    return alg.add([hadamard_lead(d, ta, lead_first=False) for d, ta in zip(partials, tangents) if ta is not None])
 
 
 @tangent.register

@@ -8,7 +8,7 @@ output's index set:
 
 * product ``C = A *(s1,s2,s3) B``: ``Ā += C̄ *(s4s3, s2, s4s1) B``  (:func:`cotangent_einsum`)
 * sum: ``Ā += C̄`` for each term                                       (:func:`cotangent_add`)
-* entry-wise ``C = f(A)``: ``Ā += C̄ *(s4s1, s1, s4s1) f'(A)``           (:func:`cotangent_elementwise`)
+* entry-wise ``C = f(A, …)``: ``Āₖ += C̄ *(s4s1, s1, s4s1) ∂f/∂Aₖ``         (:func:`cotangent_elementwise`)
 * general ``C = g(A)`` with Jacobian ``J[s3, s1]``: ``Ā += C̄ *(s4s3, s3s1, s4s1) J``
 """
 
@@ -51,9 +51,11 @@ def cotangent_add(node: Add, cot: Node, lead: IndexTuple) -> Contributions:
 
 @cotangent.register
 def cotangent_elementwise(node: Elementwise, cot: Node, lead: IndexTuple) -> Contributions:
-    """``Ā = C̄ *(s4s1, s1, s4s1) f'(A)``."""
-    deriv = get_elementwise(node.fn).deriv(node.arg, node.param)
-    yield 0, hadamard_lead(deriv, cot, lead_first=True)
+    """``Āₖ = C̄ *(s4s1, s1, s4s1) ∂f/∂Aₖ`` for each argument ``Aₖ``."""
+    partials = get_elementwise(node.fn).partials(node.args, node.param)
+    for k, d in enumerate(partials):
+        if not alg.is_zero(d):
+            yield k, hadamard_lead(d, cot, lead_first=True)
 
 
 @cotangent.register

@@ -9,7 +9,7 @@ __version__ = "0.1.0"  # first: submodules (codegen) read it while the package i
 from eincalc.accumulation import TraceTable, trace_table
 from eincalc.calling import Signature, signature
 from eincalc.codegen import CompiledFunction, compile
-from eincalc.convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, shift, windows
+from eincalc.convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d, shift, windows
 from eincalc.costmodel import CostReport, cost
 from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from eincalc.errors import (
@@ -124,5 +124,5 @@ __all__ = [
     "maximum", "min", "minimum", "not_equal", "power", "prod", "reciprocal", "sinh", "square", "std", "var",
     "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array", "solve", "tril", "triu",
     "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature", "ArgumentError",
-    "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "shift", "windows",
+    "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "shift", "windows",
 ]  # fmt: skip

@@ -143,7 +143,9 @@ def conv2d(x: Operand, kernel: Operand, stride: IntOrPair = 1, padding: IntOrPai
     return _conv(x, kernel, 2, stride, padding, dilation)
 
 
-def windows(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0, n: int = 2) -> Node:
+def windows(
+    x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0, n: int = 2
+) -> Node:
     """The sliding windows of the last ``n`` axes: ``(…, h, w) → (…, oh, ow, kh, kw)`` (zeros where padded).
 
     Examples:
@@ -160,6 +162,35 @@ def windows(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, paddin
     return alg.einsum(factors, idx, lead + outer + win)
 
 
+def _max_pool(x: Operand, n: int, size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair) -> Node:
+    from eincalc.reductions import max as reduce_max  # reductions import ops, as this module does
+
+    if any(p != 0 for p in _pair(padding, n, f"max_pool{n}d: padding")):
+        # the window tensor pads with zeros; a max must pad with -inf (PyTorch does)
+        raise ShapeError(f"max_pool{n}d supports padding=0 only (pad the input explicitly)")
+    w = windows(x, size, stride, n=n)
+    return reduce_max(w, axis=tuple(range(w.ndim - n, w.ndim)))
+
+
+def max_pool1d(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Node:
+    """Maximum over windows of the last axis (stride defaults to the window size): ``(…, n) → (…, o)``.
+
+    The derivative splits a tie evenly between the tied entries, as JAX's ``reduce_max``.
+    """
+    return _max_pool(x, 1, size, stride, padding)
+
+
+def max_pool2d(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Node:
+    """Maximum over windows of the last two axes (stride defaults to the window size): ``(…, h, w) → (…, oh, ow)``.
+
+    Examples:
+        >>> import eincalc as ec
+        >>> max_pool2d(ec.tensor("X", "b 6 8 8"), 2).dims
+        ('b', '6', '4', '4')
+    """
+    return _max_pool(x, 2, size, stride, padding)
+
+
 def _registered() -> None:
     """Make the operations callable from the NumPy dialect (ints by keyword: ``conv2d(X, K, stride=2)``)."""
     from eincalc.ops import FUNCTIONS
@@ -173,6 +204,8 @@ def _registered() -> None:
             "windows": (windows, 1, ("size", "stride", "padding")),
             "avg_pool1d": (avg_pool1d, 1, ("size", "stride", "padding")),
             "avg_pool2d": (avg_pool2d, 1, ("size", "stride", "padding")),
+            "max_pool1d": (max_pool1d, 1, ("size", "stride", "padding")),
+            "max_pool2d": (max_pool2d, 1, ("size", "stride", "padding")),
         }
     )
 

@@ -16,7 +16,7 @@ from test_diff import MODES, check_derivative
 import eincalc as ec
 from eincalc.testing import check_close
 
-COVERED = {"shift", "conv1d", "conv2d", "windows", "avg_pool1d", "avg_pool2d"}
+COVERED = {"shift", "conv1d", "conv2d", "windows", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d"}
 """Functions of the NumPy dialect whose values this module checks (see test_ops_eval)."""
 
 
@@ -171,6 +171,68 @@ def test_lenet_gradients_equal_pytorch(rng):
     h = F.avg_pool2d(F.relu(F.conv2d(h, t["K2"], t["c2"])), 2)
     z = F.relu(torch.einsum("bcij,cije->be", h, t["W1"]) + t["d1"]) @ t["W2"]
     loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / 10
+    loss.backward()
+    check_close(value, loss.item(), rtol=1e-12, atol=1e-12)
+    for p, g in zip(params, grads):
+        check_close(g, t[p].grad.numpy(), rtol=1e-10, atol=1e-10, what=f"∂/∂{p}")
+
+
+def test_max_pool_equals_the_definition(rng):
+    x = rng.normal(size=(2, 3, 6, 8))
+    got = ec.evaluate(ec.parse("max_pool2d(X, size=2)", X="b 3 6 8"), X=x)
+    check_close(got, x.reshape(2, 3, 3, 2, 4, 2).max(axis=(3, 5)))
+    got = ec.evaluate(ec.parse("max_pool2d(X, size=3, stride=1)", X="b 3 6 8"), X=x)
+    want = np.array([[[[x[b, c, p : p + 3, q : q + 3].max() for q in range(6)] for p in range(4)] for c in range(3)]
+                     for b in range(2)])  # fmt: skip
+    check_close(got, want)
+    v = rng.normal(size=(2, 1, 9))
+    check_close(ec.evaluate(ec.parse("max_pool1d(v, size=3)", v="b 1 9"), v=v), v.reshape(2, 1, 3, 3).max(axis=3))
+    with pytest.raises(ec.ShapeError, match="padding=0"):
+        ec.max_pool2d(ec.tensor("X", "b 3 6 8"), 2, padding=1)
+
+
+LENET = (
+    "-sum(Y * log_softmax(relu(einsum('bcij,cije->be', {pool}(relu(conv2d({pool}(relu("
+    "conv2d(X, K1, padding=1) + einsum('c,bcij->bcij', c1, ones('b 4 {s} {s}'))), size=2), K2) "
+    "+ einsum('c,bcij->bcij', c2, ones('b 6 {t} {t}'))), size=2), W1) + d1) @ W2, axis=1)) / {b}"
+)
+
+
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("side", [8, 28])
+def test_lenet_on_digits_sized_inputs_equals_pytorch(pool, side, rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    b, half = 16, side // 2
+    t_side, out = half - 2, (half - 2) // 2
+    decls = dict(X=f"b 1 {side} {side}", K1="4 1 3 3", c1="4", K2="6 4 3 3", c2="6", W1=f"6 {out} {out} 16",
+                 d1="16", W2="16 10", Y="b 10")  # fmt: skip
+    f = ec.parse(LENET.format(pool=pool, s=side, t=t_side, b=b), **decls)
+    params = ["K1", "c1", "K2", "c2", "W1", "d1", "W2"]
+    fn = ec.compile([f, *(ec.grad(f, p) for p in params)])
+    shapes = dict(K1=(4, 1, 3, 3), c1=(4,), K2=(6, 4, 3, 3), c2=(6,), W1=(6, out, out, 16), d1=(16,), W2=(16, 10))
+    a = {p: rng.normal(size=s) / np.sqrt(np.prod(s[1:]) if len(s) > 1 else 4) for p, s in shapes.items()}
+    if side == 8:
+        datasets = pytest.importorskip("sklearn.datasets")
+        digits = datasets.load_digits()
+        a["X"] = digits.images[:b, None] / 16.0
+        a["Y"] = np.eye(10)[digits.target[:b]]
+    else:  # a 28×28 set generated here: blurred strokes, no download
+        x = np.zeros((b, 1, 28, 28))
+        for n in range(b):
+            r = rng.integers(4, 24, size=2)
+            x[n, 0, r[0] - 3 : r[0] + 3, 4:24] = 1.0
+            x[n, 0, 4:24, r[1] - 2 : r[1] + 2] += 1.0
+        a["X"] = x + 0.05 * rng.normal(size=x.shape)
+        a["Y"] = np.eye(10)[rng.integers(0, 10, size=b)]
+    value, *grads = fn(**a)
+    assert "arange" not in fn.source  # no dense window tensor
+    t = {k: torch.tensor(v, requires_grad=k in params) for k, v in a.items()}
+    torch_pool = F.max_pool2d if pool == "max_pool2d" else F.avg_pool2d
+    h = torch_pool(F.relu(F.conv2d(t["X"], t["K1"], t["c1"], padding=1)), 2)
+    h = torch_pool(F.relu(F.conv2d(h, t["K2"], t["c2"])), 2)
+    z = F.relu(torch.einsum("bcij,cije->be", h, t["W1"]) + t["d1"]) @ t["W2"]
+    loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / b
     loss.backward()
     check_close(value, loss.item(), rtol=1e-12, atol=1e-12)
     for p, g in zip(params, grads):

@@ -10,7 +10,7 @@ modes on paper, not a timer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +54,14 @@ def _size(dims: tuple[str, ...], sizes: dict[str, int]) -> int:
 
 
 def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, int, int]:
+    if any(isinstance(op, Shift) for op in node.operands):
+        from eincalc.codegen.windows import lower, lowered_cost  # window products are views and scatters
+
+        low = lower(node)
+        if low is not None:
+            flops, largest = lowered_cost(node, low, sizes)
+            out_size = _size(node.dims, sizes)
+            return flops, out_size, max(out_size, largest)
     core: Node = compress(node).core if any(isinstance(op, Delta) for op in node.operands) else node
     out_size = _size(core.dims, sizes) if root else _size(node.dims, sizes)
     if not isinstance(core, Einsum):
@@ -113,8 +121,13 @@ def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
     # outputs, products distributed or factored where it pays, shared sub-products
     from eincalc.codegen.program import program_roots, sized_roots  # codegen prices with this module
 
-    roots = sized_roots(program_roots(roots)[0], bound)
-    nodes = topo_order(roots)
+    return price(sized_roots(program_roots(roots)[0], bound), bound)
+
+
+def price(roots: Sequence[Node], sizes: Mapping[str, int]) -> CostReport:
+    """The cost of computing ``roots`` as they are (no rewriting), for ``sizes`` of every dim."""
+    nodes = topo_order(list(roots))
+    bound = dict(sizes)
     root_ids = {id(r) for r in roots}
     costs = [node_cost(n, bound, root=id(n) in root_ids) for n in nodes]
     return CostReport(

@@ -119,6 +119,7 @@ def test_golden_matvec_module() -> None:
             X @ w  : (m)
 
         Contraction order planned for nominal sizes m=1000, n=1000; the code is correct for any sizes.
+        At these sizes about 2.00e+06 flops; the largest temporary holds 1,000 entries (ec.cost).
         Needs only numpy.
         """
 

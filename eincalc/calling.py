@@ -28,6 +28,7 @@ Not here: the generated code (:mod:`eincalc.codegen`), differentiation
 from __future__ import annotations
 
 import difflib
+import functools
 import threading
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -72,9 +73,13 @@ class Signature:
         """The argument names, in order."""
         return tuple(v.name for v in self.variables)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Var]:
+        return {v.name: v for v in self.variables}
+
     def get(self, name: str) -> Var | None:
         """The variable called ``name``, or None."""
-        return next((v for v in self.variables if v.name == name), None)
+        return self._by_name.get(name)
 
     def __len__(self) -> int:
         return len(self.variables)
@@ -135,8 +140,27 @@ def carry_signature(source: Node, target: Node) -> Node:
     return target if sig is None or target is source else remember(target, sig)
 
 
+_VARIABLES_BELOW: weakref.WeakKeyDictionary[Node, frozenset[Var]] = weakref.WeakKeyDictionary()
+
+
 def _used(node: Node | Sequence[Node]) -> list[Var]:
-    return [n for n in topo_order(node if isinstance(node, Node) else list(node)) if isinstance(n, Var)]
+    """The variables ``node`` reads, in creation order.
+
+    Remembered per node: the derivatives of one function share most of their DAG, and
+    walking it for each would cost O(depth²).
+    """
+    roots = [node] if isinstance(node, Node) else list(node)
+    with _LOCK:
+        for n in topo_order(roots, stop=_VARIABLES_BELOW.__contains__):
+            if n not in _VARIABLES_BELOW:
+                below = (
+                    frozenset((n,))
+                    if isinstance(n, Var)
+                    else frozenset().union(*(_VARIABLES_BELOW[c] for c in n.children))
+                )
+                _VARIABLES_BELOW[n] = below
+        found = frozenset().union(*(_VARIABLES_BELOW[r] for r in roots))
+    return sorted(found, key=lambda v: v.serial)
 
 
 def _by_creation(variables: Iterable[Var]) -> Signature:

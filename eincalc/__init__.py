@@ -13,6 +13,7 @@ from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, jacobian
 from eincalc.errors import (
     EincalcError,
     IndexMismatchError,
+    LimitError,
     NotDifferentiableError,
     ParseError,
     ShapeError,
@@ -77,7 +78,7 @@ __all__ = [
     "Compressed", "CostReport", "ELIMINATION_ORDERS", "SimplifyOptions", "StructuredTensor", "compress", "cost",
     "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective", "objective",
     "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table",
-    "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
+    "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "LimitError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
     "einsum_form", "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet",

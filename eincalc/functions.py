@@ -200,20 +200,23 @@ class UnaryFn:
         return dims[:axis] + dims[axis + 1 :]
 
 
+# initial=-inf: over a size-0 axis the max is -inf (log-sum-exp of nothing), not an error
 def _softmax_np(x: Any, axis: int | None) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_np(x: Any, axis: int | None) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):  # a size-0 axis: log(0), never read
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _logsumexp_np(x: Any, axis: int | None) -> Any:
-    m = np.max(x, axis=axis, keepdims=True)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) + (-inf) = -inf for no entries
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 

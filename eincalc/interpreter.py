@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import opt_einsum
 
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
+from eincalc.algebra import normalise_name
 from eincalc.errors import SizeError, UnsupportedNodeError
 from eincalc.expr import Add, Const, Delta, Einsum, Elementwise, Node, Unary, Var
 from eincalc.functions import get_elementwise, get_unary
@@ -26,6 +28,8 @@ def bind_sizes(
     Raises :class:`SizeError` naming the variable and dim for a missing or extra array, a
     rank mismatch or two sizes for one dim.
     """
+    if not all(isinstance(k, str) and k.isascii() for k in arrays):  # names are NFKC, as variables' are
+        arrays = {normalise_name(k) if isinstance(k, str) else k: v for k, v in arrays.items()}
     nodes = topo_order(roots)
     variables: dict[str, Var] = {}
     for n in nodes:
@@ -100,6 +104,10 @@ def evaluate(
     Dims that no variable carries get sizes from ``sizes`` or from int keywords named
     after the dim (``evaluate(H, V=Vv, m=4)``).
 
+    The numerically stable forms of :func:`eincalc.simplify` are applied first, as
+    :func:`eincalc.compile` does, so both give the same values (``log(1 + exp(1000.0))``
+    is 1000, not inf).
+
     Examples:
         >>> import numpy as np, eincalc as ec
         >>> X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
@@ -111,11 +119,31 @@ def evaluate(
         if not isinstance(r, Node):
             raise TypeError(f"evaluate needs eincalc expressions, got {type(r).__name__}")
     values, bound = bind_sizes(roots, {**(arrays or {}), **named_arrays}, sizes)
+    from eincalc.rewrite import simplify  # rewrite builds through ops, which evaluates constants
+
+    # the stable forms compile uses (softplus for log(1 + exp(z)), logsumexp, …): same values, no overflow
+    roots = [simplify(r) for r in roots]
     memo: dict[int, np.ndarray] = {}
     for node in topo_order(roots):
         memo[id(node)] = _eval_node(node, [memo[id(c)] for c in node.children], values, bound)
     out = [memo[id(r)] for r in roots]
     return out if isinstance(expr, (list, tuple)) else out[0]
+
+
+def _einsum(node: Einsum, args: list[np.ndarray]) -> np.ndarray:
+    """``numpy.einsum`` of the node; past its 52 letters, opt_einsum's pairwise steps.
+
+    Canonical indices are named in order of first appearance, so a spec has letters
+    beyond ``a-zA-Z`` only when it has more than 52 distinct indices.
+    """
+    if len({i for idx in node.in_idx for i in idx}) <= 52:
+        return np.einsum(node.spec, *args, optimize=len(args) > 2)
+    try:
+        return opt_einsum.contract(node.spec, *args, optimize="greedy")
+    except (ValueError, UnicodeError):
+        raise UnsupportedNodeError(
+            f"an einsum step with more than 52 distinct indices cannot run on NumPy ({node.spec[:60]}…)"
+        ) from None
 
 
 def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray], sizes: SizeDict) -> np.ndarray:
@@ -127,7 +155,7 @@ def _eval_node(node: Node, args: list[np.ndarray], values: dict[str, np.ndarray]
         n = int(np.prod(shape_of(node.base, sizes), dtype=np.int64))
         return np.eye(n).reshape(shape_of(node.dims, sizes))
     if isinstance(node, Einsum):
-        result = np.einsum(node.spec, *args, optimize=len(args) > 2) if args else np.array(1.0)
+        result = _einsum(node, args) if args else np.array(1.0)
         return node.coef * np.asarray(result, dtype=float)
     if isinstance(node, Add):
         total = args[0].copy()

@@ -105,6 +105,20 @@ def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
 
+SUM_TERMS = 64
+"""Most terms one generated statement adds (longer sums continue with ``+=``)."""
+
+
+def _signed_sum(expr: Expr | None, signed: list[tuple[str, Expr]]) -> Expr | None:
+    """``expr`` followed by ``± term`` for each signed term (a leading ``-`` if ``expr`` is None)."""
+    for sign, e in signed:
+        if expr is None:
+            expr = e if sign == "+" else Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
+        else:
+            expr = binary(expr, sign, e, SUM)
+    return expr
+
+
 class NumPyPrinter(Printer):
     """Prints nodes as NumPy code; see the module docstring for the forms used."""
 
@@ -243,14 +257,13 @@ class NumPyPrinter(Printer):
         total = constant
         if not positive and constant > 0:  # 1.0 - x reads better than -x + 1.0
             expr, constant = literal(constant), 0.0
-        for e in positive:
-            expr = e if expr is None else binary(expr, "+", e, SUM)
-        for e in negative:
-            expr = (
-                Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
-                if expr is None
-                else binary(expr, "-", e, SUM)
-            )
+        signed = [("+", e) for e in positive] + [("-", e) for e in negative]
+        # one statement adds at most SUM_TERMS terms (thousands in one expression overflow
+        # CPython's compiler); the rest are added in place to that fresh array
+        for start in range(SUM_TERMS, len(signed), SUM_TERMS):
+            chunk = _signed_sum(None, signed[start : start + SUM_TERMS])
+            ctx.after(lambda name, chunk=chunk: f"{name} += {chunk.text}")
+        expr = _signed_sum(expr, signed[:SUM_TERMS])
         if constant:
             if expr is None:
                 expr = literal(constant)
@@ -286,7 +299,7 @@ class NumPyPrinter(Printer):
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
         if node.fn not in ELEMENTWISE_CODE:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the element-wise function {node.fn!r}")
-        x = ctx.arg(node.arg)
+        x = self._function_arg(node.arg, ctx)
         form = ELEMENTWISE_CODE[node.fn]
         if form is None:
             assert node.param is not None
@@ -316,7 +329,17 @@ class NumPyPrinter(Printer):
         method = UNARY_CODE.get(node.fn)
         if method is None:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
-        return getattr(self, method)(ctx.arg(node.arg), node.axis, ctx)
+        return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)
+
+    def _function_arg(self, node: Node, ctx: Context) -> Expr:
+        """The argument of a function: a scalar constant becomes a NumPy scalar.
+
+        With a Python float, ``0.0 ** -1.0`` raises ZeroDivisionError and ``3.0.max()``
+        fails; NumPy gives ``inf`` (as ``evaluate`` does) and has the array methods.
+        """
+        if isinstance(node, Const) and not node.dims:
+            return call(self.np("float64"), literal(node.value).text)
+        return ctx.arg(node)
 
     def _unary_inv(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         return call(self.np("linalg.inv"), x.text)
@@ -331,8 +354,13 @@ class NumPyPrinter(Printer):
     def _shifted(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         where = "" if axis is None else f"axis={axis}, "
         return ctx.temp(
-            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True)", SUM, "-", owned=True), "minus the max, for stability"
+            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True, {self._no_identity()})", SUM, "-", owned=True),
+            "minus the max, for stability",
         )
+
+    def _no_identity(self) -> str:
+        """The ``max`` argument that makes a size-0 axis give -inf (its log-sum-exp) instead of an error."""
+        return f"initial=-{self.np('inf')}"
 
     def _unary_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         z = self._shifted(x, axis, ctx)
@@ -346,11 +374,13 @@ class NumPyPrinter(Printer):
 
     def _unary_logsumexp(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         if axis is None:
-            m = ctx.temp(Expr(f"{x.atom}.max()"), "the max, for stability")
+            m = ctx.temp(Expr(f"{x.atom}.max({self._no_identity()})"), "the max, for stability")
             return Expr(
                 f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum()) + {m.text}", SUM, "+", owned=True
             )
-        m = ctx.temp(Expr(f"{x.atom}.max(axis={axis}, keepdims=True)"), "the max, for stability")
+        m = ctx.temp(
+            Expr(f"{x.atom}.max(axis={axis}, keepdims=True, {self._no_identity()})"), "the max, for stability"
+        )
         body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
         return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
 

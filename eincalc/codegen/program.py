@@ -25,14 +25,13 @@ and dim names, which are validated identifiers, and as comments on single lines.
 
 from __future__ import annotations
 
-import builtins
-import hashlib
 import itertools
 import keyword
-import linecache
 import math
 import os
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +43,7 @@ from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
 from eincalc.codegen.factoring import factor_sums
+from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
@@ -69,7 +69,9 @@ NOMINAL_SIZE = 1000
 """Size assumed for unknown dims when planning the source shown before the first call."""
 
 MAX_VARIANTS = 64
-"""Size signatures kept per compiled function (the oldest is dropped beyond this)."""
+"""Size signatures kept per compiled function: the least recently used is dropped beyond
+this, with its generated function and its linecache entry (unless another kept signature
+shares the code)."""
 
 FORMULA_NODES = 40
 """Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
@@ -87,6 +89,10 @@ class _Variant:
     sizes: SizeDict
     source: str
     function: Callable[..., Any]
+
+
+_ShapeHit = tuple[_Variant, dict[str, int], tuple[int, ...]]
+"""A variant found by array shapes alone: the variant, free dim sizes, its size key."""
 
 
 def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable as builtins.compile
@@ -204,10 +210,12 @@ class CompiledFunction:
         self._params, self._dim_code = self._names()
         self._fixed = self._check_sizes(sizes)
 
-        self._variants: dict[tuple[int, ...], _Variant] = {}
-        self._by_shapes: dict[tuple[tuple[int, ...], ...], tuple[_Variant, dict[str, int]]] = {}
+        self._variants: OrderedDict[tuple[int, ...], _Variant] = OrderedDict()  # least recently used first
+        self._by_shapes: dict[tuple[tuple[int, ...], ...], _ShapeHit] = {}
         self._plain = all(c is None for c in self._compressed)
-        self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
+        # by source: equal code compiles once; (function, linecache name), released when unused
+        self._functions: dict[str, tuple[Callable[..., Any], str]] = {}
+        weakref.finalize(self, release_all, self._functions)
         planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
         complete = all(d in self._fixed for d in self._key_dims)
         self._last = self._build(planned, nominal=not complete)
@@ -262,11 +270,22 @@ class CompiledFunction:
     # -- code generation ----------------------------------------------------------------
     def _build(self, sizes: Mapping[Dim, int], nominal: bool) -> _Variant:
         source = self._generate(sizes, nominal)
-        function = self._functions.get(source)
-        if function is None:
-            function = _load(source, self.name)
-            self._functions[source] = function
-        return _Variant(dict(sizes), source, function)
+        loaded = self._functions.get(source)
+        if loaded is None:
+            loaded = self._functions[source] = load(source, self.name)
+        return _Variant(dict(sizes), source, loaded[0])
+
+    def _remember(self, key: tuple[int, ...], variant: _Variant) -> None:
+        """Keep ``variant`` for ``key``; past MAX_VARIANTS drop the least recently used."""
+        self._variants[key] = variant
+        if len(self._variants) <= MAX_VARIANTS:
+            return
+        self._variants.popitem(last=False)
+        kept = {id(v) for v in self._variants.values()}
+        self._by_shapes = {shapes: hit for shapes, hit in self._by_shapes.items() if id(hit[0]) in kept}
+        live = {v.source for v in self._variants.values()} | {self._last.source, variant.source}
+        dead = [source for source in self._functions if source not in live]
+        release([self._functions.pop(source)[1] for source in dead])
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
         roots = sized_roots(self._roots, sizes)
@@ -383,7 +402,7 @@ class CompiledFunction:
         return "\n".join(lines) + "\n"
 
     # -- calling ------------------------------------------------------------------------
-    def __call__(self, *arrays: object, **named_arrays: object) -> Any:
+    def __call__(self, /, *arrays: object, **named_arrays: object) -> Any:
         # Fast path: float64 arrays whose shapes were seen (and checked) before.
         if len(arrays) == len(self.arg_names) and not named_arrays:
             values: Sequence[object] | None = arrays
@@ -398,7 +417,8 @@ class CompiledFunction:
                 hit = self._by_shapes.get(tuple([a.shape for a in values]))  # type: ignore[union-attr]
         if hit is None:
             return self._call_checked(arrays, named_arrays, cache=values is not None)
-        variant, free = hit
+        variant, free, key = hit
+        self._variants.move_to_end(key)
         self._last = variant
         return self._finish(variant.function(*values, **free))  # type: ignore[misc]
 
@@ -427,14 +447,14 @@ class CompiledFunction:
         variant = self._variants.get(key)
         if variant is None:
             variant = self._build({d: sizes[d] for d in self.dims}, nominal=False)
-            if len(self._variants) >= MAX_VARIANTS:
-                self._variants.pop(next(iter(self._variants)))
-            self._variants[key] = variant
+            self._remember(key, variant)
+        else:
+            self._variants.move_to_end(key)
         free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
         if cache:  # the shapes alone now determine the sizes: later calls skip the checks
             if len(self._by_shapes) >= MAX_VARIANTS:
                 self._by_shapes.clear()
-            self._by_shapes[tuple(a.shape for a in values)] = (variant, free)
+            self._by_shapes[tuple(a.shape for a in values)] = (variant, free, key)
         self._last = variant
         return self._finish(variant.function(*values, **free))
 
@@ -540,16 +560,6 @@ def _structured(value: Any, c: Compressed | None) -> Any:
         return value
     core, core_labels, labels, shape = value
     return StructuredTensor(core, core_labels, labels, shape)
-
-
-def _load(source: str, name: str) -> Callable[..., Any]:
-    """Execute the generated ``source`` in a fresh namespace; returns its function ``name``."""
-    filename = f"<eincalc {name} {hashlib.blake2b(source.encode(), digest_size=6).hexdigest()}>"
-    code = builtins.compile(source, filename, "exec")
-    namespace: dict[str, Any] = {"__name__": "eincalc_generated"}
-    exec(code, namespace)  # noqa: S102 - generated code only; user text enters as validated identifiers
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
-    return namespace[name]
 
 
 def _share_scaled_sums(roots: list[Node]) -> list[Node]:

@@ -28,6 +28,7 @@ from eincalc.latex import latex
 from eincalc.objective import Objective, objective
 from eincalc.ops import (
     abs,
+    adjugate,
     cos,
     det,
     diag,
@@ -80,7 +81,7 @@ __all__ = [
     "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table",
     "Add", "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "LimitError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
-    "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
+    "UnsupportedNodeError", "Var", "abs", "adjugate", "cos", "det", "diag", "divide", "dot", "dump", "einsum",
     "einsum_form", "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet",
     "logsumexp", "matmul", "matrix", "mean", "multiply", "norm1", "norm2", "ones", "outer", "parse",
     "relu", "scalar", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "step", "sum", "tan",

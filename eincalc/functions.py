@@ -225,15 +225,35 @@ def _logdet_np(x: Any, axis: int | None) -> Any:
     return value  # log|det|; its derivative inv(A)ᵀ holds for either sign
 
 
+def _adjugate_np(x: Any, axis: int | None) -> Any:
+    """adj(A) = det(A) inv(A), finite at singular A too.
+
+    From A = U S Vᵀ: adj(A) = det(U) det(Vᵀ) V diag(Π_{j≠i} s_j) Uᵀ (products of the
+    other singular values, so nothing is divided by a zero one).
+    """
+    u, s, vt = np.linalg.svd(x)
+    before = np.cumprod(np.concatenate(([1.0], s)))[:-1]
+    after = np.cumprod(np.concatenate(([1.0], s[::-1])))[-2::-1]
+    return np.linalg.det(u) * np.linalg.det(vt) * (vt.T * (before * after)) @ u.T
+
+
+def _jac_adjugate(node: Unary) -> Node:
+    """∂adj(A)[i,j]/∂A[k,l] = adj(A)[i,j] B[l,k] − adj(A)[i,k] B[l,j] with B = inv(A)."""
+    alg = _alg()
+    inv = _ops().inv(node.arg)
+    return alg.add(
+        [alg.einsum([node, inv], ["ij", "lk"], "ijkl"), alg.einsum([node, inv], ["ik", "lj"], "ijkl", -1.0)]
+    )
+
+
 def _jac_inv(node: Unary) -> Node:
     """∂inv(A)[i,j]/∂A[k,l] = −B[i,k] B[l,j] with B = inv(A)."""
     return _alg().einsum([node, node], ["ik", "lj"], "ijkl", -1.0)
 
 
 def _jac_det(node: Unary) -> Node:
-    """∂det(A)/∂A[k,l] = det(A) B[l,k] with B = inv(A) (Jacobi's formula)."""
-    inv = _ops().inv(node.arg)
-    return _alg().einsum([node, inv], ["", "lk"], "kl")
+    """∂det(A)/∂A[k,l] = adj(A)[l,k] (Jacobi's formula; det(A) inv(A) would fail at singular A)."""
+    return _ops().transpose(_ops().adjugate(node.arg))
 
 
 def _jac_logdet(node: Unary) -> Node:
@@ -308,6 +328,7 @@ def register_unary(fn: UnaryFn) -> None:
 for _u in [
     UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True),
     UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True),
+    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True),
     UnaryFn("logdet", _logdet_np, _jac_logdet, square=True),
     UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
     UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),

@@ -246,6 +246,8 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
         return Entry(f"{_wrap(arg, ATOM)}^{{-1}}", POWER)
     if node.fn == "det":
         return Entry(rf"\det({arg.text})", ATOM)
+    if node.fn == "adjugate":
+        return Entry(rf"\operatorname{{adj}}({arg.text})", ATOM)
     if node.fn == "logdet":
         return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
     default_axis = node.arg.ndim - 1 if node.fn in ("softmax", "log_softmax") else None

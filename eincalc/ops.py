@@ -346,6 +346,11 @@ def det(x: Operand) -> Node:
     return alg.unary("det", as_node(x, "argument of det"))
 
 
+def adjugate(x: Operand) -> Node:
+    """The adjugate ``det(x) inv(x)`` (transposed cofactors), finite at singular ``x``."""
+    return alg.unary("adjugate", as_node(x, "argument of adjugate"))
+
+
 def logdet(x: Operand) -> Node:
     """``log|det(x)|``."""
     return alg.unary("logdet", as_node(x, "argument of logdet"))
@@ -377,6 +382,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Node], int | None, tuple[str, ...]]] = 
     "matmul": (matmul, 2, ()),
     "transpose": (transpose, 1, ()),
     "det": (det, 1, ()),
+    "adjugate": (adjugate, 1, ()),
     "logdet": (logdet, 1, ()),
     "inv": (inv, 1, ()),
     "softmax": (softmax, 1, ("axis",)),

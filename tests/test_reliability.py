@@ -437,3 +437,26 @@ def test_cli_errors_are_one_line_without_traceback(text):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "Warning" not in out.stderr
     assert out.stderr.startswith("eincalc: error: ") and out.stderr.count("\n") == 1
+
+
+def test_gradient_of_det_at_a_singular_matrix_is_the_adjugate():
+    # raised LinAlgError (det(X) inv(X)ᵀ); the adjugate is finite
+    X = ec.matrix("X", "n n")
+    g = ec.grad(ec.det(X), "X")
+    singular = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, -1.0, 2.0]])
+    # closed form: cofactor matrix C with C[i,j] = (-1)^(i+j) det(minor(i,j)); ∂det/∂X = C
+    cof = np.array(
+        [
+            [(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(singular, i, 0), j, 1)) for j in range(3)]
+            for i in range(3)
+        ]
+    )
+    check_close(ec.evaluate(g, X=singular), cof, atol=1e-12)
+    check_close(ec.compile(g)(X=singular), cof, atol=1e-12)
+    assert ec.parse(str(g), X="n n") is g
+    regular = np.random.default_rng(3).standard_normal((4, 4))
+    value = lambda m: float(ec.evaluate(ec.det(X), X=m))  # noqa: E731
+    check_close(ec.evaluate(g, X=regular), numeric_jacobian(value, regular), rtol=1e-6, atol=1e-8)
+    H = ec.hessian(ec.det(X), "X")  # the adjugate's own derivative (at regular matrices)
+    grad_num = lambda m: ec.evaluate(g, X=m)  # noqa: E731
+    check_close(ec.evaluate(H, X=regular), numeric_jacobian(grad_num, regular), rtol=1e-6, atol=1e-6)

@@ -52,6 +52,7 @@ ELEMENTWISE_CODE: dict[str, tuple[str, int, str] | None] = {
 UNARY_CODE: dict[str, str] = {
     "inv": "_unary_inv",
     "det": "_unary_det",
+    "adjugate": "_unary_adjugate",
     "logdet": "_unary_logdet",
     "softmax": "_unary_softmax",
     "log_softmax": "_unary_log_softmax",
@@ -346,6 +347,17 @@ class NumPyPrinter(Printer):
 
     def _unary_det(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         return call(self.np("linalg.det"), x.text)
+
+    def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        # det(x) inv(x) without inverting: from x = U S Vᵀ, det(U) det(Vᵀ) V diag(Π_{j≠i} s_j) Uᵀ
+        svd = ctx.temp(call(self.np("linalg.svd"), x.text), "U, S, Vᵀ of the adjugate's argument")
+        u, s, vt = (f"{svd.text}[{k}]" for k in range(3))
+        cat, prod = self.np("concatenate"), self.np("cumprod")
+        before = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s})))[:-1]"), "products of the singular values before each")
+        after = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s}[::-1])))[-2::-1]"), "and after each")
+        others = Expr(f"({before.text} * {after.text})")
+        det = self.np("linalg.det")
+        return Expr(f"{det}({u}) * {det}({vt}) * ({vt}.T * {others.text}) @ {u}.T", PRODUCT, "*", owned=True)
 
     def _unary_logdet(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         # log|det x| without overflow; the sign is not part of the value

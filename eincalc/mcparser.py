@@ -56,7 +56,7 @@ from eincalc import ops
 from eincalc._types import Dims
 from eincalc.errors import ParseError
 from eincalc.expr import Const, Node
-from eincalc.parser import MAX_DEPTH, MAX_LEAVES, BuildContext, register_dialect
+from eincalc.parser import MAX_DEPTH, MAX_LEAVES, BuildContext, register_dialect, too_many_leaves
 
 # Parentheses, calls and unary signs deeper than MAX_DEPTH are refused with a ParseError
 # instead of running into Python's recursion limit (each level costs ~7 stack frames);
@@ -246,11 +246,7 @@ class _Parser:
             if tok.kind == "num" or (tok.kind == "name" and after.text != "(")  # not a call
         ]
         if len(leaves) > MAX_LEAVES:
-            raise self._error(
-                f"expression has more than {MAX_LEAVES} names and numbers "
-                "(eincalc.parser.MAX_LEAVES); split it into smaller expressions",
-                leaves[MAX_LEAVES].pos,
-            )
+            raise too_many_leaves(text, leaves[MAX_LEAVES].pos)
         self.i = 0
         self.depth = 0
 

@@ -357,15 +357,20 @@ def _count_leaves(text: str) -> None:
                 count += 1
                 if count > MAX_LEAVES:
                     line_start = sum(len(line) for line in text.splitlines(keepends=True)[: pending.start[0] - 1])
-                    raise ParseError(
-                        f"expression has more than {MAX_LEAVES} names and numbers "
-                        "(eincalc.parser.MAX_LEAVES); split it into smaller expressions",
-                        text,
-                        line_start + pending.start[1],
-                    )
+                    raise too_many_leaves(text, line_start + pending.start[1])
             pending = tok if tok.type in (tokenize.NAME, tokenize.NUMBER) else None
     except (tokenize.TokenError, SyntaxError):
         return  # ast.parse reports bad text with its position
+
+
+def too_many_leaves(text: str, pos: int) -> ParseError:
+    """The error for text past :data:`MAX_LEAVES`, pointing at the first name or number over it."""
+    return ParseError(
+        f"expression has more than {MAX_LEAVES} names and numbers (eincalc.parser.MAX_LEAVES); "
+        "split it into smaller expressions",
+        text,
+        pos,
+    )
 
 
 def _check_depth(tree: ast.Expression, text: str) -> None:

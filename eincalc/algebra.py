@@ -154,19 +154,19 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
 
 Factor = tuple[Node, IndexTuple]
 
-MAX_INLINE = 32
-"""A product with this many operands or more stays a single operand of its consumer.
+MAX_INLINE = 16
+"""Most factors a product gathers by inlining its product operands; an operand that would
+take it past this stays a single operand of its consumer.
 
 Flattening is what makes products canonical, but a chain built link by link (the
 back-propagated signal of a deep network, one layer at a time) would be rebuilt in
-full at every link: quadratic work and memory in its length. Past this size the
-chain is cut into pieces of at most this many operands. Products with unit tensors
-are always flattened (their δ must meet the other factors to be eliminated).
+full at every link: quadratic work and memory in its length. And ordering equal
+factors canonically costs about the square of their number per product built, so
+``A @ A @ … @ A`` and the unit tensors of deep Hessians were cubic or worse (a depth-100
+tanh chain took minutes). Past this size a chain is cut into pieces; products within
+it are canonical whatever their association. This holds for products with unit tensors
+too (a δ left nested is still correct, only not eliminated).
 """
-
-
-def _has_delta(node: Einsum) -> bool:
-    return any(isinstance(op, Delta) for op in node.operands)
 
 
 MAX_OPERANDS = 256
@@ -183,13 +183,15 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []
+    spare = MAX_INLINE - len(factors)  # factors that inlining may still add
     for op, idx in factors:
         if isinstance(op, Const):
             if op.value == 0.0 or coef == 0.0:
                 return zeros(out_dims)
             coef *= op.value
             flat.extend(_ones_factors(idx, index_dim))
-        elif isinstance(op, Einsum) and (len(op.operands) < MAX_INLINE or _has_delta(op)):
+        elif isinstance(op, Einsum) and len(op.operands) - 1 <= spare:
+            spare -= len(op.operands) - 1
             coef *= op.coef
             flat.extend(_inline(op, idx, index_dim))
         elif isinstance(op, Delta):

@@ -33,8 +33,8 @@ from eincalc.expr import Node
 MAX_LENGTH = 100_000
 """Longest expression text accepted (characters)."""
 MAX_DEPTH = 64
-"""Deepest nesting of calls, signs and right operands accepted (flat chains such as
-``a + b + c`` are one level); deeper text is refused instead of exhausting the stack."""
+"""Deepest nesting of calls, signs and right-nested operators accepted (flat chains such
+as ``a + b + c`` are one level); deeper text is refused instead of exhausting the stack."""
 MAX_LEAVES = 256
 """Most names and numbers one expression may hold. Parsing, deriving and compiling cost
 a few milliseconds per operation, so this bounds the work of any text to about 2 s."""
@@ -381,8 +381,12 @@ def _check_depth(tree: ast.Expression, text: str) -> None:
         if depth > MAX_DEPTH:
             raise ParseError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", text, _pos(node, text))
         for child in ast.iter_child_nodes(node):
-            flat = isinstance(node, ast.BinOp) and child is node.left and isinstance(child, ast.BinOp)
-            stack.append((child, depth if flat else depth + 1))
+            # a level is a call, a sign or a right-nested operator (a - (b - (c …))): what
+            # the builder recurses through; a flat chain a + b + c and call arguments are not
+            deeper = isinstance(child, (ast.Call, ast.UnaryOp)) or (
+                isinstance(node, ast.BinOp) and child is node.right and isinstance(child, ast.BinOp)
+            )
+            stack.append((child, depth + 1 if deeper else depth))
 
 
 def _axis_literal(node: ast.AST, ctx: BuildContext) -> Any:

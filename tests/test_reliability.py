@@ -460,3 +460,26 @@ def test_gradient_of_det_at_a_singular_matrix_is_the_adjugate():
     H = ec.hessian(ec.det(X), "X")  # the adjugate's own derivative (at regular matrices)
     grad_num = lambda m: ec.evaluate(g, X=m)  # noqa: E731
     check_close(ec.evaluate(H, X=regular), numeric_jacobian(grad_num, regular), rtol=1e-6, atol=1e-6)
+
+
+def test_one_compiled_function_called_from_8_threads_over_many_sizes():
+    X, w = ec.matrix("X", "b n"), ec.vector("w", "n")
+    fn = ec.compile(ec.tanh(X @ w), name="shared")
+    w_val = np.ones(3)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for b in range(1, 40):
+                size = 1 + (b * 7 + t * 13) % (2 * MAX_VARIANTS)
+                np.testing.assert_allclose(fn(np.ones((size, 3)), w_val), np.tanh(np.full(size, 3.0)))
+        except BaseException as err:  # noqa: BLE001 - reported below with the thread's failure
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+    assert len(fn.variants) <= MAX_VARIANTS

@@ -25,6 +25,7 @@ and dim names, which are validated identifiers, and as comments on single lines.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import keyword
 import math
@@ -281,11 +282,12 @@ class CompiledFunction:
         if len(self._variants) <= MAX_VARIANTS:
             return
         self._variants.popitem(last=False)
-        kept = {id(v) for v in self._variants.values()}
-        self._by_shapes = {shapes: hit for shapes, hit in self._by_shapes.items() if id(hit[0]) in kept}
-        live = {v.source for v in self._variants.values()} | {self._last.source, variant.source}
-        dead = [source for source in self._functions if source not in live]
-        release([self._functions.pop(source)[1] for source in dead])
+        # copies and pop(…, None): another thread calling this function may change them meanwhile
+        kept = {id(v) for v in list(self._variants.values())}
+        self._by_shapes = {shapes: hit for shapes, hit in list(self._by_shapes.items()) if id(hit[0]) in kept}
+        live = {v.source for v in list(self._variants.values())} | {self._last.source, variant.source}
+        dead = [self._functions.pop(source, None) for source in list(self._functions) if source not in live]
+        release([loaded[1] for loaded in dead if loaded is not None])
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
         roots = sized_roots(self._roots, sizes)
@@ -418,7 +420,8 @@ class CompiledFunction:
         if hit is None:
             return self._call_checked(arrays, named_arrays, cache=values is not None)
         variant, free, key = hit
-        self._variants.move_to_end(key)
+        with contextlib.suppress(KeyError):  # another thread may have just dropped it
+            self._variants.move_to_end(key)
         self._last = variant
         return self._finish(variant.function(*values, **free))  # type: ignore[misc]
 
@@ -449,7 +452,8 @@ class CompiledFunction:
             variant = self._build({d: sizes[d] for d in self.dims}, nominal=False)
             self._remember(key, variant)
         else:
-            self._variants.move_to_end(key)
+            with contextlib.suppress(KeyError):
+                self._variants.move_to_end(key)
         free = {self._dim_code[d]: sizes[d] for d in self._free_dims}
         if cache:  # the shapes alone now determine the sizes: later calls skip the checks
             if len(self._by_shapes) >= MAX_VARIANTS:

@@ -154,7 +154,7 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
 
 Factor = tuple[Node, IndexTuple]
 
-MAX_INLINE = 16
+MAX_INLINE = 32
 """Most factors a product gathers by inlining its product operands; an operand that would
 take it past this stays a single operand of its consumer.
 

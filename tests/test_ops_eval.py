@@ -165,6 +165,8 @@ CASES = [
     # general functions
     ("det(A)", lambda d: np.linalg.det(d["A"])),
     ("det(S)", lambda d: np.linalg.det(d["S"])),
+    ("adjugate(A)", lambda d: np.linalg.det(d["A"]) * np.linalg.inv(d["A"])),
+    ("adjugate(S) @ x", lambda d: np.linalg.det(d["S"]) * np.linalg.solve(d["S"], d["x"])),
     ("logdet(S)", lambda d: np.log(np.linalg.det(d["S"]))),
     ("logdet(A)", lambda d: np.log(np.abs(np.linalg.det(d["A"])))),
     ("inv(S)", lambda d: np.linalg.inv(d["S"])),

@@ -22,6 +22,7 @@ Stable-form rewrites that look deeper than one node live in :mod:`eincalc.rewrit
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import unicodedata
@@ -318,12 +319,7 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     if choices == 1:
         best = [g[0] for g in group_list]
     else:
-        found = _least_order(group_list, out)
-        if found is not None:
-            best = found
-        else:  # the search ran out of budget: a deterministic, not necessarily unique, order
-            out_pos = {i: n for n, i in enumerate(out)}
-            best = sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))
+        best = _cached_least_order(group_list, out)
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)
@@ -346,8 +342,46 @@ def _swap_is_symmetry(factors: list[Factor], x: IndexTuple, y: IndexTuple) -> bo
     return before == after
 
 
-def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 2_000) -> list[Factor] | None:
+ORDER_CACHE_SIZE = 4096
+"""Searched factor orders remembered (first in, first out): code generation and derivation
+ask for the same products again and again (each sub-product of a long chain)."""
+
+_ORDER_CACHE: dict[tuple, tuple[int, ...]] = {}
+
+
+def _cached_least_order(group_list: list[list[Factor]], out: IndexTuple) -> list[Factor]:
+    """:func:`_least_order`, remembered by the structure of the product.
+
+    The search depends only on the operands' digests, the pattern of their indices and
+    the output, so the key spells exactly that (indices renamed by first appearance).
+    """
+    factors = [f for g in group_list for f in g]
+    names: dict[Index, int] = {i: k for k, i in enumerate(out)}
+    key = (
+        len(out),
+        tuple((op.digest, tuple(names.setdefault(i, len(names)) for i in idx)) for op, idx in factors),
+    )
+    positions = _ORDER_CACHE.get(key)
+    if positions is None:
+        found = _least_order(group_list, out)
+        if found is None:  # out of budget: a deterministic, not necessarily unique, order
+            out_pos = {i: n for n, i in enumerate(out)}
+            found = sorted(
+                range(len(factors)),
+                key=lambda k: (factors[k][0].digest, tuple(out_pos.get(i, -1) for i in factors[k][1])),
+            )
+        positions = tuple(found)
+        if len(_ORDER_CACHE) >= ORDER_CACHE_SIZE:
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread got there first
+                del _ORDER_CACHE[next(iter(_ORDER_CACHE))]
+        _ORDER_CACHE[key] = positions
+    return [factors[k] for k in positions]
+
+
+def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 2_000) -> list[int] | None:
     """The order of factors (groups in turn, permuted within) with the least index pattern.
+
+    Returned as positions in the factors of ``group_list`` taken group after group.
 
     Same result as trying every permutation of every group, but found by a depth-first
     search that only follows the choices tying for the least pattern at each position
@@ -458,7 +492,7 @@ def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 
         frames.append([branches(pos + 1), 0, child_tie])
     if best_key is None:
         return None
-    return [factors[k] for k in best_path]
+    return best_path
 
 
 def scale(node: Node, factor: float) -> Node:

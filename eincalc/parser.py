@@ -35,7 +35,7 @@ MAX_LENGTH = 100_000
 MAX_DEPTH = 64
 """Deepest nesting of calls, signs and right-nested operators accepted (flat chains such
 as ``a + b + c`` are one level); deeper text is refused instead of exhausting the stack."""
-MAX_LEAVES = 256
+MAX_LEAVES = 200
 """Most names and numbers one expression may hold. Parsing, deriving and compiling cost
 a few milliseconds per operation, so this bounds the work of any text to about 2 s."""
 

@@ -24,6 +24,7 @@ import eincalc as ec
 from eincalc.cli import main as cli_main
 from eincalc.dims import FRESH_PREFIX, parse_dims
 from eincalc.graph import topo_order
+from eincalc.parser import MAX_LEAVES
 from eincalc.testing import check_close, random_expr
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -210,6 +211,8 @@ def test_concurrent_construction_from_8_threads_is_identical(seeds):
         assert all(results[t][k] is results[0][k] for t in range(8)), seeds[k]
 
 
-@pytest.mark.parametrize("text", ["x @ " + "A @ " * 60 + "x", "tanh(" * 60 + "x" + ")" * 60, "x" + " + x" * 255])
+@pytest.mark.parametrize(
+    "text", ["x @ " + "A @ " * 60 + "x", "tanh(" * 60 + "x" + ")" * 60, "x" + " + x" * (MAX_LEAVES - 1)]
+)
 def test_inputs_at_the_limits_parse(text):
     assert _parse(text, "numpy") is not None

@@ -184,15 +184,15 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []
-    spare = MAX_INLINE - len(factors)  # factors that inlining may still add
-    for op, idx in factors:
+    inlined = _to_inline(factors)
+    for k, (op, idx) in enumerate(factors):
         if isinstance(op, Const):
             if op.value == 0.0 or coef == 0.0:
                 return zeros(out_dims)
             coef *= op.value
             flat.extend(_ones_factors(idx, index_dim))
-        elif isinstance(op, Einsum) and len(op.operands) - 1 <= spare:
-            spare -= len(op.operands) - 1
+        elif k in inlined:
+            assert isinstance(op, Einsum)
             coef *= op.coef
             flat.extend(_inline(op, idx, index_dim))
         elif isinstance(op, Delta):
@@ -219,6 +219,25 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     if len(flat) == 1 and coef == 1.0 and flat[0][1] == out:
         return flat[0][0]
     return _canonical(flat, out, coef, index_dim)
+
+
+def _to_inline(factors: list[Factor]) -> set[int]:
+    """Positions of the product operands to flatten: smallest first while MAX_INLINE allows.
+
+    Choosing by size and digest, not by position, makes the choice independent of the
+    order the operands come in.
+    """
+    products = sorted(
+        (len(op.operands), op.digest, k) for k, (op, _) in enumerate(factors) if isinstance(op, Einsum)
+    )
+    spare = MAX_INLINE - len(factors)  # factors that inlining may still add
+    chosen: set[int] = set()
+    for size, _, k in products:
+        if size - 1 > spare:
+            break
+        spare -= size - 1
+        chosen.add(k)
+    return chosen
 
 
 def _too_many_operands(n: int) -> LimitError:

@@ -420,7 +420,11 @@ def _shorten(text: str, limit: int = 24) -> str:
 
 
 def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> float | Node:
-    """``a op b`` for two numbers; ``0.0 ** -1.0`` stays symbolic (the printed form of a division by 0)."""
+    """``a op b`` for two numbers; a power without a finite value (``0.0 ** -1.0``) stays symbolic.
+
+    Such powers are how a division by a folded zero, or an overflowing power of a
+    constant, print; keeping them symbolic (as ``exp(1000.0)`` is) lets the text parse back.
+    """
     try:
         if isinstance(op, ast.Add):
             value = a + b
@@ -431,12 +435,15 @@ def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> 
         elif isinstance(op, ast.Div):
             value = a / b
         elif isinstance(op, ast.Pow):
-            if a == 0.0 and b < 0.0:  # 1 / 0 as printed for x / sin(0): stays symbolic, evaluates to inf
-                with ctx.at(pos):
-                    return ops.power(ops.as_node(a), b)
-            value = a**b
+            try:
+                value = a**b
+            except (ZeroDivisionError, OverflowError):
+                value = math.inf
             if isinstance(value, complex):
                 raise ctx.error(f"{a} ** {b} is not a real number", pos)
+            if not math.isfinite(value):  # as printed for x / sin(0) or 4.0 ** 1e41: symbolic, evaluates to inf
+                with ctx.at(pos):
+                    return ops.power(ops.as_node(a), b)
         else:
             raise ctx.error("@ needs tensors, not numbers", pos)
     except (ZeroDivisionError, OverflowError) as err:

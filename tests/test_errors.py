@@ -121,7 +121,6 @@ def test_unknown_function_lists_the_known_ones():
         ("zeros('n', axis=1)", "zeros takes dims"),
         ("1 / 0", "constant arithmetic failed"),
         ("(-8.0) ** 0.5", "is not a real number"),
-        ("10.0 ** 400", "constant arithmetic failed"),
         ("2 @ 3", "@ needs tensors, not numbers"),
         ("X % 2", "the operator Mod is not allowed"),
         ("X // 2", "the operator FloorDiv is not allowed"),

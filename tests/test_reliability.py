@@ -157,7 +157,7 @@ def test_equal_factors_are_canonical_whatever_the_association():
 
 def test_long_chains_of_equal_factors_build_quickly_and_evaluate_right():
     # 64 factors took 0.6 s, 128 more than 20 s (the canonical order was super-polynomial)
-    n = 200
+    n = parser.MAX_LEAVES - 2
     with _hang_guard(60):
         f = ec.parse("x @ " + "@".join(["A"] * n) + " @ x", A="n n", x="n")
         g = ec.grad(f, "x")
@@ -287,7 +287,8 @@ def test_general_functions_of_scalar_constants_compile(text):
 
 
 def test_non_finite_elementwise_constants_stay_symbolic_and_round_trip():
-    for text in ["log(0.0) * x", "exp(1000.0) * x", "log(-1.0) * x"]:
+    # `sum(2 + 2) ** 1e41` printed `4.0 ** 1e+41`, whose folding then failed to parse back
+    for text in ["log(0.0) * x", "exp(1000.0) * x", "log(-1.0) * x", "10.0 ** 400 * x", "sum(2 + 2) ** 1e41 * x"]:
         f = ec.parse(text, x="n")
         assert ec.parse(str(f), x="n") is f
         x = np.array([1.0, 2.0])
@@ -483,3 +484,14 @@ def test_one_compiled_function_called_from_8_threads_over_many_sizes():
         th.join()
     assert not errors, errors[0]
     assert len(fn.variants) <= MAX_VARIANTS
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by tests/test_fuzz.py, also on main: with 7 equal factors x the canonical-order "
+    "search runs out of budget (7! orders tie on x) and keeps a non-least order",
+)
+def test_gradient_with_many_equal_factors_prints_back_to_itself():
+    f = ec.parse("sum(((x'*A*x .* x'*A*x)).^2)", dialect="mc", x="n", A="n n")
+    g = ec.grad(f, "x")
+    assert ec.parse(str(g), x="n", A="n n") is g

@@ -16,6 +16,7 @@ from eincalc.errors import (
     ArgumentError,
     EincalcError,
     IndexMismatchError,
+    LimitError,
     NotDifferentiableError,
     ParseError,
     ShapeError,
@@ -31,6 +32,7 @@ from eincalc.latex import latex
 from eincalc.objective import Objective, objective
 from eincalc.ops import (
     abs,
+    adjugate,
     arccos,
     arcsin,
     arcsinh,
@@ -125,4 +127,5 @@ __all__ = [
     "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array", "solve", "tril", "triu",
     "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature", "ArgumentError",
     "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "shift", "windows",
+    "LimitError", "adjugate",
 ]  # fmt: skip

@@ -148,7 +148,7 @@ def _width(text: str) -> int:
     return sum(0 if unicodedata.combining(ch) else 1 for ch in text)
 
 
-def trace_table(f: Node, **scalar_values: float) -> TraceTable:
+def trace_table(f: Node, /, **scalar_values: float) -> TraceTable:
     """The forward trace and reverse sweep of automatic differentiation for ``f`` at a point.
 
     Args:

@@ -22,8 +22,10 @@ Stable-form rewrites that look deeper than one node live in :mod:`eincalc.rewrit
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import unicodedata
 import weakref
 from collections.abc import Sequence
 
@@ -32,7 +34,7 @@ from opt_einsum import get_symbol
 
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
-from eincalc.errors import IndexMismatchError, ShapeError
+from eincalc.errors import IndexMismatchError, LimitError, ShapeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 
 _fresh_counter = itertools.count()
@@ -52,7 +54,14 @@ def symbols(n: int, start: int = 0) -> IndexTuple:
 # leaves
 # --------------------------------------------------------------------------------------
 def variable(name: str, dims: Dims) -> Var:
-    """The variable ``name`` with dims ``dims`` (validated)."""
+    """The variable ``name`` with dims ``dims`` (validated).
+
+    The name is NFKC-normalised as Python normalises identifiers in source, so a
+    look-alike such as fullwidth ``ｙ`` *is* ``y`` here too and cannot silently read
+    another variable in generated code.
+    """
+    if isinstance(name, str):
+        name = normalise_name(name)
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
         raise ShapeError(f"variable name {name!r} is not a valid identifier")
     import keyword
@@ -60,6 +69,11 @@ def variable(name: str, dims: Dims) -> Var:
     if keyword.iskeyword(name):
         raise ShapeError(f"variable name {name!r} is a Python keyword")
     return Var.make(name, dimsmod.parse_dims(dims, f"dims of {name}"))
+
+
+def normalise_name(name: str) -> str:
+    """``name`` in NFKC form, the form Python gives identifiers (``'ｎｕｍｐｙ'`` is ``'numpy'``)."""
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
 
 
 def const(value: float, dims: Dims = ()) -> Const:
@@ -194,22 +208,26 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
 Factor = tuple[Node, IndexTuple]
 
 MAX_INLINE = 32
-"""A product with this many operands or more stays a single operand of its consumer.
+"""Most factors a product gathers by inlining its product operands; an operand that would
+take it past this stays a single operand of its consumer.
 
 Flattening is what makes products canonical, but a chain built link by link (the
 back-propagated signal of a deep network, one layer at a time) would be rebuilt in
-full at every link: quadratic work and memory in its length. Past this size the
-chain is cut into pieces of at most this many operands. Products with unit tensors
-are always flattened (their δ must meet the other factors to be eliminated); products
-with window tensors are only when nothing joins them (a scaling, a sum): a convolution
-stays one product of its input, so code
-generation can lower it to a window view (a window tensor meeting another one on an
-index, as in the gradient of a pooled convolution, has no such form).
+full at every link: quadratic work and memory in its length. And ordering equal
+factors canonically costs about the square of their number per product built, so
+``A @ A @ … @ A`` and the unit tensors of deep Hessians were cubic or worse (a depth-100
+tanh chain took minutes). Past this size a chain is cut into pieces; products within
+it are canonical whatever their association. This holds for products with unit tensors
+too (a δ left nested is still correct, only not eliminated).
+Products with window tensors are flattened only when nothing joins them (a
+scaling, a sum): a convolution stays one product of its input, so code generation
+can lower it to a window view (a window tensor meeting another one on an index, as
+in the gradient of a pooled convolution, has no such form).
 """
 
 
-def _has_delta(node: Einsum) -> bool:
-    return any(isinstance(op, Delta) for op in node.operands)
+MAX_OPERANDS = 256
+"""The most operands one einsum may have after flattening (:class:`LimitError` past it)."""
 
 
 def _has_shift(node: Einsum) -> bool:
@@ -217,6 +235,8 @@ def _has_shift(node: Einsum) -> bool:
 
 
 def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
+    if len(factors) > MAX_OPERANDS:
+        raise _too_many_operands(len(factors))
     index_dim: dict[Index, str] = {}
     for op, idx in factors:
         for i, d in zip(idx, op.dims):
@@ -224,16 +244,15 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []
-    alone = sum(1 for op, _ in factors if not isinstance(op, Const)) == 1  # a scaling, transposition or sum
-    for op, idx in factors:
+    inlined = _to_inline(factors)
+    for k, (op, idx) in enumerate(factors):
         if isinstance(op, Const):
             if op.value == 0.0 or coef == 0.0:
                 return zeros(out_dims)
             coef *= op.value
             flat.extend(_ones_factors(idx, index_dim))
-        elif isinstance(op, Einsum) and (
-            _has_delta(op) or (len(op.operands) < MAX_INLINE and (alone or not _has_shift(op)))
-        ):
+        elif k in inlined:
+            assert isinstance(op, Einsum)
             coef *= op.coef
             flat.extend(_inline(op, idx, index_dim))
         elif isinstance(op, Delta):
@@ -243,6 +262,10 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
             flat.append((op, idx))
     if coef == 0.0:
         return zeros(out_dims)
+    if len(flat) > MAX_OPERANDS:
+        raise _too_many_operands(len(flat))
+    if not math.isfinite(coef):
+        raise ShapeError("the constant factor of a product overflows a float64 (its magnitude passes 1.8e308)")
 
     flat = _eliminate_deltas(flat, set(out), index_dim)
     flat = _drop_ones(flat)
@@ -258,6 +281,35 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     if len(flat) == 1 and coef == 1.0 and flat[0][1] == out:
         return flat[0][0]
     return _canonical(flat, out, coef, index_dim)
+
+
+def _to_inline(factors: list[Factor]) -> set[int]:
+    """Positions of the product operands to flatten: smallest first while MAX_INLINE allows.
+
+    Choosing by size and digest, not by position, makes the choice independent of the
+    order the operands come in.
+    """
+    alone = sum(1 for op, _ in factors if not isinstance(op, Const)) == 1  # a scaling, transposition or sum
+    products = sorted(
+        (len(op.operands), op.digest, k)
+        for k, (op, _) in enumerate(factors)
+        if isinstance(op, Einsum) and (alone or not _has_shift(op))
+    )
+    spare = MAX_INLINE - len(factors)  # factors that inlining may still add
+    chosen: set[int] = set()
+    for size, _, k in products:
+        if size - 1 > spare:
+            break
+        spare -= size - 1
+        chosen.add(k)
+    return chosen
+
+
+def _too_many_operands(n: int) -> LimitError:
+    return LimitError(
+        f"einsum with {n} operands exceeds the limit of {MAX_OPERANDS} "
+        "(eincalc.algebra.MAX_OPERANDS); write it as a product of smaller einsums"
+    )
 
 
 def _ones_factors(idx: IndexTuple, index_dim: dict[Index, str]) -> list[Factor]:
@@ -351,20 +403,11 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     if choices == 1:
         best = [g[0] for g in group_list]
     else:
-        found = _least_order(group_list, out)
-        if found is not None:
-            best = found
-        else:  # the search ran out of budget: a deterministic, not necessarily unique, order
-            out_pos = {i: n for n, i in enumerate(out)}
-            best = sorted(flat, key=lambda f: (f[0].digest, tuple(out_pos.get(i, -1) for i in f[1])))
+        best = _cached_least_order(group_list, out)
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)
     return Einsum.make(operands, ins, new_out, coef, tuple(index_dim[i] for i in out))
-
-
-class _OutOfBudgetError(Exception):
-    pass
 
 
 def _swap_is_symmetry(factors: list[Factor], x: IndexTuple, y: IndexTuple) -> bool:
@@ -383,71 +426,157 @@ def _swap_is_symmetry(factors: list[Factor], x: IndexTuple, y: IndexTuple) -> bo
     return before == after
 
 
-def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 2_000) -> list[Factor] | None:
+ORDER_CACHE_SIZE = 4096
+"""Searched factor orders remembered (first in, first out): code generation and derivation
+ask for the same products again and again (each sub-product of a long chain)."""
+
+_ORDER_CACHE: dict[tuple, tuple[int, ...]] = {}
+
+
+def _cached_least_order(group_list: list[list[Factor]], out: IndexTuple) -> list[Factor]:
+    """:func:`_least_order`, remembered by the structure of the product.
+
+    The search depends only on the operands' digests, the pattern of their indices and
+    the output, so the key spells exactly that (indices renamed by first appearance).
+    """
+    factors = [f for g in group_list for f in g]
+    names: dict[Index, int] = {i: k for k, i in enumerate(out)}
+    key = (
+        len(out),
+        tuple((op.digest, tuple(names.setdefault(i, len(names)) for i in idx)) for op, idx in factors),
+    )
+    positions = _ORDER_CACHE.get(key)
+    if positions is None:
+        found = _least_order(group_list, out)
+        if found is None:  # out of budget: a deterministic, not necessarily unique, order
+            out_pos = {i: n for n, i in enumerate(out)}
+            found = sorted(
+                range(len(factors)),
+                key=lambda k: (factors[k][0].digest, tuple(out_pos.get(i, -1) for i in factors[k][1])),
+            )
+        positions = tuple(found)
+        if len(_ORDER_CACHE) >= ORDER_CACHE_SIZE:
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread got there first
+                del _ORDER_CACHE[next(iter(_ORDER_CACHE))]
+        _ORDER_CACHE[key] = positions
+    return [factors[k] for k in positions]
+
+
+def _least_order(group_list: list[list[Factor]], out: IndexTuple, budget: int = 2_000) -> list[int] | None:
     """The order of factors (groups in turn, permuted within) with the least index pattern.
+
+    Returned as positions in the factors of ``group_list`` taken group after group.
 
     Same result as trying every permutation of every group, but found by a depth-first
     search that only follows the choices tying for the least pattern at each position
     (the pattern of a position depends only on the factors before it), and that never
     tries two identical factors (same operand, same indices) or two mirror-image factors
-    (:func:`_swap_is_symmetry`) in the same place. Trying
-    every permutation made products with many equal factors (``(v @ v) ** k`` written as
-    products, Hessians) too slow, and the old cut-off at 720 permutations gave two nodes
-    for one product. After ``budget`` states it returns the best order found so far
-    (None only if none was complete).
+    (:func:`_swap_is_symmetry`) in the same place. Indices are numbered in order of first
+    appearance (output first) while searching, so a later index always compares greater
+    (the letters of ``get_symbol`` do not: ``'A' < 'z'``). The search is iterative (no
+    recursion limit) and each step costs one pass over the unplaced factors. After
+    ``budget`` steps it returns the best order found so far; the first order found is
+    the greedy one, complete after one step per factor, so None only if ``budget`` is
+    below the number of factors.
     """
-    best_key: tuple[IndexTuple, ...] | None = None
-    best_order: list[Factor] = []
-    visits = 0
-    order: list[Factor] = []
+    factors = [f for g in group_list for f in g]
+    n = len(factors)
+    group_end: list[int] = []  # for each position: the end of its group in ``factors``
+    group_start: list[int] = []
+    start = 0
+    for g in group_list:
+        group_start.extend([start] * len(g))
+        group_end.extend([start + len(g)] * len(g))
+        start += len(g)
+    used = [False] * n
+    names: dict[Index, int] = {i: k for k, i in enumerate(out)}
+    path: list[int] = []
+    path_named: list[tuple[int, ...]] = []
+    undo: list[tuple[Index, ...]] = []
+    best_key: tuple[tuple[int, ...], ...] | None = None
+    best_path: list[int] = []
 
-    def search(g: int, rest: list[Factor], names: dict[Index, Index], key: tuple[IndexTuple, ...]) -> None:
-        nonlocal best_key, best_order, visits
-        visits += 1
-        if visits > budget:
-            raise _OutOfBudgetError
-        if not rest:
-            if g + 1 == len(group_list):
-                if best_key is None or key < best_key:
-                    best_key, best_order = key, list(order)
-                return
-            g, rest = g + 1, group_list[g + 1]
+    def branches(pos: int) -> list[tuple[int, tuple[int, ...], tuple[Index, ...]]]:
+        """The factors tying for the least pattern at ``pos`` (one per symmetry class)."""
         first: dict[IndexTuple, int] = {}
-        for k, (_, idx) in enumerate(rest):
-            first.setdefault(idx, k)  # identical factors are interchangeable
-        scored = []
+        for k in range(group_start[pos], group_end[pos]):
+            if not used[k]:
+                first.setdefault(factors[k][1], k)  # identical factors are interchangeable
+        base = len(names)
+        lead = len(names) + 1  # above any first entry; keep only the candidates with the least one
+        candidates: list[tuple[IndexTuple, int]] = []
         for idx, k in first.items():
-            new_names = dict(names)
-            for i in idx:
-                if i not in new_names:
-                    new_names[i] = get_symbol(len(new_names))
-            scored.append((tuple(new_names[i] for i in idx), k, new_names))
+            head = names.get(idx[0], base) if idx else -1
+            if head < lead:
+                lead, candidates = head, [(idx, k)]
+            elif head == lead:
+                candidates.append((idx, k))
+        scored = []
+        for idx, k in candidates:
+            new: dict[Index, int] = {}
+            named = tuple(names[i] if i in names else new.setdefault(i, base + len(new)) for i in idx)
+            scored.append((named, k, tuple(new)))
         least = min(named for named, _, _ in scored)
-        remaining = rest + [f for later in group_list[g + 1 :] for f in later]
+        chosen = []
         followed: list[IndexTuple] = []
-        for named, k, new_names in scored:
+        remaining: list[Factor] | None = None
+        for named, k, new in scored:
             if named != least:
                 continue
-            idx = rest[k][1]
-            if not any(i in names for i in idx):
+            idx = factors[k][1]
+            if len(new) == len(set(idx)):  # no index named yet: maybe a mirror image
+                if remaining is None:
+                    remaining = [factors[j] for j in range(group_start[pos], n) if not used[j]]
                 if any(_swap_is_symmetry(remaining, idx, other) for other in followed):
-                    continue  # the mirror image of a branch already followed
+                    continue
                 followed.append(idx)
-            new_key = (*key, named)
-            if best_key is not None and new_key > best_key[: len(new_key)]:
-                continue  # cannot beat the best order found so far
-            order.append(rest[k])
-            search(g, rest[:k] + rest[k + 1 :], new_names, new_key)
-            order.pop()
+            chosen.append((k, named, new))
+        return chosen
 
-    try:
-        search(0, list(group_list[0]), {i: get_symbol(n) for n, i in enumerate(out)}, ())
-    except _OutOfBudgetError:
-        # The first order found is the greedy one (least pattern at each position, ties
-        # by position); it is canonical when the remaining ties are symmetric, as for
-        # many equal factors. Later finds only improve on it.
-        return best_order if best_key is not None else None
-    return best_order
+    # frames[d] = [branches at depth d, next branch, prefix equals best_key's prefix]
+    frames: list[list] = [[branches(0), 0, True]] if n else []
+    visits = 0
+    while frames:
+        frame = frames[-1]
+        choices, at, tie = frame
+        if at == len(choices):
+            frames.pop()
+            if frames:  # undo the placement that opened this frame
+                used[path.pop()] = False
+                path_named.pop()
+                for i in undo.pop():
+                    del names[i]
+            continue
+        k, named, new = choices[at]
+        pos = len(path)
+        child_tie = tie
+        if best_key is not None and tie:
+            if named > best_key[pos]:
+                frame[1] = len(choices)  # every branch here has this pattern: none can win
+                continue
+            child_tie = named == best_key[pos]
+        frame[1] = at + 1
+        visits += 1
+        if visits > budget:
+            break
+        if pos + 1 == n:
+            key = (*path_named, named)
+            if best_key is None or key < best_key:
+                best_key, best_path = key, [*path, k]
+                for f in frames:  # the stack is a prefix of the new best
+                    f[2] = True
+            continue
+        used[k] = True
+        path.append(k)
+        path_named.append(named)
+        undo.append(new)
+        base = len(names)
+        for j, i in enumerate(new):
+            names[i] = base + j
+        frames.append([branches(pos + 1), 0, child_tie])
+    if best_key is None:
+        return None
+    return best_path
 
 
 def scale(node: Node, factor: float) -> Node:
@@ -501,6 +630,8 @@ def add(terms: Sequence[Node]) -> Node:
         entry[1] += c
     out = [base if c == 1.0 else scale(base, c) for base, c in coefs.values() if c != 0.0]
     out = [t for t in out if not is_zero(t)]
+    if not math.isfinite(const_total):
+        raise ShapeError("the constant term of a sum overflows a float64 (its magnitude passes 1.8e308)")
     if const_total != 0.0:
         out.append(Const.make(const_total, dims))
     if not out:
@@ -533,6 +664,8 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
         dimsmod.require_same_dims(xs[0].dims, a.dims, f"{fn}: argument {k} against argument 0")
     if entry.has_param != (param is not None):
         raise ShapeError(f"{fn} {'needs' if entry.has_param else 'takes no'} parameter")
+    if param is not None and not math.isfinite(param):
+        raise ShapeError(f"the parameter of {fn} must be a finite number, got {param!r}")
     x = xs[0]
     if fn == "pow":
         assert param is not None

@@ -227,6 +227,10 @@ def bind_arguments(
         SizeError: ranks that do not fit, disagreeing sizes, dims without a size.
     """
     kwargs = dict(kwargs or {})
+    if not all(isinstance(k, str) and k.isascii() for k in kwargs):  # names are NFKC, as variables' are
+        from eincalc.algebra import normalise_name
+
+        kwargs = {normalise_name(k) if isinstance(k, str) else k: v for k, v in kwargs.items()}
     names = sig.names
     if len(args) > len(names):
         raise ArgumentError(f"{caller} takes {len(names)} array(s) ({', '.join(names)}) but {len(args)} were given")

@@ -103,18 +103,46 @@ def run(args: argparse.Namespace) -> str:
     return compile_expr(result, sizes=sizes, name="derivative").source
 
 
+def _expression_first(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` with an expression that starts with ``-`` (``"-x @ y"``) marked as positional.
+
+    argparse takes any word starting with ``-`` for an option; a word after the command
+    that is no option of it (and no option's value) is the expression, so it moves to
+    the end, after ``--``.
+    """
+    if len(argv) < 2 or argv[0] != "derive" or "--" in argv:
+        return argv
+    options = {s for a in _derive_parser(parser)._actions for s in a.option_strings}
+    k = 1
+    while k < len(argv):
+        word = argv[k]
+        if word.split("=", 1)[0] in options:
+            k += 1 if "=" in word or word in ("-h", "--help") else 2  # the option and its value
+            continue
+        if word.startswith("-"):  # after "--" every word is positional: move it last
+            return [*argv[:k], *argv[k + 1 :], "--", word]
+        k += 1
+    return argv
+
+
+def _derive_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["derive"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_expression_first(list(sys.argv[1:] if argv is None else argv), parser))
     try:
         print(run(args))
     except EincalcError as err:
         message = str(err).replace("\n", " | ")
         print(f"eincalc: error: {message}", file=sys.stderr)
         return 2
-    except (TypeError, ValueError) as err:
-        print(f"eincalc: error: {err}", file=sys.stderr)
+    except (TypeError, ValueError, ArithmeticError, SyntaxError, RecursionError, MemoryError) as err:
+        # not raised on purpose (each is a defect to report), but still one line, no traceback
+        print(f"eincalc: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -90,7 +90,7 @@ def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost
         return NodeCost(node, size, size, size)
     if isinstance(node, Unary):
         n_in = _size(node.arg.dims, sizes)
-        flops = int(round(n_in**1.5)) if node.fn in ("inv", "det", "logdet") else 3 * n_in
+        flops = int(round(n_in**1.5)) if node.fn in ("inv", "det", "adjugate", "logdet") else 3 * n_in
         return NodeCost(node, flops, size, max(size, n_in))
     raise TypeError(f"no cost rule for {type(node).__name__}")
 

@@ -58,7 +58,7 @@ def parse_dims(spec: object, what: str = "dims") -> Dims:
                 raise ShapeError(f"{what}: a fixed size must be positive, got {p}")
             out.append(str(p))
         elif isinstance(p, str) and _DIM_RE.match(p) and not keyword.iskeyword(p):
-            out.append(p)
+            out.append(str(int(p)) if p.isdigit() else p)  # '007' is the size 7 (and valid code)
         else:
             raise ShapeError(f"{what}: {p!r} is not a valid dim name (use an identifier such as 'n' or a size)")
     return tuple(out)

@@ -27,10 +27,28 @@ class ParseError(EincalcError, ValueError):
             line_end = text.find("\n", pos)
             line = text[line_start : line_end if line_end >= 0 else len(text)]
             col = pos - line_start
-            full = f"{message} (column {col + 1})\n  {line}\n  {' ' * col}^"
+            shown, caret = _window(line, col)
+            full = f"{message} (column {col + 1})\n  {shown}\n  {' ' * caret}^"
         else:
             full = message
         super().__init__(full)
+
+
+_WINDOW = 76  # characters of a long source line shown around the column
+
+
+def _window(line: str, col: int) -> tuple[str, int]:
+    """At most about ``_WINDOW`` characters of ``line`` around ``col``, and the caret column in them."""
+    if len(line) <= _WINDOW:
+        return line, col
+    start = max(0, min(col - _WINDOW // 2, len(line) - _WINDOW))
+    shown = line[start : start + _WINDOW]
+    caret = col - start
+    if start > 0:
+        shown, caret = "…" + shown, caret + 1
+    if start + _WINDOW < len(line):
+        shown += "…"
+    return shown, caret
 
 
 class ShapeError(EincalcError, ValueError):
@@ -46,6 +64,14 @@ class UnknownNameError(EincalcError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class LimitError(EincalcError, ValueError):
+    """An input exceeds one of eincalc's work limits; the message names the limit.
+
+    The limits bound the time and memory any input can cost (text length, nesting,
+    operands of one product, terms of one sum); each is a module constant.
+    """
 
 
 class SizeError(EincalcError, ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import opt_einsum
 
 from eincalc import dims as dimsmod
 from eincalc._types import Dims, SizeDict
@@ -34,6 +35,10 @@ def evaluate(expr: Node | Sequence[Node], /, *args: object, **named_arrays: obje
     get sizes from int keywords named after the dim (``evaluate(H, V=Vv, m=4)``).
     float32 arrays give float32 values.
 
+    The numerically stable forms of :func:`eincalc.simplify` are applied first, as
+    :func:`eincalc.compile` does, so both give the same values (``log(1 + exp(1000.0))``
+    is 1000, not inf).
+
     Examples:
         >>> import numpy as np, eincalc as ec
         >>> X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
@@ -54,6 +59,10 @@ def evaluate(expr: Node | Sequence[Node], /, *args: object, **named_arrays: obje
         fixed = args[1] if len(args) == 2 else None  # type: ignore[assignment]
         args = ()
     values, bound, dtype = bind_values(roots, args, named_arrays, fixed)
+    from eincalc.rewrite import simplify  # rewrite builds through ops, which evaluates constants
+
+    # the stable forms compile uses (softplus for log(1 + exp(z)), logsumexp, …): same values, no overflow
+    roots = [simplify(r) for r in roots]
     memo: dict[int, np.ndarray] = {}
     for node in topo_order(roots):
         memo[id(node)] = _eval_node(node, [memo[id(c)] for c in node.children], values, bound, dtype)
@@ -76,6 +85,22 @@ def bind_values(
     constants = [n for n in nodes if isinstance(n, (Array, Window))]
     b = bind_arguments(signature(list(roots)), used, dims, args, named, fixed, constants=constants)
     return b.arrays, b.sizes, b.dtype
+
+
+def _einsum(node: Einsum, args: list[np.ndarray]) -> np.ndarray:
+    """``numpy.einsum`` of the node; past its 52 letters, opt_einsum's pairwise steps.
+
+    Canonical indices are named in order of first appearance, so a spec has letters
+    beyond ``a-zA-Z`` only when it has more than 52 distinct indices.
+    """
+    if len({i for idx in node.in_idx for i in idx}) <= 52:
+        return np.einsum(node.spec, *args, optimize=len(args) > 2)
+    try:
+        return opt_einsum.contract(node.spec, *args, optimize="greedy")
+    except (ValueError, UnicodeError):
+        raise UnsupportedNodeError(
+            f"an einsum step with more than 52 distinct indices cannot run on NumPy ({node.spec[:60]}…)"
+        ) from None
 
 
 def _eval_node(
@@ -104,7 +129,7 @@ def _eval_node(
     if isinstance(node, Shift):
         return np.asarray(node.dense(), dtype=dtype)
     if isinstance(node, Einsum):
-        result = np.einsum(node.spec, *args, optimize=len(args) > 2) if args else np.array(1.0)
+        result = _einsum(node, args) if args else np.array(1.0)
         return np.asarray(node.coef * np.asarray(result, dtype=dtype), dtype=dtype)
     if isinstance(node, Add):
         total = args[0].copy()

@@ -77,6 +77,7 @@ FUNCTIONS.update(
         "matmul": _sig(ops.matmul, 2),
         "transpose": _sig(ops.transpose, 1, "axes"),
         "det": _sig(ops.det, 1),
+        "adjugate": _sig(ops.adjugate, 1),
         "logdet": _sig(ops.logdet, 1),
         "inv": _sig(ops.inv, 1),
         "solve": _sig(ops.solve, 2),

@@ -270,6 +270,8 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
         return Entry(f"{_wrap(arg, ATOM)}^{{-1}}", POWER)
     if node.fn == "det":
         return Entry(rf"\det({arg.text})", ATOM)
+    if node.fn == "adjugate":
+        return Entry(rf"\operatorname{{adj}}({arg.text})", ATOM)
     if node.fn == "logdet":
         return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
     keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)

@@ -61,11 +61,11 @@ from eincalc.errors import ParseError
 from eincalc.expr import Const, Node
 from eincalc.functions import ELEMENTWISE
 from eincalc.language import suggest
-from eincalc.parser import BuildContext, register_dialect
+from eincalc.parser import MAX_DEPTH, MAX_LEAVES, BuildContext, register_dialect, too_many_leaves
 
-# Parentheses, calls and unary signs deeper than this are refused with a ParseError
-# instead of running into Python's recursion limit (each level costs ~7 stack frames).
-MAX_DEPTH = 64
+# Parentheses, calls and unary signs deeper than MAX_DEPTH are refused with a ParseError
+# instead of running into Python's recursion limit (each level costs ~7 stack frames);
+# both dialects share the limits of eincalc.parser.
 
 # --------------------------------------------------------------------------------------
 # functions of the language
@@ -248,6 +248,13 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
+        leaves = [
+            tok
+            for tok, after in zip(self.tokens, self.tokens[1:])
+            if tok.kind == "num" or (tok.kind == "name" and after.text != "(")  # not a call
+        ]
+        if len(leaves) > MAX_LEAVES:
+            raise too_many_leaves(text, leaves[MAX_LEAVES].pos)
         self.i = 0
         self.depth = 0
 
@@ -355,7 +362,8 @@ class _Parser:
             self._advance()
             value = float(tok.text)
             if not math.isfinite(value):
-                raise self._error(f"number {tok.text} is too large", tok.pos)
+                shown = tok.text if len(tok.text) <= 24 else tok.text[:21] + "..."
+                raise self._error(f"number {shown} is too large for a float64 (at most about 1.8e308)", tok.pos)
             return Num(tok.pos, tok.pos + len(tok.text), value)
         if tok.kind == "name":
             self._advance()

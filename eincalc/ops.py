@@ -567,6 +567,11 @@ def det(x: Operand) -> Node:
     return alg.unary("det", as_node(x, "argument of det"))
 
 
+def adjugate(x: Operand) -> Node:
+    """The adjugate ``det(x) inv(x)`` (transposed cofactors), finite at singular ``x``."""
+    return alg.unary("adjugate", as_node(x, "argument of adjugate"))
+
+
 def logdet(x: Operand) -> Node:
     """``log|det(x)|``."""
     return alg.unary("logdet", as_node(x, "argument of logdet"))

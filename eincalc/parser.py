@@ -16,19 +16,31 @@ rebuilds with the solved names. The MatrixCalculus.org language lives in
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+import io
+import math
+import tokenize
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from eincalc import dims as dimsmod
 from eincalc import indexing, language, ops
 from eincalc._types import Dim, Dims
+from eincalc.algebra import normalise_name
 from eincalc.calling import declared as declared_signature
 from eincalc.calling import remember
 from eincalc.errors import EincalcError, ParseError, ShapeError, UnknownNameError
 from eincalc.expr import Node
 
 MAX_LENGTH = 100_000
+"""Longest expression text accepted (characters)."""
+MAX_DEPTH = 64
+"""Deepest nesting of calls, signs and right-nested operators accepted (flat chains such
+as ``a + b + c`` are one level); deeper text is refused instead of exhausting the stack."""
+MAX_LEAVES = 200
+"""Most names and numbers one expression may hold. Parsing, deriving and compiling cost
+a few milliseconds per operation, so this bounds the work of any text to about 2 s."""
 
 
 class Dialect(Protocol):
@@ -121,12 +133,20 @@ def _parse_declaration(name: str, spec: object) -> tuple[str, ...]:
     return dimsmod.parse_dims(spec, f"dims of {name}")
 
 
-def parse(text: str, /, dialect: str = "numpy", **declarations: object) -> Node:
-    """Parse ``text`` into an expression; keywords declare variables' dims.
+def parse(
+    text: str,
+    /,
+    dialect: str = "numpy",
+    declarations: Mapping[str, object] | None = None,
+    **more: object,
+) -> Node:
+    """Parse ``text`` into an expression; keywords (or the mapping ``declarations``) declare dims.
 
     Dims are a space-separated string (``X="m n"``), ``""`` for a scalar, a tuple, or an int
     for a fixed size; ``"?"`` marks a dim to infer. ``dialect`` is ``"numpy"`` (default) or
-    ``"matrixcalculus"``.
+    ``"matrixcalculus"``. Variables named ``dialect`` or ``declarations`` are declared
+    through the mapping: ``parse("dialect * x", declarations={"dialect": "", "x": "n"})``.
+    Names are NFKC-normalised, as Python normalises identifiers (fullwidth ``ｘ`` is ``x``).
 
     Examples:
         >>> import eincalc as ec
@@ -138,8 +158,15 @@ def parse(text: str, /, dialect: str = "numpy", **declarations: object) -> Node:
         raise ParseError(f"parse needs a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ParseError(f"expression text is longer than {MAX_LENGTH} characters")
+    if declarations is not None and not isinstance(declarations, Mapping):
+        raise ParseError(f"declarations must be a mapping of name -> dims, got {type(declarations).__name__}")
     front = get_dialect(dialect)
-    declared = {name: _parse_declaration(name, spec) for name, spec in declarations.items()}
+    declared: dict[str, tuple[str, ...]] = {}
+    for name, spec in [*(declarations or {}).items(), *more.items()]:
+        dims = _parse_declaration(name, spec)
+        name = normalise_name(name)
+        if declared.setdefault(name, dims) != dims:
+            raise ParseError(f"{name!r} is declared twice with different dims (names are NFKC-normalised)")
     tree = front.syntax(text)
     return _infer_and_build(front, tree, text, declared)
 
@@ -225,8 +252,11 @@ class NumpyDialect:
     name = "numpy"
 
     def syntax(self, text: str) -> ast.Expression:
+        _count_leaves(text.strip())
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ast's SyntaxWarnings ("is" with a literal, …) are ours to report
+                tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as err:
             stripped = text.strip()
             if not err.offset:  # Python reports offset 0 when the text ends too early
@@ -239,6 +269,7 @@ class NumpyDialect:
             raise ParseError(f"invalid syntax: {err.msg}", stripped, pos) from None
         except (ValueError, MemoryError, RecursionError) as err:
             raise ParseError(f"cannot read the expression: {err}") from None
+        _check_depth(tree, text.strip())
         return tree
 
     def default_dims(self, name: str, ctx: BuildContext) -> Dims | None:
@@ -257,7 +288,7 @@ class NumpyDialect:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise ctx.error(f"constant {node.value!r} is not allowed here (only numbers)", pos)
-            return float(node.value)
+            return _number(node, ctx, pos)
         if isinstance(node, ast.Name):
             return ctx.var(node.id, pos)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -267,11 +298,15 @@ class NumpyDialect:
             with ctx.at(pos):
                 return -operand if isinstance(operand, float) else ops.negative(operand)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = self._node(node.left, ctx), self._node(node.right, ctx)
-            if isinstance(left, float) and isinstance(right, float):
-                return _fold(node.op, left, right, ctx, pos)
-            with ctx.at(_pos(node.right, ctx.text) if isinstance(node.op, ast.MatMult) else pos):
-                return _BINOPS[type(node.op)](left, right)
+            # a flat chain (a + b + c …) is a left spine of BinOps: walk it in a loop, so
+            # its length is bounded by MAX_LEAVES and not by the recursion limit
+            spine = [node]
+            while isinstance(spine[-1].left, ast.BinOp) and type(spine[-1].left.op) in _BINOPS:
+                spine.append(spine[-1].left)
+            acc = self._node(spine[-1].left, ctx)
+            for link in reversed(spine):
+                acc = self._binop(link, acc, self._node(link.right, ctx), ctx)
+            return acc
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
                 raise ctx.error("only a single comparison (<, <=, >, >=, ==, !=) is allowed, not a chain", pos)
@@ -292,6 +327,13 @@ class NumpyDialect:
         if isinstance(node, ast.Subscript):
             return self._subscript(node, ctx, pos)
         raise ctx.error(f"{_describe(node)} is not allowed in an expression", pos)
+
+    def _binop(self, node: ast.BinOp, left: Any, right: Any, ctx: BuildContext) -> Any:
+        pos = _pos(node, ctx.text)
+        if isinstance(left, float) and isinstance(right, float):
+            return _fold(node.op, left, right, ctx, pos)
+        with ctx.at(_pos(node.right, ctx.text) if isinstance(node.op, ast.MatMult) else pos):
+            return _BINOPS[type(node.op)](left, right)
 
     def _call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
         receiver: ast.AST | None = None
@@ -498,24 +540,99 @@ def _axis_literal(node: ast.AST, ctx: BuildContext, what: str) -> Any:
     raise ctx.error(f"{what} must be an integer literal, a tuple of them, or None", _pos(node, ctx.text))
 
 
-def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> float:
+def _count_leaves(text: str) -> None:
+    """Refuse text with more than :data:`MAX_LEAVES` names and numbers, before ``ast`` reads it."""
+    count = 0
+    pending = None  # a name counts unless the next token opens a call
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if pending is not None and not (tok.type == tokenize.OP and tok.string == "("):
+                count += 1
+                if count > MAX_LEAVES:
+                    line_start = sum(len(line) for line in text.splitlines(keepends=True)[: pending.start[0] - 1])
+                    raise too_many_leaves(text, line_start + pending.start[1])
+            pending = tok if tok.type in (tokenize.NAME, tokenize.NUMBER) else None
+    except (tokenize.TokenError, SyntaxError):
+        return  # ast.parse reports bad text with its position
+
+
+def too_many_leaves(text: str, pos: int) -> ParseError:
+    """The error for text past :data:`MAX_LEAVES`, pointing at the first name or number over it."""
+    return ParseError(
+        f"expression has more than {MAX_LEAVES} names and numbers (eincalc.parser.MAX_LEAVES); "
+        "split it into smaller expressions",
+        text,
+        pos,
+    )
+
+
+def _check_depth(tree: ast.Expression, text: str) -> None:
+    """Refuse trees nested deeper than :data:`MAX_DEPTH` (measured without recursion)."""
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ParseError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", text, _pos(node, text))
+        for child in ast.iter_child_nodes(node):
+            # a level is a call, a sign or a right-nested operator (a - (b - (c …))): what
+            # the builder recurses through; a flat chain a + b + c and call arguments are not
+            deeper = isinstance(child, (ast.Call, ast.UnaryOp)) or (
+                isinstance(node, ast.BinOp) and child is node.right and isinstance(child, ast.BinOp)
+            )
+            stack.append((child, depth + 1 if deeper else depth))
+
+
+def _number(node: ast.Constant, ctx: BuildContext, pos: int) -> float:
+    """A numeric literal as a finite float (``1e400`` and 400-digit integers are refused)."""
+    try:
+        value = float(node.value)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        text = ast.get_source_segment(ctx.text, node) or repr(node.value)
+        raise ctx.error(f"number {_shorten(text)} is too large for a float64 (at most about 1.8e308)", pos)
+    return value
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fold(op: ast.operator, a: float, b: float, ctx: BuildContext, pos: int) -> float | Node:
+    """``a op b`` for two numbers; a power without a finite value (``0.0 ** -1.0``) stays symbolic.
+
+    Such powers are how a division by a folded zero, or an overflowing power of a
+    constant, print; keeping them symbolic (as ``exp(1000.0)`` is) lets the text parse back.
+    """
     try:
         if isinstance(op, ast.Add):
-            return a + b
-        if isinstance(op, ast.Sub):
-            return a - b
-        if isinstance(op, ast.Mult):
-            return a * b
-        if isinstance(op, ast.Div):
-            return a / b
-        if isinstance(op, ast.Pow):
-            value = a**b
+            value = a + b
+        elif isinstance(op, ast.Sub):
+            value = a - b
+        elif isinstance(op, ast.Mult):
+            value = a * b
+        elif isinstance(op, ast.Div):
+            value = a / b
+        elif isinstance(op, ast.Pow):
+            try:
+                value = a**b
+            except (ZeroDivisionError, OverflowError):
+                value = math.inf
             if isinstance(value, complex):
                 raise ctx.error(f"{a} ** {b} is not a real number", pos)
-            return float(value)
+            if not math.isfinite(value):  # as printed for x / sin(0) or 4.0 ** 1e41: symbolic, evaluates to inf
+                with ctx.at(pos):
+                    return ops.power(ops.as_node(a), b)
+        else:
+            raise ctx.error("@ needs tensors, not numbers", pos)
     except (ZeroDivisionError, OverflowError) as err:
         raise ctx.error(f"constant arithmetic failed: {err}", pos) from None
-    raise ctx.error("@ needs tensors, not numbers", pos)
+    if not math.isfinite(value):
+        raise ctx.error(f"constant arithmetic overflows a float64: {a!r} {_OP_TEXT[type(op)]} {b!r}", pos)
+    return float(value)
+
+
+_OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
 
 def _pos(node: ast.AST, text: str) -> int:
@@ -578,5 +695,5 @@ def get_dialect(name: str) -> Dialect:
         return DIALECTS[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS) + ['matrixcalculus'])}"
+            f"unknown dialect {name!r}; known: {', '.join(sorted({*DIALECTS, 'matrixcalculus'}))}"
         ) from None

@@ -124,19 +124,21 @@ class UnaryFn:
         return tuple(d for k, d in enumerate(dims) if k not in drop)
 
 
+# initial=-inf: over a size-0 axis the max is -inf (log-sum-exp of nothing), not an error
 def _softmax_np(x: Any, axis: Axis) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_np(x: Any, axis: Axis) -> Any:
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):  # a size-0 axis: log(0), never read
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _logsumexp_np(x: Any, axis: Axis) -> Any:
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0.0)  # all -inf (or an inf) along the axis: no shift
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
@@ -153,10 +155,30 @@ def _jac_inv(node: Unary) -> Node:
     return _alg().einsum([node, node], ["ik", "lj"], "ijkl", -1.0)
 
 
-def _jac_det(node: Unary) -> Node:
-    """∂det(A)/∂A[k,l] = det(A) B[l,k] with B = inv(A) (Jacobi's formula)."""
+def _adjugate_np(x: Any, axis: Axis) -> Any:
+    """adj(A) = det(A) inv(A), finite at singular A too.
+
+    From A = U S Vᵀ: adj(A) = det(U) det(Vᵀ) V diag(Π_{j≠i} s_j) Uᵀ (products of the
+    other singular values, so nothing is divided by a zero one).
+    """
+    u, s, vt = np.linalg.svd(x)
+    before = np.cumprod(np.concatenate(([1.0], s)))[:-1]
+    after = np.cumprod(np.concatenate(([1.0], s[::-1])))[-2::-1]
+    return np.linalg.det(u) * np.linalg.det(vt) * (vt.T * (before * after)) @ u.T
+
+
+def _jac_adjugate(node: Unary) -> Node:
+    """∂adj(A)[i,j]/∂A[k,l] = adj(A)[i,j] B[l,k] − adj(A)[i,k] B[l,j] with B = inv(A)."""
+    alg = _alg()
     inv = _ops().inv(node.arg)
-    return _alg().einsum([node, inv], ["", "lk"], "kl")
+    return alg.add(
+        [alg.einsum([node, inv], ["ij", "lk"], "ijkl"), alg.einsum([node, inv], ["ik", "lj"], "ijkl", -1.0)]
+    )
+
+
+def _jac_det(node: Unary) -> Node:
+    """∂det(A)/∂A[k,l] = adj(A)[l,k] (Jacobi's formula; det(A) inv(A) would fail at singular A)."""
+    return _ops().transpose(_ops().adjugate(node.arg))
 
 
 def _jac_logdet(node: Unary) -> Node:
@@ -264,6 +286,7 @@ def register_unary(fn: UnaryFn) -> None:
 for _u in [
     UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True),
     UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True),
+    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True),
     UnaryFn("logdet", _logdet_np, _jac_logdet, square=True, scalar=True),
     UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
     UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),

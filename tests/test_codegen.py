@@ -329,7 +329,7 @@ def test_golden_dead_temporaries_are_deleted() -> None:
         """\
         def f(X, A, w):
             _t0 = X @ A
-            _t1 = _t0.max()
+            _t1 = _t0.max(initial=-numpy.inf)
             _t2 = numpy.log(numpy.exp(_t0 - _t1).sum()) + _t1
             del _t0
             _t3 = X * _t2

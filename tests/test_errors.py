@@ -127,7 +127,6 @@ def test_unknown_function_lists_the_known_ones():
         ("zeros('n', axis=1)", "zeros takes dims"),
         ("1 / 0", "constant arithmetic failed"),
         ("(-8.0) ** 0.5", "is not a real number"),
-        ("10.0 ** 400", "constant arithmetic failed"),
         ("2 @ 3", "@ needs tensors, not numbers"),
         ("X % 2", "the operator Mod is not allowed"),
         ("X // 2", "the operator FloorDiv is not allowed"),
@@ -232,7 +231,6 @@ def test_declaration_helpers():
         ("X / 0", "division by the constant 0"),
         ("w @ 2", "@ needs operands with at least one dim"),
         ("T @ X", r"@: dims \(p, m, n\) @ \(m, n\) do not fit"),
-        ("X * 1e400", "constant inf is not a finite number"),
         ("eye('n;')", "'n;' is not a valid dim name"),
     ],
 )

@@ -73,6 +73,10 @@ class Caller(Generic[Variant]):
         self.constants = tuple(constants)  # constant arrays and gathers: their data bind dims too
         self._by_shapes: dict[tuple, tuple[Variant, dict[str, int], dict[str, np.ndarray]]] = {}
 
+    def keep_only(self, variants: set[int]) -> None:
+        """Forget the shapes that lead to variants (by ``id``) not in ``variants`` (dropped by the program)."""
+        self._by_shapes = {shapes: hit for shapes, hit in list(self._by_shapes.items()) if id(hit[0]) in variants}
+
     def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
         given = self._gather(arrays, named_arrays)
         hit = None

@@ -35,6 +35,7 @@ NESTING_LIMIT = 72
 UNARY_CODE: dict[str, str] = {
     "inv": "_unary_inv",
     "det": "_unary_det",
+    "adjugate": "_unary_adjugate",
     "logdet": "_unary_logdet",
     "softmax": "_unary_softmax",
     "log_softmax": "_unary_log_softmax",
@@ -141,6 +142,20 @@ def _subscript(window: Window, ctx: Context, drop: bool) -> str:
 
 def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+
+
+SUM_TERMS = 64
+"""Most terms one generated statement adds (longer sums continue with ``+=``)."""
+
+
+def _signed_sum(expr: Expr | None, signed: list[tuple[str, Expr]]) -> Expr | None:
+    """``expr`` followed by ``± term`` for each signed term (a leading ``-`` if ``expr`` is None)."""
+    for sign, e in signed:
+        if expr is None:
+            expr = e if sign == "+" else Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
+        else:
+            expr = binary(expr, sign, e, SUM)
+    return expr
 
 
 class NumPyPrinter(WindowPrinting, Printer):
@@ -351,14 +366,13 @@ class NumPyPrinter(WindowPrinting, Printer):
         total = constant
         if not positive and constant > 0:  # 1.0 - x reads better than -x + 1.0
             expr, constant = literal(constant), 0.0
-        for e in positive:
-            expr = e if expr is None else binary(expr, "+", e, SUM)
-        for e in negative:
-            expr = (
-                Expr(f"-{e.operand(UNARY, 'neg', False)}", UNARY, "neg", owned=True)
-                if expr is None
-                else binary(expr, "-", e, SUM)
-            )
+        signed = [("+", e) for e in positive] + [("-", e) for e in negative]
+        # one statement adds at most SUM_TERMS terms (thousands in one expression overflow
+        # CPython's compiler); the rest are added in place to that fresh array
+        for start in range(SUM_TERMS, len(signed), SUM_TERMS):
+            chunk = _signed_sum(None, signed[start : start + SUM_TERMS])
+            ctx.after(lambda name, chunk=chunk: f"{name} += {chunk.text}")
+        expr = _signed_sum(expr, signed[:SUM_TERMS])
         if constant:
             if expr is None:
                 expr = literal(constant)
@@ -394,10 +408,13 @@ class NumPyPrinter(WindowPrinting, Printer):
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
         if node.fn == "pow":
             assert node.param is not None
-            return self._pow(ctx.arg(node.arg), node.param)
+            return self._pow(self._function_arg(node.arg, ctx), node.param)
         entry = get_elementwise(node.fn)
-        # constant arguments are scalars NumPy broadcasts: maximum(x, 0.0), where(c, x, 0.0)
+        # constant arguments are scalars NumPy broadcasts: maximum(x, 0.0), where(c, x, 0.0);
+        # when all are constant (a value the algebra left unfolded: sin(0) ** -1), a NumPy scalar
         args = [literal(a.value) if isinstance(a, Const) else ctx.arg(a) for a in node.args]
+        if all(isinstance(a, Const) for a in node.args):
+            args[0] = self._function_arg(node.args[0], ctx)
         for m in entry.imports:
             self.module(m)
         if entry.code_prec == "atom":  # the arguments sit inside call parentheses
@@ -426,13 +443,34 @@ class NumPyPrinter(WindowPrinting, Printer):
         method = UNARY_CODE.get(node.fn)
         if method is None:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
-        return getattr(self, method)(ctx.arg(node.arg), node.axis, ctx)
+        return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)
+
+    def _function_arg(self, node: Node, ctx: Context) -> Expr:
+        """The argument of a function: a scalar constant becomes a NumPy scalar.
+
+        With a Python float, ``0.0 ** -1.0`` raises ZeroDivisionError and ``3.0.max()``
+        fails; NumPy gives ``inf`` (as ``evaluate`` does) and has the array methods.
+        """
+        if isinstance(node, Const) and not node.dims:
+            return call(self.np("float64"), literal(node.value).text)
+        return ctx.arg(node)
 
     def _unary_inv(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         return call(self.np("linalg.inv"), x.text)
 
     def _unary_det(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         return call(self.np("linalg.det"), x.text)
+
+    def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        # det(x) inv(x) without inverting: from x = U S Vᵀ, det(U) det(Vᵀ) V diag(Π_{j≠i} s_j) Uᵀ
+        svd = ctx.temp(call(self.np("linalg.svd"), x.text), "U, S, Vᵀ of the adjugate's argument")
+        u, s, vt = (f"{svd.text}[{k}]" for k in range(3))
+        cat, prod = self.np("concatenate"), self.np("cumprod")
+        before = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s})))[:-1]"), "products of the singular values before each")
+        after = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s}[::-1])))[-2::-1]"), "and after each")
+        others = Expr(f"({before.text} * {after.text})")
+        det = self.np("linalg.det")
+        return Expr(f"{det}({u}) * {det}({vt}) * ({vt}.T * {others.text}) @ {u}.T", PRODUCT, "*", owned=True)
 
     def _unary_logdet(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         # log|det x| without overflow; the sign is not part of the value
@@ -441,8 +479,13 @@ class NumPyPrinter(WindowPrinting, Printer):
     def _shifted(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         where = "" if axis is None else f"axis={axis}, "
         return ctx.temp(
-            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True)", SUM, "-", owned=True), "minus the max, for stability"
+            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True, {self._no_identity()})", SUM, "-", owned=True),
+            "minus the max, for stability",
         )
+
+    def _no_identity(self) -> str:
+        """The ``max`` argument that makes a size-0 axis give -inf (its log-sum-exp) instead of an error."""
+        return f"initial=-{self.np('inf')}"
 
     def _unary_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         z = self._shifted(x, axis, ctx)
@@ -456,11 +499,13 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     def _unary_logsumexp(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         if axis is None:
-            m = ctx.temp(Expr(f"{x.atom}.max()"), "the max, for stability")
+            m = ctx.temp(Expr(f"{x.atom}.max({self._no_identity()})"), "the max, for stability")
             return Expr(
                 f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum()) + {m.text}", SUM, "+", owned=True
             )
-        m = ctx.temp(Expr(f"{x.atom}.max(axis={axis}, keepdims=True)"), "the max, for stability")
+        m = ctx.temp(
+            Expr(f"{x.atom}.max(axis={axis}, keepdims=True, {self._no_identity()})"), "the max, for stability"
+        )
         body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
         return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
 

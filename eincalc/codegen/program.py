@@ -25,15 +25,14 @@ and dim names, which are validated identifiers, and as comments on single lines.
 
 from __future__ import annotations
 
-import builtins
-import hashlib
+import contextlib
 import itertools
 import keyword
-import linecache
 import math
 import os
 import re
-from collections import Counter
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +44,7 @@ from eincalc._types import Dim, SizeDict
 from eincalc.calling import Signature, check_sizes, signature
 from eincalc.codegen.caller import Caller
 from eincalc.codegen.factoring import factor_sums
+from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
@@ -70,7 +70,9 @@ NOMINAL_SIZE = 1000
 """Size assumed for unknown dims when planning the source shown before the first call."""
 
 MAX_VARIANTS = 64
-"""Size signatures kept per compiled function (the oldest is dropped beyond this)."""
+"""Size signatures kept per compiled function: the least recently used is dropped beyond
+this, with its generated function and its linecache entry (unless another kept signature
+shares the code)."""
 
 FORMULA_NODES = 40
 """Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
@@ -87,6 +89,9 @@ class _Variant:
     sizes: SizeDict
     source: str
     function: Callable[..., Any]
+
+
+"""A variant found by array shapes alone: the variant, free dim sizes, its size key."""
 
 
 def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable as builtins.compile
@@ -213,7 +218,7 @@ class CompiledFunction:
         self._params, self._dim_code = self._names()
         self._fixed = check_sizes(sizes, self.dims)
 
-        self._variants: dict[tuple[int, ...], _Variant] = {}
+        self._variants: OrderedDict[tuple[int, ...], _Variant] = OrderedDict()  # least recently used first
         self._caller = Caller(
             self.signature,
             self._used_names,
@@ -228,7 +233,9 @@ class CompiledFunction:
             [n for n in everything if isinstance(n, (Array, Window))],
         )
         self._plain = all(c is None for c in self._compressed)
-        self._functions: dict[str, Callable[..., Any]] = {}  # by source: equal code compiles once
+        # by source: equal code compiles once; (function, linecache name), released when unused
+        self._functions: dict[str, tuple[Callable[..., Any], str]] = {}
+        weakref.finalize(self, release_all, self._functions)
         planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
         complete = all(d in self._fixed for d in self._key_dims)
         self._last = self._build(planned, nominal=not complete)
@@ -263,11 +270,23 @@ class CompiledFunction:
     # -- code generation ----------------------------------------------------------------
     def _build(self, sizes: Mapping[Dim, int], nominal: bool) -> _Variant:
         source = self._generate(sizes, nominal)
-        function = self._functions.get(source)
-        if function is None:
-            function = _load(source, self.name)
-            self._functions[source] = function
-        return _Variant(dict(sizes), source, function)
+        loaded = self._functions.get(source)
+        if loaded is None:
+            loaded = self._functions[source] = load(source, self.name)
+        return _Variant(dict(sizes), source, loaded[0])
+
+    def _remember(self, key: tuple[int, ...], variant: _Variant) -> None:
+        """Keep ``variant`` for ``key``; past MAX_VARIANTS drop the least recently used."""
+        self._variants[key] = variant
+        if len(self._variants) <= MAX_VARIANTS:
+            return
+        self._variants.popitem(last=False)
+        # copies and pop(…, None): another thread calling this function may change them meanwhile
+        kept = {id(v) for v in list(self._variants.values())}
+        self._caller.keep_only(kept)
+        live = {v.source for v in list(self._variants.values())} | {self._last.source, variant.source}
+        dead = [self._functions.pop(source, None) for source in list(self._functions) if source not in live]
+        release([loaded[1] for loaded in dead if loaded is not None])
 
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
         roots = sized_roots(self._roots, sizes)
@@ -392,7 +411,7 @@ class CompiledFunction:
         return "\n".join(lines) + "\n"
 
     # -- calling ------------------------------------------------------------------------
-    def __call__(self, *arrays: object, **named_arrays: object) -> Any:
+    def __call__(self, /, *arrays: object, **named_arrays: object) -> Any:
         return self._caller(arrays, named_arrays)
 
     def _variant_for(self, sizes: SizeDict) -> _Variant:
@@ -401,9 +420,10 @@ class CompiledFunction:
         variant = self._variants.get(key)
         if variant is None:
             variant = self._build(sizes, nominal=False)
-            if len(self._variants) >= MAX_VARIANTS:
-                self._variants.pop(next(iter(self._variants)))
-            self._variants[key] = variant
+            self._remember(key, variant)
+        else:
+            with contextlib.suppress(KeyError):  # another thread may have just dropped it
+                self._variants.move_to_end(key)
         return variant
 
     def _use(self, variant: _Variant) -> Callable[..., Any]:
@@ -499,16 +519,6 @@ def _structured(value: Any, c: Compressed | None) -> Any:
     if c is None:
         return value
     return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
-
-
-def _load(source: str, name: str) -> Callable[..., Any]:
-    """Execute the generated ``source`` in a fresh namespace; returns its function ``name``."""
-    filename = f"<eincalc {name} {hashlib.blake2b(source.encode(), digest_size=6).hexdigest()}>"
-    code = builtins.compile(source, filename, "exec")
-    namespace: dict[str, Any] = {"__name__": "eincalc_generated"}
-    exec(code, namespace)  # noqa: S102 - generated code only; user text enters as validated identifiers
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
-    return namespace[name]
 
 
 def _share_scaled_sums(roots: list[Node]) -> list[Node]:

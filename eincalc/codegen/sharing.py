@@ -29,6 +29,7 @@ are unchanged: only the association of the products changes.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -194,15 +195,16 @@ class _Planner:
             if len(q.members) == 1:
                 single.setdefault(id(q.node), []).append(q)
         # the ways to pick p's operands among equal ones (window tensors repeat): a few at most
-        options: list[list[tuple[_Part, ...]]] = []
+        choices = 1
         for op_id, c in need.items():
             same = single.get(op_id, [])
             if len(same) < c:
                 return None
-            options.append(list(itertools.combinations(same, c)))
-        for n_choice, picks in enumerate(itertools.product(*options)):
-            if n_choice >= MAX_PICKS:
-                return None
+            choices *= math.comb(len(same), c)
+            if choices > MAX_PICKS:
+                return None  # too many ways (a power of one matrix): plan the product instead
+        options = [list(itertools.combinations(single[op_id], c)) for op_id, c in need.items()]
+        for picks in itertools.product(*options):
             chosen = [q for pick in picks for q in pick]
             found = self._match_chosen(node, parts, p, chosen)
             if found is not None:

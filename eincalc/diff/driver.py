@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 from eincalc.calling import Signature, nearest, remember, signature
-from eincalc.costmodel import cost
+from eincalc.costmodel import price
 from eincalc.diff.cross_country import cross_country_jacobian
 from eincalc.diff.forward import forward_jacobian
 from eincalc.diff.reverse import reverse_jacobian
@@ -187,7 +187,8 @@ def _one_order(expr: Node, var: Var, mode: str, first: bool, sizes: Mapping[str,
         return simplify(MODES[_first_mode(expr, var)](expr, var))
     candidates = [simplify(MODES[name](expr, var)) for name in ("forward", "reverse")]
     nominal = _nominal(candidates, sizes)
-    reports = [cost(c, **nominal) for c in candidates]
+    # priced as built (no code-generation rewrites: those cost more than the choice saves)
+    reports = [price([c], nominal) for c in candidates]
     best = min(range(len(candidates)), key=lambda i: (reports[i].flops, reports[i].largest_intermediate))
     return candidates[best]
 

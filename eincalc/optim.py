@@ -27,7 +27,35 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "Schedule", "StepLR", "LinearLR", "CosineAnnealingLR"]
+__all__ = [
+    "SGD", "Adam", "AdamW", "Optimizer", "Schedule", "StepLR", "LinearLR", "CosineAnnealingLR", "clip_grad_norm",
+]  # fmt: skip
+
+
+def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> tuple[list[np.ndarray], float]:
+    """Scale gradients down so that their joint 2-norm is at most about ``max_norm`` (PyTorch's ``clip_grad_norm_``).
+
+    The factor is ``min(1, max_norm / (norm + 1e-6))``, ``norm`` the 2-norm of all entries together.
+
+    Args:
+        grads: the gradient arrays (e.g. what a value-and-gradient function returns after the value).
+        max_norm: the largest norm let through.
+
+    Returns:
+        The scaled gradients (new arrays) and the norm before scaling.
+
+    Examples:
+        >>> import numpy as np
+        >>> clipped, norm = clip_grad_norm([np.array([3.0]), np.array([4.0])], 1.0)
+        >>> norm, [np.round(g, 6) for g in clipped]
+        (5.0, [array([0.6]), array([0.8])])
+    """
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    grads = [np.asarray(g, dtype=float) for g in grads]
+    norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+    factor = min(1.0, max_norm / (norm + 1e-6))
+    return [g * factor for g in grads], norm
 
 
 class Optimizer:

@@ -102,6 +102,33 @@ def test_step_calls_a_compiled_value_and_gradient_function():
     np.testing.assert_allclose(opt.params["b"], -0.05 * r.sum(), rtol=1e-14)
 
 
+def test_clip_grad_norm_scales_to_the_bound_and_leaves_small_gradients():
+    big = [np.array([[3.0, 0.0]]), np.array([0.0, 4.0, 0.0])]  # joint norm 5
+    clipped, norm = optim.clip_grad_norm(big, 2.0)
+    assert norm == 5.0
+    factor = 2.0 / (5.0 + 1e-6)
+    for c, g in zip(clipped, big):
+        np.testing.assert_allclose(c, g * factor, rtol=1e-15)
+    small, norm = optim.clip_grad_norm(big, 10.0)
+    assert norm == 5.0 and all(np.array_equal(c, g) for c, g in zip(small, big))
+    with pytest.raises(ValueError, match="max_norm"):
+        optim.clip_grad_norm(big, 0.0)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    grads = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    ts = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for t, g in zip(ts, grads):
+        t.grad = torch.tensor(g)
+    total = torch.nn.utils.clip_grad_norm_(ts, 0.7)
+    clipped, norm = optim.clip_grad_norm(grads, 0.7)
+    assert abs(norm - float(total)) < 1e-14
+    for c, t in zip(clipped, ts):
+        np.testing.assert_allclose(c, t.grad.numpy(), rtol=0, atol=1e-15)
+
+
 def test_bad_arguments_are_clear():
     opt = optim.SGD({"w": np.zeros(2)}, lr=0.1)
     with pytest.raises(KeyError, match="unknown parameters"):

@@ -187,14 +187,10 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
+        self, params: Mapping[str, np.ndarray], lr: float = 1e-3, weight_decay: float = 1e-2, **adam_options: Any
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+        """Like :class:`Adam` (``betas``, ``eps`` by keyword), with PyTorch's default decay 1e-2."""
+        super().__init__(params, lr, weight_decay=weight_decay, **adam_options)
 
 
 class Schedule:

@@ -182,8 +182,8 @@ CASES = {
         lambda torch, p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), weight_decay=0.02),
     ),
     "adamw": (
-        lambda p: optim.AdamW(p, lr=0.05, weight_decay=0.1),
-        lambda torch, p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1),
+        lambda p: optim.AdamW(p, lr=0.05, weight_decay=0.1, betas=(0.85, 0.995), eps=1e-7),
+        lambda torch, p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1, betas=(0.85, 0.995), eps=1e-7),
     ),
 }
 

@@ -58,6 +58,12 @@ def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> tuple[list[n
     return [g * factor for g in grads], norm
 
 
+def _floating(a) -> np.ndarray:
+    """An array of floats: float32 stays float32 (as in eincalc's compiled functions), integers become float64."""
+    a = np.asarray(a)
+    return a if np.issubdtype(a.dtype, np.floating) else a.astype(float)
+
+
 class Optimizer:
     """The shared part of every optimiser: the parameters, the learning rate, the step count.
 
@@ -71,7 +77,7 @@ class Optimizer:
     def __init__(self, params: Mapping[str, np.ndarray], lr: float) -> None:
         if lr < 0:
             raise ValueError(f"the learning rate must be >= 0, got {lr}")
-        self.params: dict[str, np.ndarray] = {k: np.asarray(v, dtype=float) for k, v in params.items()}
+        self.params: dict[str, np.ndarray] = {k: _floating(v) for k, v in params.items()}
         self.lr = float(lr)
         self.steps = 0
 
@@ -95,7 +101,8 @@ class Optimizer:
         named = self._named(grads)
         self.steps += 1
         for name, g in named.items():
-            self.params[name] = self._update(name, self.params[name], np.asarray(g, dtype=float))
+            p = self.params[name]
+            self.params[name] = self._update(name, p, _floating(g)).astype(p.dtype, copy=False)  # keep float32
         return value
 
     def _named(self, grads) -> dict[str, np.ndarray]:

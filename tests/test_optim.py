@@ -129,6 +129,15 @@ def test_clip_grad_norm_matches_torch():
         np.testing.assert_allclose(c, t.grad.numpy(), rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.Adam(p, lr=0.1)])
+def test_float32_parameters_stay_float32_and_integers_become_float64(make):
+    opt = make({"w": np.ones(3, dtype=np.float32), "n": np.array([1, 2])})
+    opt.step({"w": np.full(3, 0.5, dtype=np.float32), "n": np.array([1.0, 1.0])})
+    opt.step({"w": np.full(3, 0.5), "n": np.array([1.0, 1.0])})  # a float64 gradient does not promote w
+    assert opt.params["w"].dtype == np.float32 and opt.params["n"].dtype == np.float64
+    assert np.all(opt.params["w"] < 1) and np.all(opt.params["n"] < [1, 2])
+
+
 def test_bad_arguments_are_clear():
     opt = optim.SGD({"w": np.zeros(2)}, lr=0.1)
     with pytest.raises(KeyError, match="unknown parameters"):

@@ -26,6 +26,8 @@ import eincalc as ec
 
 try:
     import torch
+
+    torch.set_num_threads(1)  # small problems: threads only contend for the cores
 except ImportError:  # PyTorch is optional: the side-by-side run is skipped
     torch = None
 

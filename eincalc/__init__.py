@@ -6,6 +6,7 @@ Python operators), differentiate them symbolically, and evaluate or compile them
 
 __version__ = "0.1.0"  # first: submodules (codegen) read it while the package initialises
 
+from eincalc import optim
 from eincalc.accumulation import TraceTable, trace_table
 from eincalc.calling import Signature, signature
 from eincalc.codegen import CompiledFunction, compile
@@ -127,5 +128,5 @@ __all__ = [
     "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array", "solve", "tril", "triu",
     "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature", "ArgumentError",
     "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "shift", "windows",
-    "LimitError", "adjugate",
+    "LimitError", "adjugate", "optim",
 ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -12,6 +13,7 @@ EXAMPLES = sorted((pathlib.Path(__file__).parent.parent / "examples").glob("*.py
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(script):
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+def test_example_runs(script, tmp_path):
+    env = {**os.environ, "EINCALC_FIGURES": str(tmp_path)}  # scripts that plot save there, not next to themselves
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -22,13 +22,13 @@ class WindowPrinting:
     def render_plan(self, plan, operands, ctx):  # type: ignore[no-untyped-def]  # provided by NumPyPrinter
         raise NotImplementedError
 
-    _lowerings: dict[int, tuple[Einsum, Lowering | None]]
-    _views: dict[tuple, Expr]
+    def __init__(self) -> None:
+        super().__init__()
+        self._lowerings: dict[int, tuple[Einsum, Lowering | None]] = {}  # the node is kept: its id stays its own
+        self._views: dict[tuple, Expr] = {}  # (array, axes, window tensors) -> its window view, printed once
 
     def lowering(self, node: Einsum) -> Lowering | None:
         """:func:`~eincalc.codegen.windows.lower`, once per node."""
-        if not hasattr(self, "_lowerings"):
-            self._lowerings = {}
         hit = self._lowerings.get(id(node))
         if hit is None:
             hit = self._lowerings[id(node)] = (node, lower(node))
@@ -56,8 +56,6 @@ class WindowPrinting:
         for k, op in enumerate(node.operands):
             if not isinstance(op, (Shift, Const)):
                 values[k] = ctx.arg(op)
-        if not hasattr(self, "_views"):
-            self._views = {}
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
             axes = [node.in_idx[k].index(g.i) for g in mine]

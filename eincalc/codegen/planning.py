@@ -332,20 +332,24 @@ def contraction_path(
     """
     if len(inputs) < 2:
         return []
-    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
-    spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
-    shapes = tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs)
-    return list(_best_path(spec, shapes)[0])
+    return list(_best_path(*_spec_and_shapes(inputs, out, index_dim, sizes))[0])
 
 
 def contraction_cost(
     inputs: Sequence[IndexTuple], out: IndexTuple, index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]
 ) -> tuple[int, int]:
     """Flops and largest intermediate of the path :func:`contraction_path` picks (opt_einsum's counts)."""
+    _, flops, largest = _best_path(*_spec_and_shapes(inputs, out, index_dim, sizes))
+    return flops, largest
+
+
+def _spec_and_shapes(
+    inputs: Sequence[IndexTuple], out: IndexTuple, index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]
+) -> tuple[str, tuple[tuple[int, ...], ...]]:
+    """The key of :func:`_best_path`: subscripts (opt_einsum symbols, past 52 letters too) and shapes."""
     symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
     spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
-    _, flops, largest = _best_path(spec, tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs))
-    return flops, largest
+    return spec, tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -667,6 +667,10 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
     if param is not None and not math.isfinite(param):
         raise ShapeError(f"the parameter of {fn} must be a finite number, got {param!r}")
     x = xs[0]
+    if fn == "power" and isinstance(xs[1], Const):
+        # a constant exponent is the one-argument power: one node for x ** c however it
+        # is written (power(x, 0.0) printed as x ** 0.0 must parse back to itself)
+        return elementwise("pow", x, xs[1].value)
     if fn == "pow":
         assert param is not None
         if param == 1.0:

@@ -268,6 +268,7 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
         raise ShapeError("the constant factor of a product overflows a float64 (its magnitude passes 1.8e308)")
 
     flat = _eliminate_deltas(flat, set(out), index_dim)
+    flat = _collect_powers(flat, index_dim)
     flat = _drop_ones(flat)
     # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
     flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
@@ -357,6 +358,87 @@ def _eliminate_deltas(flat: list[Factor], out: set[Index], index_dim: dict[Index
             changed = True
             break
     return flat
+
+
+def power_form(node: Node) -> tuple[Node, float]:
+    """``(base, p)`` with ``node == base ** p`` wherever ``node`` is defined.
+
+    ``sqrt(s)`` is ``s ** 0.5`` and ``(s ** a) ** b`` is ``s ** (a b)`` for a non-integer
+    ``a`` (``s ** a`` is then defined only for ``s ≥ 0``, where the identity holds).
+    """
+    if isinstance(node, Elementwise):
+        if node.fn == "pow":
+            assert node.param is not None
+            inner, a = power_form(node.arg)
+            if a != 1.0 and not float(a).is_integer():
+                return inner, a * node.param
+            return node.arg, node.param
+        if node.fn == "sqrt":
+            inner, a = power_form(node.arg)
+            if a != 1.0 and not float(a).is_integer():
+                return inner, 0.5 * a
+            return node.arg, 0.5
+    return node, 1.0
+
+
+def power(base: Node, p: float) -> Node:
+    """``base ** p`` in its one canonical spelling (``sqrt`` for ½, the base for 1)."""
+    if p == 0.5:
+        return elementwise("sqrt", base)
+    return elementwise("pow", base, p)
+
+
+def _collect_powers(flat: list[Factor], index_dim: dict[Index, str]) -> list[Factor]:
+    """``x**a · x**b → x**(a+b)`` for factors of one base over the same indices.
+
+    Exact wherever the product is defined: it changes values only where a factor is
+    undefined (``x/x`` is 1 also at 0, ``sqrt(s)·sqrt(s)`` is ``s`` also for s < 0). A
+    group is collected only if it holds a power: ``x·x`` stays a product, which
+    contracts on BLAS (``x @ x``). ``adj(X) · det(X)**p`` with ``p < 0`` is
+    ``inv(X) · det(X)**(p+1)`` (the product is undefined at singular X anyway), so a
+    derivative through ``det`` that divides by it comes out as the inverse.
+    """
+    groups: dict[tuple[int, IndexTuple], list[int]] = {}
+    forms = []
+    for k, (op, idx) in enumerate(flat):
+        base, p = power_form(op)
+        forms.append((base, p))
+        groups.setdefault((id(base), idx), []).append(k)
+    exponent: dict[int, float] = {}  # net exponent of each collected group, by its first position
+    dropped: set[int] = set()
+    for members in groups.values():
+        if len(members) > 1 and any(forms[k][1] != 1.0 for k in members):
+            exponent[members[0]] = math.fsum(forms[k][1] for k in members)
+            dropped.update(members[1:])
+    replaced: dict[int, Node] = {}
+    for k, (op, _idx) in enumerate(flat):
+        if not (isinstance(op, Unary) and op.fn == "adjugate"):
+            continue
+        det = unary("det", op.arg)
+        scalars = groups.get((id(det), ()), [])
+        if not scalars:
+            continue
+        first = scalars[0]
+        p = exponent.get(first, forms[first][1])
+        if p < 0:
+            exponent[first] = p + 1.0
+            replaced[k] = unary("inv", op.arg)
+    if not exponent and not replaced:
+        return flat
+    out: list[Factor] = []
+    for k, (op, idx) in enumerate(flat):
+        if k in dropped:
+            continue
+        if k in replaced:
+            out.append((replaced[k], idx))
+        elif k in exponent:
+            if exponent[k] == 0.0:
+                out.extend(_ones_factors(idx, index_dim))
+            else:
+                out.append((power(forms[k][0], exponent[k]), idx))
+        else:
+            out.append((op, idx))
+    return out
 
 
 def _drop_ones(flat: list[Factor]) -> list[Factor]:
@@ -677,9 +759,11 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
             return x
         if param == 0.0:
             return Const.make(1.0, x.dims)
-        if isinstance(x, Elementwise) and x.fn == "pow" and float(param).is_integer():
-            assert x.param is not None  # (x^a)^n = x^(a n) holds for integer n
-            return elementwise("pow", x.arg, x.param * param)
+        base, a = power_form(x)
+        if a != 1.0 and (float(param).is_integer() or not float(a).is_integer()):
+            # (x^a)^n = x^(a n) holds for integer n, and for any exponent where a
+            # non-integer a restricts x to x ≥ 0
+            return power(base, a * param)
     if fn == "where":
         if isinstance(x, Const):  # a constant condition selects a branch
             return xs[1] if x.value != 0.0 else xs[2]

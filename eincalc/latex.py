@@ -401,13 +401,20 @@ def _hadamard(child: list[Entry], out: tuple[str, ...]) -> Entry:
     return Entry(r" \odot ".join(_wrap(c, PRODUCT + 1) for c in ordered), HADAMARD)
 
 
+def _transposed(x: Entry) -> str:
+    r"""``x^\top``; the transposed inverse as ``X^{-\top}``, as the Matrix Cookbook writes it."""
+    if x.prec == POWER and x.text.endswith("^{-1}"):
+        return x.text[: -len("^{-1}")] + r"^{-\top}"
+    return f"{_wrap(x, ATOM)}{_TOP}"
+
+
 def _single(op: Node, s: tuple[str, ...], out: tuple[str, ...], x: Entry) -> Entry | None:
     """One operand: identity, transpose, sums, trace and diagonal (as printing reads them)."""
     distinct = len(set(s)) == len(s)
     if distinct and out == s:
         return x
     if distinct and len(s) == 2 and out == tuple(reversed(s)):
-        return Entry(f"{_wrap(x, ATOM)}{_TOP}", POWER)
+        return Entry(_transposed(x), POWER)
     if distinct and not out and s:
         if isinstance(op, Const) and op.value == 1.0:  # Σ over ones is the entry count
             return Entry(_juxtapose([_dim(d) for d in op.dims]), ATOM if op.ndim == 1 else PRODUCT)
@@ -567,7 +574,7 @@ def _read(
             transposed = via == ins[v][1]
             if transposed:
                 late.append(-n)
-        parts.append(f"{_wrap(child[v], ATOM)}{_TOP}" if transposed else _chain_factor(child[v]))
+        parts.append(_transposed(child[v]) if transposed else _chain_factor(child[v]))
     if len(parts) == 1 and not parts[0].endswith(_TOP):
         entry = child[steps[0][0]]
     else:

@@ -81,12 +81,9 @@ def compress(expr: Node) -> Compressed:
         return _compress_einsum(expr)
     if isinstance(expr, Add):
         parts = [compress(t) for t in expr.terms]
-        pattern = _pattern(parts[0].labels)
-        if all(_pattern(p.labels) == pattern for p in parts) and parts[0].is_compressed:
-            labels = parts[0].labels
-            unique = tuple(dict.fromkeys(labels))
-            cores = [_broadcast_core(p, unique, labels) for p in parts]
-            return Compressed(expr, alg.add(cores), labels, unique)
+        labels = _common_labels([p.labels for p in parts])
+        if len(set(labels)) < len(labels):
+            return _compress_sum(expr, parts, labels)
     labels = alg.symbols(expr.ndim)
     return Compressed(expr, expr, labels, labels)
 
@@ -96,15 +93,46 @@ def _pattern(labels: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(first.setdefault(lab, k) for k, lab in enumerate(labels))
 
 
-def _broadcast_core(part: Compressed, unique: tuple[str, ...], labels: tuple[str, ...]) -> Node:
-    # Rename this part's labels to the shared ones (patterns are equal, so positions agree).
-    rename = dict(zip(part.labels, labels))
-    core_idx = tuple(rename[lab] for lab in part.core_labels)
-    missing = tuple(lab for lab in unique if lab not in core_idx)
-    dims = dict(zip(labels, part.expr.dims))
-    if not missing:
-        return alg.einsum([part.core], [core_idx], unique)
-    return alg.einsum([part.core, alg.const(1.0, tuple(dims[m] for m in missing))], [core_idx, missing], unique)
+def _common_labels(part_labels: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """Labels under which two axes share a label iff they share one in every part."""
+    patterns = [_pattern(labels) for labels in part_labels]
+    keys = list(zip(*patterns))
+    names = dict(zip(dict.fromkeys(keys), alg.symbols(len(keys))))
+    return tuple(names[key] for key in keys)
+
+
+def _compress_sum(expr: Add, parts: list[Compressed], labels: tuple[str, ...]) -> Compressed:
+    """A sum of δ ⊗ cores as one δ ⊗ (sum of cores) under the coarsest shared pattern.
+
+    A term more diagonal than the pattern (the ridge term 0.2 δ_ij δ_ab next to
+    2 δ_ij (VᵀV)_ab) keeps its extra δs inside its core: 2 VᵀV + 0.2 I is the k×k core.
+    """
+    dims = dict(zip(labels, expr.dims))
+    unique = tuple(dict.fromkeys(labels))
+    embedded = []
+    for part in parts:
+        spread: dict[str, list[str]] = {}  # a label of the part -> the shared labels it covers
+        for own, shared in zip(part.labels, labels):
+            members = spread.setdefault(own, [])
+            if shared not in members:
+                members.append(shared)
+        operands: list[Node] = [part.core]
+        indices = [tuple(spread[lab][0] for lab in part.core_labels)]
+        for members in spread.values():
+            for other in members[1:]:
+                operands.append(alg.delta((dims[members[0]],)))
+                indices.append((members[0], other))
+        embedded.append((operands, indices))
+    used = {lab for _, indices in embedded for idx in indices for lab in idx}
+    core_labels = tuple(lab for lab in unique if lab in used)
+    cores = []
+    for operands, indices in embedded:
+        missing = tuple(lab for lab in core_labels if not any(lab in idx for idx in indices))
+        if missing:
+            operands = [*operands, alg.const(1.0, tuple(dims[m] for m in missing))]
+            indices = [*indices, missing]
+        cores.append(alg.einsum(operands, indices, core_labels))
+    return Compressed(expr, alg.add(cores), labels, core_labels)
 
 
 def _compress_einsum(expr: Einsum) -> Compressed:

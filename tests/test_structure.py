@@ -157,3 +157,46 @@ def test_generated_modules_carry_the_whole_runtime_class():
     t = namespace["StructuredTensor"](np.array([2.0, 3.0]), "a", "aa", (2, 2))
     np.testing.assert_allclose(t.dense(), np.diag([2.0, 3.0]))
     np.testing.assert_allclose(t.solve(np.array([2.0, 3.0])), [1.0, 1.0])
+
+
+# --------------------------------------------------------------------------------------
+# sums of δ ⊗ cores (issue 10, part 2)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["reverse", "forward", "cross_country", "auto"])
+def test_ridge_term_keeps_the_factorisation_hessian_compressed(mode, rng):
+    f = ec.parse("sum((T - U @ V.T) ** 2) + 0.1 * sum(U ** 2)", T="m n", U="m k", V="n k")
+    H = ec.hessian(f, "U", mode=mode)
+    c = ec.compress(H)
+    assert c.is_compressed
+    assert [c.label_dims[lab] for lab in c.core_labels] == ["k", "k"]
+    assert ec.cost(c.core, m=1000, n=1000, k=10).largest_intermediate <= 100
+    V = rng.normal(size=(4, 3))
+    closed = np.einsum("ij,ab->iajb", np.eye(5), 2 * V.T @ V + 0.2 * np.eye(3))  # δ ⊗ (2VᵀV + 0.2 I)
+    structured = c.evaluate(V=V, m=5)
+    np.testing.assert_allclose(structured.dense(), closed, rtol=1e-12)
+    np.testing.assert_allclose(ec.evaluate(H, V=V, m=5), closed, rtol=1e-12)
+    b = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(structured.solve(b), np.linalg.solve(closed.reshape(15, 15), b.ravel()).reshape(5, 3))
+    np.testing.assert_allclose(structured @ b, np.tensordot(closed, b, 2), rtol=1e-12)
+
+
+def test_ridge_factorisation_newton_step_from_compiled_code(rng):
+    f = ec.parse("sum((T - U @ V.T) ** 2) + 0.1 * sum(U ** 2)", T="m n", U="m k", V="n k")
+    step = ec.compile([ec.grad(f, "U"), ec.hessian(f, "U")])
+    T, U, V = rng.normal(size=(6, 4)), rng.normal(size=(6, 2)), rng.normal(size=(4, 2))
+    g, H = step(T=T, U=U, V=V)
+    assert H.core.shape == (2, 2)
+    new_U = U - H.solve(g)
+    # the ridge least-squares solution in closed form: U = T V (VᵀV + 0.1 I)⁻¹
+    np.testing.assert_allclose(new_U, T @ V @ np.linalg.inv(V.T @ V + 0.1 * np.eye(2)), rtol=1e-10)
+
+
+def test_sum_with_a_more_diagonal_term_keeps_only_the_shared_pattern(rng):
+    # δ_ij δ_ab (full identity) + δ_ij C_ab (block) + a dense term: nothing is shared
+    x = ec.vector("x", "n")
+    A = ec.matrix("A", "n n")
+    f = ec.sum(x * x) + x @ A @ x
+    c = ec.compress(ec.hessian(f, "x"))
+    assert not c.is_compressed
+    a = rng.normal(size=(3, 3))
+    np.testing.assert_allclose(np.asarray(c.evaluate(A=a)), 2 * np.eye(3) + a + a.T, rtol=1e-12)

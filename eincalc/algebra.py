@@ -36,6 +36,7 @@ from eincalc import dims as dimsmod
 from eincalc._types import Dims, Index, IndexTuple
 from eincalc.errors import IndexMismatchError, LimitError, ShapeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.signs import is_nonnegative
 
 _fresh_counter = itertools.count()
 
@@ -749,6 +750,8 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
     if param is not None and not math.isfinite(param):
         raise ShapeError(f"the parameter of {fn} must be a finite number, got {param!r}")
     x = xs[0]
+    if fn == "sqrt" and power_form(x)[1] != 1.0:
+        return elementwise("pow", x, 0.5)  # a power of a power: the rules below
     if fn == "power" and isinstance(xs[1], Const):
         # a constant exponent is the one-argument power: one node for x ** c however it
         # is written (power(x, 0.0) printed as x ** 0.0 must parse back to itself)
@@ -760,10 +763,12 @@ def elementwise(fn: str, args: Node | Sequence[Node], param: float | None = None
         if param == 0.0:
             return Const.make(1.0, x.dims)
         base, a = power_form(x)
-        if a != 1.0 and (float(param).is_integer() or not float(a).is_integer()):
-            # (x^a)^n = x^(a n) holds for integer n, and for any exponent where a
-            # non-integer a restricts x to x ≥ 0
+        if a != 1.0 and (float(param).is_integer() or not float(a).is_integer() or is_nonnegative(base)):
+            # (x^a)^p = x^(a p) holds for integer p, and for any p where x ≥ 0 (proved,
+            # or implied by a non-integer a, which leaves x^a undefined below 0)
             return power(base, a * param)
+        if a != 1.0 and a % 2 == 0:
+            return power(elementwise("abs", base), a * param)  # sqrt(x²) = |x|
     if fn == "where":
         if isinstance(x, Const):  # a constant condition selects a branch
             return xs[1] if x.value != 0.0 else xs[2]

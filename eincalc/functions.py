@@ -76,6 +76,8 @@ class ElementwiseFn:
         undefined_at: points where the derivative is mathematically undefined (a
             convention is used there; finite differences must keep away). For several
             arguments, ``(0.0,)`` means "where the arguments are equal".
+        image: bounds ``(lo, hi)`` of the values for any real arguments where defined
+            (sigmoid: ``(0, 1)``); :mod:`eincalc.signs` proves signs with them.
     """
 
     name: str
@@ -93,6 +95,7 @@ class ElementwiseFn:
     has_param: bool = False
     domain: str | tuple[str, ...] = "real"
     undefined_at: tuple[float, ...] = ()
+    image: tuple[float, float] = (-math.inf, math.inf)
 
     def __post_init__(self) -> None:
         slots = ", ".join(f"{{{k}}}" for k in range(self.arity))
@@ -195,16 +198,17 @@ def _comparison(name: str, relation: Callable[[Any, Any], Any], symbol: str, lat
         syntax=f"{{0}} {symbol} {{1}}",
         syntax_prec="compare",
         undefined_at=(0.0,),
+        image=(0.0, 1.0),
     )
 
 
 for _entry in [
-    _fn("exp", np.exp, sympy.exp, lambda x: _ops().exp(x), latex=r"\exp({0})"),
+    _fn("exp", np.exp, sympy.exp, lambda x: _ops().exp(x), latex=r"\exp({0})", image=(0.0, math.inf)),
     _fn("log", np.log, sympy.log, lambda x: x**-1, latex=r"\log({0})", domain="positive"),
-    _fn("sin", np.sin, sympy.sin, lambda x: _ops().cos(x), latex=r"\sin({0})"),
-    _fn("cos", np.cos, sympy.cos, lambda x: -_ops().sin(x), latex=r"\cos({0})"),
+    _fn("sin", np.sin, sympy.sin, lambda x: _ops().cos(x), latex=r"\sin({0})", image=(-1.0, 1.0)),
+    _fn("cos", np.cos, sympy.cos, lambda x: -_ops().sin(x), latex=r"\cos({0})", image=(-1.0, 1.0)),
     _fn("tan", np.tan, sympy.tan, lambda x: 1 + _ops().tan(x) ** 2, latex=r"\tan({0})"),
-    _fn("tanh", np.tanh, sympy.tanh, lambda x: _one_minus_sq(_ops().tanh(x)), latex=r"\tanh({0})"),
+    _fn("tanh", np.tanh, sympy.tanh, lambda x: _one_minus_sq(_ops().tanh(x)), latex=r"\tanh({0})", image=(-1.0, 1.0)),
     _fn(
         "sigmoid",
         _sigmoid,
@@ -214,6 +218,7 @@ for _entry in [
         code="0.5 * (1.0 + numpy.tanh(0.5 * {0}))",
         code_prec="product",
         latex=r"\sigma({0})",
+        image=(0.0, 1.0),
     ),
     _fn(
         "softplus",
@@ -221,6 +226,7 @@ for _entry in [
         lambda x: sympy.log(1 + sympy.exp(x)),
         lambda x: _ops().sigmoid(x),
         code="numpy.logaddexp(0.0, {0})",
+        image=(0.0, math.inf),
     ),
     _fn(
         "relu",
@@ -229,6 +235,7 @@ for _entry in [
         lambda x: _ops().step(x),  # relu'(0) = step(0) = 0, as in PyTorch and JAX
         code="numpy.maximum({0}, 0.0)",
         undefined_at=(0.0,),
+        image=(0.0, math.inf),
     ),
     _fn(
         "step",
@@ -237,6 +244,7 @@ for _entry in [
         _zero,
         code="numpy.heaviside({0}, 0.0)",
         undefined_at=(0.0,),
+        image=(0.0, 1.0),
     ),
     _fn(
         "abs",
@@ -246,9 +254,27 @@ for _entry in [
         latex=r"\lvert {0} \rvert",
         domain="nonzero",
         undefined_at=(0.0,),
+        image=(0.0, math.inf),
     ),
-    _fn("sign", np.sign, sympy.sign, _zero, latex=r"\operatorname{{sign}}({0})", domain="nonzero", undefined_at=(0.0,)),
-    _fn("sqrt", np.sqrt, sympy.sqrt, lambda x: 0.5 / _ops().sqrt(x), latex=r"\sqrt{{{0}}}", domain="positive"),
+    _fn(
+        "sign",
+        np.sign,
+        sympy.sign,
+        _zero,
+        latex=r"\operatorname{{sign}}({0})",
+        domain="nonzero",
+        undefined_at=(0.0,),
+        image=(-1.0, 1.0),
+    ),
+    _fn(
+        "sqrt",
+        np.sqrt,
+        sympy.sqrt,
+        lambda x: 0.5 / _ops().sqrt(x),
+        latex=r"\sqrt{{{0}}}",
+        domain="positive",
+        image=(0.0, math.inf),
+    ),
     _fn(
         "log1p",
         np.log1p,
@@ -258,12 +284,42 @@ for _entry in [
         latex_prec="atom",
         domain="positive",
     ),
-    _fn("expm1", np.expm1, lambda x: sympy.exp(x) - 1, lambda x: _ops().exp(x), latex=r"(\exp({0}) - 1)"),
+    _fn(
+        "expm1",
+        np.expm1,
+        lambda x: sympy.exp(x) - 1,
+        lambda x: _ops().exp(x),
+        latex=r"(\exp({0}) - 1)",
+        image=(-1.0, math.inf),
+    ),
     _fn("sinh", np.sinh, sympy.sinh, lambda x: _ops().cosh(x), latex=r"\sinh({0})"),
-    _fn("cosh", np.cosh, sympy.cosh, lambda x: _ops().sinh(x), latex=r"\cosh({0})"),
-    _fn("arctan", np.arctan, sympy.atan, lambda x: (1 + x * x) ** -1, latex=r"\arctan({0})"),
-    _fn("arcsin", np.arcsin, sympy.asin, lambda x: (1 - x * x) ** -0.5, latex=r"\arcsin({0})", domain="unit"),
-    _fn("arccos", np.arccos, sympy.acos, lambda x: -((1 - x * x) ** -0.5), latex=r"\arccos({0})", domain="unit"),
+    _fn("cosh", np.cosh, sympy.cosh, lambda x: _ops().sinh(x), latex=r"\cosh({0})", image=(1.0, math.inf)),
+    _fn(
+        "arctan",
+        np.arctan,
+        sympy.atan,
+        lambda x: (1 + x * x) ** -1,
+        latex=r"\arctan({0})",
+        image=(-math.pi / 2, math.pi / 2),
+    ),
+    _fn(
+        "arcsin",
+        np.arcsin,
+        sympy.asin,
+        lambda x: (1 - x * x) ** -0.5,
+        latex=r"\arcsin({0})",
+        domain="unit",
+        image=(-math.pi / 2, math.pi / 2),
+    ),
+    _fn(
+        "arccos",
+        np.arccos,
+        sympy.acos,
+        lambda x: -((1 - x * x) ** -0.5),
+        latex=r"\arccos({0})",
+        domain="unit",
+        image=(0.0, math.pi),
+    ),
     _fn("arcsinh", np.arcsinh, sympy.asinh, lambda x: (1 + x * x) ** -0.5, latex=r"\operatorname{{arsinh}}({0})"),
     _fn(
         "arctanh",
@@ -282,6 +338,7 @@ for _entry in [
         code="numpy.vectorize(math.erf, otypes=[float])({0})",
         imports=("math", "numpy"),
         latex=r"\operatorname{{erf}}({0})",
+        image=(-1.0, 1.0),
     ),
     _fn(
         "log2",

@@ -149,7 +149,8 @@ def test_golden_logistic_loss() -> None:
 
 
 def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
-    # the Hessian reuses the gradient's y * sigmoid(·) (codegen/sharing.py)
+    # the Hessian reuses the gradient's y * sigmoid(·) (codegen/sharing.py), and its
+    # weights y²σ(1−σ) ≥ 0 make it a Gram product (codegen/gram.py: syrk)
     loss = ec.simplify(ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m"))
     f = compile([loss, ec.grad(loss, "w"), ec.hessian(loss, "w")])
     assert code_only(f.source) == textwrap.dedent(
@@ -165,8 +166,14 @@ def test_golden_logistic_value_gradient_hessian_share_nodes() -> None:
             _t5 = -(_t4 @ X)
             _t6 = 1.0 - _t3
             del _t3
-            _t7 = X.T @ (X * (_t6 * (_t4 * y))[:, None])
-            return _t2, _t5, _t7"""
+            _t7 = _t6 * (_t4 * y)
+            del _t4, _t6
+            _t8 = numpy.sqrt(_t7)
+            del _t7
+            _t9 = X * _t8[:, None]
+            del _t8
+            _t10 = _t9.T @ _t9
+            return _t2, _t5, _t10"""
     )
 
 

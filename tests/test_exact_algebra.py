@@ -114,3 +114,42 @@ def test_hadamard_of_different_indices_is_not_a_power():
 def test_no_unary_inverse_without_a_division():
     g = ec.grad(ec.parse("det(X) * sum(X)", X="n n"), "X")
     assert not any(isinstance(n, Unary) and n.fn == "inv" for n in topo_order([g]))
+
+
+NESTED = [
+    ("sqrt(x ** 2)", lambda x: np.sqrt(x**2)),
+    ("(x ** 2) ** 1.5", lambda x: (x**2) ** 1.5),
+    ("sqrt(exp(x) ** 2)", lambda x: np.sqrt(np.exp(x) ** 2)),
+    ("(x ** 4) ** 0.25", lambda x: (x**4) ** 0.25),
+    ("sqrt(x) ** 3", lambda x: np.sqrt(x) ** 3),
+    ("(x ** 3) ** (1 / 3)", lambda x: (x**3) ** (1 / 3)),
+    ("(x ** 0.5) ** -2 * x", lambda x: (x**0.5) ** -2 * x),
+    ("(sigmoid(x) ** 2) ** 0.5", lambda x: ((1 / (1 + np.exp(-x))) ** 2) ** 0.5),
+]
+
+
+@pytest.mark.parametrize(("text", "reference"), NESTED, ids=[t for t, _ in NESTED])
+def test_powers_of_powers_keep_values_where_defined(text, reference):
+    x = np.array([-3.0, -1.0, -0.2, 0.0, 0.3, 1.0, 2.5])
+    f = ec.parse(text, x="n")
+    with np.errstate(all="ignore"):
+        expected = reference(x)
+    value = _evaluate_quiet(f, x=x)
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(value[finite], expected[finite], rtol=1e-12)
+    if "x" not in f.variables():  # x / x: a constant
+        return
+    inside = x[np.abs(x) > 0.1]
+    with np.errstate(all="ignore"):
+        keep = np.isfinite(reference(inside - 1e-4)) & np.isfinite(reference(inside + 1e-4))
+    for mode in ("reverse", "forward"):
+        g = ec.derivative(ec.sum(f), "x", mode=mode)
+        with np.errstate(all="ignore"):
+            numeric = (reference(inside + 1e-6) - reference(inside - 1e-6)) / 2e-6
+        np.testing.assert_allclose(_evaluate_quiet(g, x=inside)[keep], numeric[keep], rtol=1e-6)
+
+
+def test_sqrt_of_a_square_is_the_absolute_value():
+    x = ec.vector("x", "n")
+    assert ec.sqrt(x**2) is ec.abs(x)
+    assert ec.sqrt(ec.exp(x) ** 2) is ec.exp(x)  # exp(x) ≥ 0: no abs needed

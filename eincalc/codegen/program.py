@@ -44,6 +44,7 @@ from eincalc._types import Dim, SizeDict
 from eincalc.calling import Signature, check_sizes, signature
 from eincalc.codegen.caller import Caller
 from eincalc.codegen.factoring import factor_sums
+from eincalc.codegen.gram import symmetric_products
 from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
@@ -506,9 +507,11 @@ def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
     # a clear win required both ways, it never undoes a distribution, but it may
     # improve on one: (X @ A + X @ B) @ w → X @ (A @ w) + X @ (B @ w) → X @ (A @ w + B @ w).
     roots = factor_sums(roots, cost)
-    # Last, as it builds pairwise products the algebra would flatten again: wide
+    # Then, as it builds pairwise products the algebra would flatten again: wide
     # products become chains over sub-products shared by all outputs (backprop's signals).
-    return share_subproducts(roots, sizes)
+    roots = share_subproducts(roots, sizes)
+    # Last: Mᵀ D M with D ≥ 0 as a Gram product of M √D (BLAS syrk, half the flops).
+    return symmetric_products(roots)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""What a generated module carries with it: the class of compressed (δ ⊗ core) results.
+"""What a generated module carries with it: the classes of structured results.
 
-:class:`StructuredTensor` is written against NumPy alone, and its source is copied into
-every generated module that returns a compressed result, so a saved module keeps
-``dense()``, ``matvec``, ``solve`` and ``@`` without eincalc installed. eincalc's own
-:class:`eincalc.structure.StructuredTensor` is this class with eincalc's error type.
+:class:`StructuredTensor` (δ ⊗ core), :class:`LowRank` (a weighted Gram term) and
+:class:`StructuredSum` (a sum of those) are written against NumPy alone, and their
+source is copied into every generated module that returns a structured result, so a
+saved module keeps ``dense()``, ``matvec``, ``solve`` and ``@`` without eincalc
+installed. eincalc's own classes (:mod:`eincalc.structure`) are these with eincalc's
+error type.
 
-Keep the class self-contained: it may use ``numpy`` (imported as ``numpy``) and nothing
-else, not even other names of this module.
+Keep the classes self-contained: they may use ``numpy`` (imported as ``numpy``) and each
+other, nothing else of this module.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class StructuredTensor:
         r = self.ndim - b.ndim
         if r != b.ndim or b.shape != self.shape[:r] or self.shape[:r] != self.shape[r:]:
             raise self.error(f"solve: a right-hand side of shape {b.shape} does not fit the shape {self.shape}")
+        x = self.solve_columns(b[..., None])[..., 0]
+        return x.reshape(-1) if flat else x
+
+    def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
+        """``solve`` for many right-hand sides at once: ``b`` has a last axis of columns."""
+        r = self.ndim // 2
         row, col = self.labels[:r], self.labels[r:]
         sizes = dict(zip(self.labels, self.shape))
         batch = [lab for lab in row if lab in col]
@@ -112,8 +120,8 @@ class StructuredTensor:
         n_co = int(numpy.prod([sizes[x] for x in col_only], dtype=numpy.int64))
         if not distinct or n_ro != n_co or any(lab not in self.core_labels for lab in row_only + col_only):
             n = int(numpy.prod(self.shape[:r], dtype=numpy.int64))
-            x = numpy.linalg.solve(self.dense().reshape(n, n), b.reshape(n)).reshape(self.shape[r:])
-            return x.reshape(-1) if flat else x
+            x = numpy.linalg.solve(self.dense().reshape(n, n), b.reshape(n, -1))
+            return x.reshape(self.shape[r:] + b.shape[-1:])
         in_core = [lab for lab in batch if lab in self.core_labels]
         outside = [lab for lab in batch if lab not in self.core_labels]
         m_labels = "".join(in_core + row_only + col_only)
@@ -121,21 +129,138 @@ class StructuredTensor:
         n_b = int(numpy.prod([sizes[x] for x in in_core], dtype=numpy.int64))
         mat = mat.reshape(n_b, n_ro, n_co)
         rhs_labels = "".join(in_core + row_only + outside)
-        rhs = numpy.einsum(f"{row}->{rhs_labels}", b).reshape(n_b, n_ro, -1)
+        rhs = numpy.einsum(f"{row}Z->{rhs_labels}Z", b).reshape(n_b, n_ro, -1)
         sol = numpy.linalg.solve(mat, rhs)
         sol_labels = "".join(in_core + col_only + outside)
-        sol = sol.reshape([sizes[x] for x in sol_labels])
-        x = numpy.einsum(f"{sol_labels}->{col}", sol)
-        return x.reshape(-1) if flat else x
+        sol = sol.reshape([sizes[x] for x in sol_labels] + [b.shape[-1]])
+        return numpy.einsum(f"{sol_labels}Z->{col}Z", sol)
+
+
+class LowRank:
+    """``coef · Σ_s w_s L[s, α] L[s, β]``: a weighted Gram matrix of ``r`` rows ``L[s]``.
+
+    ``factor`` has shape ``(r,) + half`` and the tensor has shape ``half + half``; stored
+    and applied in O(r · N) for N entries of ``half``, never as the N × N matrix.
+    """
+
+    error = ValueError
+
+    def __init__(self, factor: numpy.ndarray, weights: numpy.ndarray, coef: float, shape: tuple) -> None:
+        self.shape = tuple(shape)
+        half = self.shape[: len(self.shape) // 2]
+        self.factor = numpy.asarray(factor, dtype=float).reshape((-1, *half))
+        self.weights = numpy.asarray(weights, dtype=float).reshape(-1)
+        self.coef = float(coef)
+        if self.factor.shape[0] != self.weights.shape[0]:
+            raise self.error(f"low-rank factor {self.factor.shape} and weights {self.weights.shape} do not agree")
+
+    @property
+    def rows(self) -> numpy.ndarray:
+        """The factor as an r × N matrix."""
+        return self.factor.reshape(self.factor.shape[0], -1)
+
+    def dense(self) -> numpy.ndarray:
+        rows = self.rows
+        return (self.coef * (rows.T * self.weights) @ rows).reshape(self.shape)
+
+    def matvec_flat(self, v: numpy.ndarray) -> numpy.ndarray:
+        return self.coef * (self.rows.T @ (self.weights[:, None] * (self.rows @ v.reshape(self.rows.shape[1], -1))))
+
+
+class StructuredSum:
+    """A sum of structured terms: δ ⊗ core tensors and low-rank Gram terms (:class:`LowRank`).
+
+    The Hessian of softmax regression is ``δ ⊗ C − Lᵀ diag(w) L``: a block-diagonal term
+    and a Gram term whose rank is the number of samples. ``t @ v`` applies the terms
+    without forming the sum; ``t.solve(b)`` uses the Woodbury identity when the rank is
+    below the size (one block solve per class and an r × r system), else the dense sum.
+    """
+
+    error = ValueError
+
+    def __init__(self, parts: tuple) -> None:
+        self.parts = tuple(parts)
+        self.shape = self.parts[0].shape
+        for part in self.parts:
+            if part.shape != self.shape:
+                raise self.error(f"structured terms of shapes {part.shape} and {self.shape} cannot be added")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return numpy.dtype(float)
+
+    def __repr__(self) -> str:
+        kinds = " + ".join(type(p).__name__ for p in self.parts)
+        return f"StructuredSum(shape={self.shape}, {kinds})"
+
+    def dense(self) -> numpy.ndarray:
+        """The full array (allocates every entry)."""
+        return sum(p.dense() for p in self.parts)
+
+    def __array__(self, dtype: object = None, copy: object = None) -> numpy.ndarray:
+        dense = self.dense()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def _size(self) -> int:
+        return int(numpy.prod(self.shape[: self.ndim // 2], dtype=numpy.int64))
+
+    def _flat(self, v: numpy.ndarray, what: str) -> tuple:
+        v = numpy.asarray(v, dtype=float)
+        half = self.shape[: self.ndim // 2]
+        if v.shape == half:
+            return v.reshape(-1), False
+        if v.ndim == 1 and v.size == self._size():
+            return v, True
+        raise self.error(f"{what}: a vector of shape {v.shape} does not fit the shape {self.shape}")
+
+    def matvec(self, v: numpy.ndarray) -> numpy.ndarray:
+        """``H v`` from the terms: O(r·N) for a low-rank term, the core's work for δ ⊗ core."""
+        flat_v, flat = self._flat(v, "matvec")
+        half = self.shape[: self.ndim // 2]
+        total = numpy.zeros(flat_v.shape)
+        for p in self.parts:
+            if isinstance(p, LowRank):
+                total += p.matvec_flat(flat_v)[:, 0]
+            else:
+                total += numpy.asarray(p.matvec(flat_v.reshape(half))).reshape(-1)
+        return total if flat else total.reshape(half)
+
+    def __matmul__(self, v: numpy.ndarray) -> numpy.ndarray:
+        return self.matvec(v)
+
+    def solve(self, b: numpy.ndarray) -> numpy.ndarray:
+        """``x`` with ``H x = b``: Woodbury over the block-diagonal term when the rank is small."""
+        flat_b, flat = self._flat(b, "solve")
+        half = self.shape[: self.ndim // 2]
+        n = self._size()
+        blocks = [p for p in self.parts if not isinstance(p, LowRank)]
+        low = [p for p in self.parts if isinstance(p, LowRank)]
+        rank = sum(p.factor.shape[0] for p in low)
+        if len(blocks) == 1 and low and rank < n:
+            d = blocks[0]
+            u = numpy.concatenate([p.rows for p in low]).T  # N × r
+            c = numpy.concatenate([p.coef * p.weights for p in low])
+            d_inv_b = d.solve_columns(flat_b.reshape(*half, 1)).reshape(n)
+            d_inv_u = d.solve_columns(u.reshape(*half, rank)).reshape(n, rank)
+            # (D + U C Uᵀ)⁻¹ = D⁻¹ − D⁻¹ U (I + C Uᵀ D⁻¹ U)⁻¹ C Uᵀ D⁻¹ (C may be singular)
+            inner = numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u)
+            x = d_inv_b - d_inv_u @ numpy.linalg.solve(inner, c * (u.T @ d_inv_b))
+        else:
+            x = numpy.linalg.solve(self.dense().reshape(n, n), flat_b)
+        return x if flat else x.reshape(half)
 
 
 @functools.cache
 def structured_source() -> str:
-    """The source of :class:`StructuredTensor`, for a generated module (read once).
+    """The source of the classes above, for a generated module (read once).
 
     Sliced from this file, which is quicker than ``inspect.getsource`` (about 20 ms): the
-    class ends at the first two blank lines after it.
+    classes end where this function's decorator begins.
     """
     text = pathlib.Path(__file__).read_text(encoding="utf-8")
     start = text.index("class StructuredTensor:")
-    return text[start : text.index("\n\n\n", start)]
+    return text[start : text.index("\n\n\n@functools.cache", start)]

@@ -84,6 +84,9 @@ def compress(expr: Node) -> Compressed:
         labels = _common_labels([p.labels for p in parts])
         if len(set(labels)) < len(labels):
             return _compress_sum(expr, parts, labels)
+        mixed = _structured_sum(expr, parts)
+        if mixed is not None:
+            return mixed  # type: ignore[return-value]
     labels = alg.symbols(expr.ndim)
     return Compressed(expr, expr, labels, labels)
 
@@ -164,6 +167,124 @@ def _compress_einsum(expr: Einsum) -> Compressed:
 
 
 # --------------------------------------------------------------------------------------
+# sums of structured terms: δ ⊗ core plus low-rank Gram terms
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LowRankTerm:
+    """``expr = coef · Σ_s weights[s] factor[s, α] factor[s, β]`` (s: the summed rows)."""
+
+    expr: Node
+    factor: Node
+    weights: Node
+    coef: float
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return (self.factor, self.weights)
+
+
+@dataclass(frozen=True)
+class CompressedSum:
+    """``expr`` as a sum of a δ ⊗ core term and low-rank Gram terms (:class:`LowRankTerm`).
+
+    The Hessian of softmax regression, ``δ_bd C[a, b, c] − Σ_s w_s L[s, a, b] L[s, c, d]``
+    with ``L[s, a, b] = X[s, a] P[s, b]``: block-diagonal per class plus a Gram term of
+    rank n (the samples), applied and solved without the dense (dc) × (dc) matrix.
+    """
+
+    expr: Node
+    block: Compressed
+    low_rank: tuple[LowRankTerm, ...]
+
+    is_compressed = True
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """What a program computes for this result, in order."""
+        return (self.block.core, *(n for t in self.low_rank for n in t.nodes))
+
+    def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredSum:
+        """Values: each term's nodes computed by the reference interpreter, wrapped."""
+        from eincalc.interpreter import bind_values, evaluate
+
+        values, sizes, _ = bind_values([self.expr], named={**(arrays or {}), **named_arrays})
+        computed = []
+        for node in self.nodes:
+            wanted = node.variables()
+            computed.append(np.asarray(evaluate(node, {k: v for k, v in values.items() if k in wanted}, sizes)))
+        return structured_sum_value(self, computed, sizes)
+
+    def __str__(self) -> str:
+        terms = [f"{_delta_text(self.block)} ⊗ ({self.block.core})"]
+        for t in self.low_rank:
+            terms.append(f"{t.coef:g} · Σ_rows ({t.weights}) L Lᵀ, L = {t.factor}")
+        return " + ".join(terms)
+
+
+def _structured_sum(expr: Add, parts: list[Compressed]) -> CompressedSum | None:
+    """A δ ⊗ core term (the compressed terms, merged) plus Gram terms, or None."""
+    blocks = [(t, p) for t, p in zip(expr.terms, parts) if p.is_compressed]
+    rest = [t for t, p in zip(expr.terms, parts) if not p.is_compressed]
+    if not blocks or not rest or expr.ndim % 2:
+        return None
+    low = [_low_rank(t) for t in rest]
+    if any(term is None for term in low):
+        return None
+    if len(blocks) == 1:
+        block = blocks[0][1]
+    else:
+        labels = _common_labels([p.labels for _, p in blocks])
+        if len(set(labels)) == len(labels):
+            return None
+        block = _compress_sum(alg.add([t for t, _ in blocks]), [p for _, p in blocks], labels)  # type: ignore[arg-type]
+    return CompressedSum(expr, block, tuple(low))  # type: ignore[arg-type]
+
+
+def _low_rank(term: Node) -> LowRankTerm | None:
+    """``term`` as ``coef · Σ_s w_s L[s, α] L[s, β]`` when its factors split that way.
+
+    The output is two halves α, β of equal dims; each factor lives on one half (plus
+    summed indices) or on summed indices only (the weights); the two halves' products
+    are one node over (s, half), s being the summed indices they share.
+    """
+    if not isinstance(term, Einsum) or term.ndim % 2:
+        return None
+    k = term.ndim // 2
+    if term.dims[:k] != term.dims[k:]:
+        return None
+    alpha, beta = set(term.out_idx[:k]), set(term.out_idx[k:])
+    sides: dict[str, list[tuple[Node, tuple[str, ...]]]] = {"left": [], "right": [], "weights": []}
+    for op, idx in zip(term.operands, term.in_idx):
+        on_alpha, on_beta = bool(alpha & set(idx)), bool(beta & set(idx))
+        if on_alpha and on_beta:
+            return None
+        sides["left" if on_alpha else "right" if on_beta else "weights"].append((op, idx))
+    if not sides["left"] or not sides["right"]:
+        return None
+    summed_left = {i for _, idx in sides["left"] for i in idx if i not in alpha}
+    summed_right = {i for _, idx in sides["right"] for i in idx if i not in beta}
+    rows = tuple(sorted(summed_left & summed_right))
+    if not rows:
+        return None
+    index_dim = {i: d for op, idx in zip(term.operands, term.in_idx) for i, d in zip(idx, op.dims)}
+    weight_idx = {i for _, idx in sides["weights"] for i in idx}
+    if weight_idx & ((summed_left | summed_right) - set(rows)):
+        return None  # weights tied to one half's private sums: not a Gram term
+
+    def half(side: str, out: tuple[str, ...]) -> Node:
+        return alg.einsum([op for op, _ in sides[side]], [idx for _, idx in sides[side]], rows + out)
+
+    left, right = half("left", term.out_idx[:k]), half("right", term.out_idx[k:])
+    if left is not right:
+        return None
+    if sides["weights"]:
+        weights = alg.einsum([op for op, _ in sides["weights"]], [idx for _, idx in sides["weights"]], rows)
+    else:
+        weights = alg.const(1.0, tuple(index_dim[i] for i in rows))
+    return LowRankTerm(term, left, weights, term.coef)
+
+
+# --------------------------------------------------------------------------------------
 # values
 # --------------------------------------------------------------------------------------
 class StructuredTensor(runtime.StructuredTensor):
@@ -175,6 +296,28 @@ class StructuredTensor(runtime.StructuredTensor):
     """
 
     error = ShapeError
+
+
+class LowRank(runtime.LowRank):
+    """A weighted Gram term's values (:class:`eincalc.runtime.LowRank` with eincalc's errors)."""
+
+    error = ShapeError
+
+
+class StructuredSum(runtime.StructuredSum):
+    """A sum of structured terms (:class:`eincalc.runtime.StructuredSum` with eincalc's errors)."""
+
+    error = ShapeError
+
+
+def structured_sum_value(c: CompressedSum, computed: list[np.ndarray], sizes: dict[str, int]) -> StructuredSum:
+    """Wrap the values of ``c.nodes`` as a StructuredSum."""
+    shape = tuple(sizes[d] for d in c.expr.dims)
+    block = structured_value(c.block, computed[0], sizes)
+    parts: list = [block if isinstance(block, StructuredTensor) else np.asarray(block)]
+    for k, t in enumerate(c.low_rank):
+        parts.append(LowRank(computed[1 + 2 * k], computed[2 + 2 * k], t.coef, shape))
+    return StructuredSum(tuple(parts))
 
 
 def structured_value(c: Compressed, core_value: np.ndarray, sizes: dict[str, int]) -> StructuredTensor | np.ndarray:

@@ -151,7 +151,8 @@ def test_generated_modules_carry_the_whole_runtime_class():
 
     from eincalc import runtime
 
-    assert runtime.structured_source() == inspect.getsource(runtime.StructuredTensor).rstrip("\n")
+    classes = (runtime.StructuredTensor, runtime.LowRank, runtime.StructuredSum)
+    assert runtime.structured_source() == "\n\n\n".join(inspect.getsource(c).rstrip("\n") for c in classes)
     namespace: dict = {"numpy": np}
     exec(runtime.structured_source(), namespace)  # our own source: it needs only numpy
     t = namespace["StructuredTensor"](np.array([2.0, 3.0]), "a", "aa", (2, 2))
@@ -200,3 +201,83 @@ def test_sum_with_a_more_diagonal_term_keeps_only_the_shared_pattern(rng):
     assert not c.is_compressed
     a = rng.normal(size=(3, 3))
     np.testing.assert_allclose(np.asarray(c.evaluate(A=a)), 2 * np.eye(3) + a + a.T, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# δ ⊗ core plus low-rank Gram terms (issue 10, part 3): softmax regression
+# --------------------------------------------------------------------------------------
+SOFTMAX_REGRESSION = "-sum(Y * log_softmax(X @ W, axis=1)) + 0.05 * sum(W ** 2)"
+
+
+def _softmax_case(rng, n, d, c):
+    X, W = rng.normal(size=(n, d)), rng.normal(size=(d, c))
+    Y = np.eye(c)[rng.integers(0, c, n)]
+    return X, W, Y
+
+
+def _softmax_hessian_closed_form(X, W, Y):
+    """Σ_s (x_s x_sᵀ) ⊗ (diag(p_s) − p_s p_sᵀ) + 0.1 I, laid out (d, c, d, c)."""
+    z = X @ W
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    d, c = W.shape
+    H = np.einsum("sa,sc,sb,bd->abcd", X, X, p, np.eye(c)) - np.einsum("sa,sc,sb,sd->abcd", X, X, p, p)
+    return H + 0.1 * np.einsum("ac,bd->abcd", np.eye(d), np.eye(c))
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "cross_country"])
+def test_softmax_regression_hessian_is_block_diagonal_plus_low_rank(mode, rng):
+    f = ec.parse(SOFTMAX_REGRESSION, Y="n c", X="n d", W="d c")
+    H = ec.hessian(f, "W", mode=mode)
+    c = ec.compress(H)
+    assert c.is_compressed and isinstance(c, ec.CompressedSum)
+    assert [c.block.label_dims[lab] for lab in c.block.core_labels] == ["d", "c", "d"]  # one d×d block per class
+    assert len(c.low_rank) == 1 and c.low_rank[0].factor.dims == ("n", "d", "c")
+    # no n-dependent (dc)×(dc) work: the program's largest temporary is the factor or a block
+    assert ec.cost(H, n=100, d=1000, c=10).largest_intermediate <= 10**7
+    X, W, Y = _softmax_case(rng, 6, 4, 3)
+    closed = _softmax_hessian_closed_form(X, W, Y)
+    value = c.evaluate(X=X, W=W, Y=Y)
+    np.testing.assert_allclose(value.dense(), closed, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "d", "c"), [(5, 4, 3), (40, 3, 2)])  # rank below and above the size
+def test_structured_sum_matvec_and_solve_agree_with_dense_algebra(n, d, c, rng):
+    f = ec.parse(SOFTMAX_REGRESSION, Y="n c", X="n d", W="d c")
+    code = ec.compile([ec.grad(f, "W"), ec.hessian(f, "W")])
+    X, W, Y = _softmax_case(rng, n, d, c)
+    g, H = code(X=X, W=W, Y=Y)
+    closed = _softmax_hessian_closed_form(X, W, Y)
+    assert isinstance(H, ec.StructuredSum)
+    np.testing.assert_allclose(np.asarray(H), closed, rtol=1e-11, atol=1e-12)
+    v = rng.normal(size=(d, c))
+    np.testing.assert_allclose(H @ v, np.tensordot(closed, v, 2), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(H.matvec(v.ravel()), np.tensordot(closed, v, 2).ravel(), rtol=1e-11, atol=1e-12)
+    step = H.solve(g)
+    np.testing.assert_allclose(step, np.linalg.solve(closed.reshape(d * c, d * c), g.ravel()).reshape(d, c), rtol=1e-9)
+
+
+def test_softmax_regression_newton_converges_quadratically(rng):
+    f = ec.parse(SOFTMAX_REGRESSION, Y="n c", X="n d", W="d c")
+    code = ec.compile([ec.grad(f, "W"), ec.hessian(f, "W")])
+    X, W, Y = _softmax_case(rng, 30, 5, 3)
+    W = np.zeros_like(W)
+    norms = []
+    for _ in range(8):
+        g, H = code(X=X, W=W, Y=Y)
+        norms.append(np.linalg.norm(g))
+        W = W - H.solve(g)
+    assert norms[-1] < 1e-10
+    fast = [k for k in range(1, len(norms)) if norms[k - 1] < 1e-2 and norms[k] > 1e-13]
+    assert all(norms[k] <= 10 * norms[k - 1] ** 2 for k in fast)
+
+
+def test_saved_module_keeps_the_structured_sum(tmp_path, rng):
+    f = ec.parse(SOFTMAX_REGRESSION, Y="n c", X="n d", W="d c")
+    code = ec.compile(ec.hessian(f, "W"))
+    path = code.save(tmp_path / "softmax_hessian.py")
+    namespace: dict = {}
+    exec(compile(open(path).read(), str(path), "exec"), namespace)  # noqa: S102 - our own generated module
+    X, W, Y = _softmax_case(rng, 5, 4, 3)
+    H = namespace["f"](Y, X, W)
+    np.testing.assert_allclose(H.dense(), _softmax_hessian_closed_form(X, W, Y), rtol=1e-11, atol=1e-12)

@@ -56,12 +56,14 @@ from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
 from eincalc.runtime import structured_source
-from eincalc.structure import Compressed, StructuredTensor, compress
+from eincalc.structure import Compressed, CompressedSum, LowRank, StructuredSum, StructuredTensor, compress
+
+Structure = Compressed | CompressedSum
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
-RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor"})
+RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "StructuredSum"})
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
@@ -348,23 +350,37 @@ class CompiledFunction:
             life.blocks.append(block)
 
         results = []
-        for root, c in zip(roots, self._compressed):
-            code = ctx.values[id(root)].text
+        at = 0
+        for c in self._compressed:
+            codes = [ctx.values[id(root)].text for root in roots[at : at + _root_count(c)]]
+            at += len(codes)
             if c is None:
-                results.append(code)
+                results.append(codes[0])
+            elif isinstance(c, CompressedSum):
+                shape = self._shape_code(c.expr.dims)
+                parts = [self._structured_code(c.block, codes[0])]
+                for k, term in enumerate(c.low_rank):
+                    factor, weights = codes[1 + 2 * k], codes[2 + 2 * k]
+                    parts.append(f"LowRank({factor}, {weights}, {term.coef!r}, {shape})")
+                results.append(f"StructuredSum(({', '.join(parts)}))")
             else:
-                letters = {lab: chr(ord("a") + k) for k, lab in enumerate(dict.fromkeys(c.labels))}
-                core_labels = "".join(letters[lab] for lab in c.core_labels)
-                labels = "".join(letters[lab] for lab in c.labels)
-                shape = (
-                    "(" + ", ".join(self._dim_code[d] for d in c.expr.dims) + ("," if c.expr.ndim == 1 else "") + ")"
-                )
-                results.append(f"StructuredTensor({code}, {core_labels!r}, {labels!r}, {shape})")
+                results.append(self._structured_code(c, codes[0]))
         if self._single:
             final = f"return {results[0]}"
         else:
             final = f"return {', '.join(results)}" + ("," if len(results) == 1 else "")
         return self._module(printer, life.body(final), sizes, nominal, roots)
+
+    def _shape_code(self, dims: Sequence[Dim]) -> str:
+        return "(" + ", ".join(self._dim_code[d] for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def _structured_code(self, c: Compressed, code: str) -> str:
+        if not c.is_compressed:
+            return code
+        letters = {lab: chr(ord("a") + k) for k, lab in enumerate(dict.fromkeys(c.labels))}
+        core_labels = "".join(letters[lab] for lab in c.core_labels)
+        labels = "".join(letters[lab] for lab in c.labels)
+        return f"StructuredTensor({code}, {core_labels!r}, {labels!r}, {self._shape_code(c.expr.dims)})"
 
     def _module(
         self, printer: Printer, body: list[str], sizes: Mapping[Dim, int], nominal: bool, roots: list[Node]
@@ -373,15 +389,18 @@ class CompiledFunction:
         free = [self._dim_code[d] for d in self._free_dims]
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
-        cores = [c.core for c in self._compressed if c is not None]
+        cores = [n for c in self._compressed if c is not None for n in _structure_nodes(c)]
         tree = _tree_sizes(topo_order([*self.outputs, *cores]), FORMULA_NODES)  # one walk for all outputs
         for k, (o, c) in enumerate(zip(self.outputs, self._compressed)):
             if c is None:
                 text = _truncate(to_numpy_syntax_bounded(o, tree=tree), 90)
+            elif isinstance(c, CompressedSum):
+                text = _truncate(str(c), 90) if all(tree[id(n)] <= FORMULA_NODES for n in c.nodes) else "δ ⊗ … + L Lᵀ"
             else:  # the δ ⊗ core text, when the core is small enough to print
                 small = tree[id(c.core)] <= FORMULA_NODES
                 text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core, tree=tree), 90)
-            how = " as a StructuredTensor" if c is not None else ""
+            kind = "StructuredSum" if isinstance(c, CompressedSum) else "StructuredTensor"
+            how = "" if c is None else f" as a {kind}"
             described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
         planned = ", ".join(f"{d}={sizes[d]}" for d in self._key_dims)
         report = price(roots, sizes)
@@ -397,8 +416,9 @@ class CompiledFunction:
             f"{report.largest_intermediate:,} entries (ec.cost).",
         ]
         if any(c is not None for c in self._compressed):
-            doc += ["A compressed result (δ ⊗ core) is a StructuredTensor: t.core, t @ v, t.solve(b),",
-                    "t.dense() or numpy.asarray(t) use the structure (the class is defined below)."]  # fmt: skip
+            doc += ["A compressed result (δ ⊗ core, or a sum with low-rank terms) is a StructuredTensor",
+                    "(StructuredSum): t @ v, t.solve(b), t.dense() or numpy.asarray(t) use the structure",
+                    "(the classes are defined below)."]  # fmt: skip
         unread = [self._params[v] for v in self.arg_names if v not in self._used_names]
         if unread:
             doc.append(f"It takes the arrays of the function it was derived from; {', '.join(unread)} only give sizes.")
@@ -473,25 +493,33 @@ class CompiledFunction:
 # --------------------------------------------------------------------------------------
 # the program's DAG: what is computed, before and after the sizes are known
 # --------------------------------------------------------------------------------------
-def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[Node], list[Compressed | None]]:
+def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[Node], list[Structure | None]]:
     """The nodes a program computes for ``outputs``, and the compression of each output.
 
     Outputs are simplified (stable forms: softplus for ``log(1 + exp(z))``, logsumexp, …:
     same values, no overflow); a compressed output (δ ⊗ core) computes only its core
     unless ``dense``; sums equal up to a scale factor are shared.
     """
-    compressed: list[Compressed | None] = []
+    compressed: list[Structure | None] = []
     roots: list[Node] = []
     for given in outputs:
         o = simplify(given)
         c = None if dense else compress(o)
-        if c is not None and c.is_compressed:
+        if isinstance(c, CompressedSum):
+            compressed.append(c)
+            roots.extend(c.nodes)  # a δ ⊗ core and each low-rank term's factor and weights
+        elif c is not None and c.is_compressed:
             compressed.append(c)
             roots.append(c.core)
         else:
             compressed.append(None)
             roots.append(o)
     return _share_scaled_sums(roots), compressed
+
+
+def _root_count(c: Structure | None) -> int:
+    """How many roots of the program one output takes."""
+    return len(c.nodes) if isinstance(c, CompressedSum) else 1
 
 
 def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
@@ -517,11 +545,25 @@ def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def _structured(value: Any, c: Compressed | None) -> Any:
-    """The generated module's StructuredTensor as eincalc's (the same class, with eincalc's errors)."""
+def _structured(value: Any, c: Structure | None) -> Any:
+    """The generated module's structured classes as eincalc's (the same classes, with eincalc's errors)."""
     if c is None:
         return value
-    return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
+    if isinstance(c, CompressedSum):
+        return StructuredSum(tuple(_as_eincalc(p) for p in value.parts))
+    return _as_eincalc(value)
+
+
+def _as_eincalc(value: Any) -> Any:
+    if hasattr(value, "core_labels"):
+        return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
+    if hasattr(value, "weights"):
+        return LowRank(value.factor, value.weights, value.coef, value.shape)
+    return value
+
+
+def _structure_nodes(c: Structure) -> tuple[Node, ...]:
+    return c.nodes if isinstance(c, CompressedSum) else (c.core,)
 
 
 def _share_scaled_sums(roots: list[Node]) -> list[Node]:

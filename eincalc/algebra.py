@@ -399,6 +399,11 @@ def _collect_powers(flat: list[Factor], index_dim: dict[Index, str]) -> list[Fac
     ``inv(X) · det(X)**(p+1)`` (the product is undefined at singular X anyway), so a
     derivative through ``det`` that divides by it comes out as the inverse.
     """
+    if not any(
+        (isinstance(op, Elementwise) and op.fn in ("pow", "sqrt")) or (isinstance(op, Unary) and op.fn == "adjugate")
+        for op, _ in flat
+    ):
+        return flat  # nothing to collect (most products): no grouping work
     groups: dict[tuple[int, IndexTuple], list[int]] = {}
     forms = []
     for k, (op, idx) in enumerate(flat):

@@ -54,12 +54,13 @@ def symbols(n: int, start: int = 0) -> IndexTuple:
 # --------------------------------------------------------------------------------------
 # leaves
 # --------------------------------------------------------------------------------------
-def variable(name: str, dims: Dims) -> Var:
+def variable(name: str, dims: Dims, symmetric: bool = False) -> Var:
     """The variable ``name`` with dims ``dims`` (validated).
 
     The name is NFKC-normalised as Python normalises identifiers in source, so a
     look-alike such as fullwidth ``ｙ`` *is* ``y`` here too and cannot silently read
-    another variable in generated code.
+    another variable in generated code. A ``symmetric`` variable is a square matrix
+    whose derivatives are taken in the symmetric convention (:class:`~eincalc.expr.Var`).
     """
     if isinstance(name, str):
         name = normalise_name(name)
@@ -69,7 +70,10 @@ def variable(name: str, dims: Dims) -> Var:
 
     if keyword.iskeyword(name):
         raise ShapeError(f"variable name {name!r} is a Python keyword")
-    return Var.make(name, dimsmod.parse_dims(dims, f"dims of {name}"))
+    parsed = dimsmod.parse_dims(dims, f"dims of {name}")
+    if symmetric and (len(parsed) != 2 or parsed[0] != parsed[1]):
+        raise ShapeError(f"a symmetric variable is a square matrix; {name!r} has dims {dimsmod.fmt(parsed)}")
+    return Var.make(name, parsed, symmetric)
 
 
 def normalise_name(name: str) -> str:

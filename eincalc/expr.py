@@ -262,25 +262,31 @@ def _reductions() -> Any:
 
 
 class Var(Node):
-    """An input tensor ``name`` with dims ``dims``.
+    """An input tensor ``name`` with dims ``dims``; a ``symmetric`` matrix if so declared.
+
+    Derivatives w.r.t. a symmetric matrix are in the symmetric convention: the symmetric
+    G with df = ⟨G, dX⟩ for every symmetric dX (``(∂f/∂X + ∂f/∂Xᵀ) / 2``).
 
     ``serial`` counts creations: variables built with Python operators are declared in
     that order (the default argument order, :mod:`eincalc.calling`). It is no part of
     the structure (equal variables are one object and keep their first serial).
     """
 
-    __slots__ = ("name", "serial")
+    __slots__ = ("name", "serial", "symmetric")
     kind = "var"
     name: str
     serial: int
+    symmetric: bool
 
     def _init_params(self, params: tuple) -> None:
         object.__setattr__(self, "name", params[0])
         object.__setattr__(self, "serial", next(_VAR_SERIALS))  # under the intern lock
+        object.__setattr__(self, "symmetric", len(params) > 2)
 
     @staticmethod
-    def make(name: str, dims: Dims) -> Var:
-        return Var._intern((name, dims), (), dims)
+    def make(name: str, dims: Dims, symmetric: bool = False) -> Var:
+        """The variable; ``symmetric`` (a square matrix equal to its transpose) is another node."""
+        return Var._intern((name, dims, "symmetric") if symmetric else (name, dims), (), dims)
 
 
 class Const(Node):

@@ -43,14 +43,18 @@ def vector(name: str, dim: object) -> Node:
     return tensor(name, dims)
 
 
-def matrix(name: str, rows: object, cols: object = None) -> Node:
-    """A matrix variable: ``matrix("X", "m", "n")`` or ``matrix("X", "m n")``."""
+def matrix(name: str, rows: object, cols: object = None, symmetric: bool = False) -> Node:
+    """A matrix variable: ``matrix("X", "m", "n")`` or ``matrix("X", "m n")``.
+
+    ``symmetric=True`` declares X = Xᵀ (square): derivatives w.r.t. it are symmetric,
+    the gradient being ``(∂f/∂X + ∂f/∂Xᵀ) / 2`` (the symmetric convention).
+    """
     dims = dimsmod.parse_dims(rows, f"dims of {name!r}") + (
         () if cols is None else dimsmod.parse_dims(cols, f"dims of {name!r}")
     )
     if len(dims) != 2:
         raise ShapeError(f"matrix {name!r} needs two dims, got {dimsmod.fmt(dims)}")
-    return tensor(name, dims)
+    return alg.variable(name, dims, symmetric) if symmetric else tensor(name, dims)
 
 
 def as_node(x: object, what: str = "operand") -> Node:

@@ -20,10 +20,11 @@ import io
 import math
 import tokenize
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc import indexing, language, ops
 from eincalc._types import Dim, Dims
@@ -59,10 +60,17 @@ class BuildContext:
     """What a dialect's builder may ask while making nodes: variables, fresh dims, errors."""
 
     def __init__(
-        self, text: str, declared: dict[str, tuple[str, ...]], dialect: Dialect, fresh: Callable[[str, str], Dim]
+        self,
+        text: str,
+        declared: dict[str, tuple[str, ...]],
+        dialect: Dialect,
+        fresh: Callable[[str, str], Dim],
+        symmetric: frozenset[str] = frozenset(),
     ) -> None:
         self.text = text
         self.declared = declared
+        self.symmetric = symmetric
+        """Names of the variables declared symmetric matrices."""
         self.dialect = dialect
         self._fresh = fresh
         self.used: dict[str, Node] = {}
@@ -91,10 +99,11 @@ class BuildContext:
                 hint = language.suggest(name, [*self.declared, *language.FUNCTIONS])
                 raise ParseError(f"unknown name {name!r}{hint}; declared variables: {known}", self.text, pos)
             dims = found
+        symmetric = name in self.symmetric
         node = (
-            ops.tensor(name, dims)
+            alg.variable(name, dims, symmetric)
             if not any(d.startswith(dimsmod.FRESH_PREFIX) for d in dims)
-            else _fresh_var(name, dims)
+            else _fresh_var(name, dims, symmetric)
         )
         self.used[name] = node
         return node
@@ -118,10 +127,10 @@ class BuildContext:
             raise new from None
 
 
-def _fresh_var(name: str, dims: Dims) -> Node:
+def _fresh_var(name: str, dims: Dims, symmetric: bool = False) -> Node:
     from eincalc.expr import Var
 
-    return Var.make(name, dims)  # placeholder dims are not valid names, so skip validation
+    return Var.make(name, dims, symmetric)  # placeholder dims are not valid names, so skip validation
 
 
 def _parse_declaration(name: str, spec: object) -> tuple[str, ...]:
@@ -138,14 +147,18 @@ def parse(
     /,
     dialect: str = "numpy",
     declarations: Mapping[str, object] | None = None,
+    symmetric: Collection[str] = (),
     **more: object,
 ) -> Node:
     """Parse ``text`` into an expression; keywords (or the mapping ``declarations``) declare dims.
 
     Dims are a space-separated string (``X="m n"``), ``""`` for a scalar, a tuple, or an int
     for a fixed size; ``"?"`` marks a dim to infer. ``dialect`` is ``"numpy"`` (default) or
-    ``"matrixcalculus"``. Variables named ``dialect`` or ``declarations`` are declared
-    through the mapping: ``parse("dialect * x", declarations={"dialect": "", "x": "n"})``.
+    ``"matrixcalculus"``. ``symmetric`` names square matrices equal to their transpose
+    (``parse("log(det(X))", X="n n", symmetric={"X"})``): derivatives w.r.t. them are in
+    the symmetric convention, ``(∂f/∂X + ∂f/∂Xᵀ) / 2``. Variables named ``dialect``,
+    ``declarations`` or ``symmetric`` are declared through the mapping:
+    ``parse("dialect * x", declarations={"dialect": "", "x": "n"})``.
     Names are NFKC-normalised, as Python normalises identifiers (fullwidth ``ｘ`` is ``x``).
 
     Examples:
@@ -167,11 +180,32 @@ def parse(
         name = normalise_name(name)
         if declared.setdefault(name, dims) != dims:
             raise ParseError(f"{name!r} is declared twice with different dims (names are NFKC-normalised)")
+    symmetric_names = _symmetric_names(symmetric, declared)
     tree = front.syntax(text)
-    return _infer_and_build(front, tree, text, declared)
+    return _infer_and_build(front, tree, text, declared, symmetric_names)
 
 
-def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, tuple[str, ...]]) -> Node:
+def _symmetric_names(names: Collection[str], declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The names declared symmetric: each a declared square matrix (``X="n n"``)."""
+    if isinstance(names, str) or not isinstance(names, Collection):
+        raise ParseError(f"symmetric must be a collection of variable names, got {names!r}")
+    found = set()
+    for raw in names:
+        if not isinstance(raw, str):
+            raise ParseError(f"symmetric must name variables, got {raw!r}")
+        name = normalise_name(raw)
+        dims = declared.get(name)
+        if dims is None:
+            raise ParseError(f"symmetric variable {name!r} needs declared dims, such as {name}=\"n n\"")
+        if len(dims) != 2 or dims[0] != dims[1] or dims[0] == "?":
+            raise ParseError(f"symmetric variable {name!r} must be a square matrix (two equal dims), got {dims}")
+        found.add(name)
+    return frozenset(found)
+
+
+def _infer_and_build(
+    front: Dialect, tree: Any, text: str, declared: dict[str, tuple[str, ...]], symmetric: frozenset[str] = frozenset()
+) -> Node:
     unifier = dimsmod.Unifier()
     hints: list[tuple[Dim, str]] = []
 
@@ -182,7 +216,7 @@ def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, t
 
     try:
         with dimsmod.unifying(unifier):
-            ctx = BuildContext(text, declared, front, fresh1)
+            ctx = BuildContext(text, declared, front, fresh1, symmetric)
             first = front.build(tree, ctx)
     except RecursionError:
         raise ParseError("expression is nested too deeply", text, 0) from None
@@ -209,7 +243,7 @@ def _infer_and_build(front: Dialect, tree: Any, text: str, declared: dict[str, t
     def fresh2(hint: str, origin: str) -> Dim:
         return next(resolved)
 
-    ctx = BuildContext(text, declared, front, fresh2)
+    ctx = BuildContext(text, declared, front, fresh2, symmetric)
     return _with_signature(front.build(tree, ctx), ctx)
 
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
+from eincalc import algebra as alg
 from eincalc.calling import Signature, nearest, remember, signature
 from eincalc.costmodel import price
 from eincalc.diff.cross_country import cross_country_jacobian
@@ -180,6 +181,17 @@ def _derive(
 
 
 def _one_order(expr: Node, var: Var, mode: str, first: bool, sizes: Mapping[str, int] | None) -> Node:
+    """One Jacobian in ``mode``, in the symmetric convention for a symmetric matrix."""
+    found = _jacobian_in(expr, var, mode, first, sizes)
+    if not var.symmetric:
+        return found
+    # only symmetric directions dX exist: the part of ∂/∂X that pairs with them
+    k = found.ndim
+    swapped = alg.permute(found, [*range(k - 2), k - 1, k - 2])
+    return simplify(alg.scale(alg.add([found, swapped]), 0.5))
+
+
+def _jacobian_in(expr: Node, var: Var, mode: str, first: bool, sizes: Mapping[str, int] | None) -> Node:
     """One Jacobian in ``mode``; ``"auto"`` by output size first, by the cost model after."""
     if mode != "auto":
         return simplify(MODES[mode](expr, var))

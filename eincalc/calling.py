@@ -102,8 +102,8 @@ def _union(signatures: Iterable[Signature]) -> Signature:
 
 
 def declared(variables: Sequence[Var]) -> Signature:
-    """The signature of the variables in the order given."""
-    return _union([Signature((v,)) for v in variables])
+    """The signature of the variables in the order given (a name with two dims raises)."""
+    return Signature(tuple(dict.fromkeys(variables)))
 
 
 def remember(node: Node, sig: Signature) -> Node:
@@ -183,8 +183,15 @@ def signature(exprs: Node | Sequence[Node]) -> Signature:
     parts = []
     for r in roots:
         sig = _REMEMBERED.get(r)
-        parts.append(sig if sig is not None else _by_creation(_used(r)))
-    return _union(parts)
+        if sig is None:
+            sig = _CREATION_ORDER.get(r)
+            if sig is None:  # the variables below a node never change: computed once
+                sig = _CREATION_ORDER[r] = _by_creation(_used(r))
+        parts.append(sig)
+    return parts[0] if len(parts) == 1 else _union(parts)
+
+
+_CREATION_ORDER: weakref.WeakKeyDictionary[Node, Signature] = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------------------------

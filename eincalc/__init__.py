@@ -109,11 +109,19 @@ from eincalc.parser import parse
 from eincalc.printing import einsum_form, to_numpy_syntax
 from eincalc.reductions import max, min, prod, std, var  # noqa: A004 - NumPy's names
 from eincalc.rewrite import SimplifyOptions, simplify
-from eincalc.structure import Compressed, CompressedSum, LowRank, StructuredSum, StructuredTensor, compress
+from eincalc.structure import (
+    Compressed,
+    CompressedSum,
+    Kronecker,
+    LowRank,
+    StructuredSum,
+    StructuredTensor,
+    compress,
+)
 from eincalc.viz import draw, render_svg, to_dot, to_networkx
 
 __all__ = [
-    "Compressed", "CompressedSum", "LowRank", "StructuredSum", "CostReport", "ELIMINATION_ORDERS",
+    "Compressed", "CompressedSum", "Kronecker", "LowRank", "StructuredSum", "CostReport", "ELIMINATION_ORDERS",
     "SimplifyOptions", "StructuredTensor", "compress", "cost",
     "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective",
     "objective", "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table", "Add",

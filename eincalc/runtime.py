@@ -1,7 +1,7 @@
 """What a generated module carries with it: the classes of structured results.
 
-:class:`StructuredTensor` (δ ⊗ core), :class:`LowRank` (a weighted Gram term) and
-:class:`StructuredSum` (a sum of those) are written against NumPy alone, and their
+:class:`StructuredTensor` (δ ⊗ core), :class:`LowRank` (a weighted Gram term),
+:class:`Kronecker` and :class:`StructuredSum` (a sum of those) are written against NumPy alone, and their
 source is copied into every generated module that returns a structured result, so a
 saved module keeps ``dense()``, ``matvec``, ``solve`` and ``@`` without eincalc
 installed. eincalc's own classes (:mod:`eincalc.structure`) are these with eincalc's
@@ -167,13 +167,59 @@ class LowRank:
         return self.coef * (self.rows.T @ (self.weights[:, None] * (self.rows @ v.reshape(self.rows.shape[1], -1))))
 
 
+class Kronecker:
+    """``coef · ⊗_c factors[c]``: factor c acts on the half positions ``positions[c]``.
+
+    ``H[i, j, k, l] = coef · A[i, k] B[j, l]`` has ``positions == ((0,), (1,))``. ``@`` and
+    ``solve`` apply (or invert) each factor along its own axes: O(n³) for n × n factors,
+    never the n² × n² matrix.
+    """
+
+    error = ValueError
+
+    def __init__(self, factors: tuple, positions: tuple, coef: float, shape: tuple) -> None:
+        self.factors = tuple(numpy.asarray(f, dtype=float) for f in factors)
+        self.positions = tuple(tuple(p) for p in positions)
+        self.coef = float(coef)
+        self.shape = tuple(shape)
+        self.half = self.shape[: len(self.shape) // 2]
+
+    def _matrix(self, c: int) -> numpy.ndarray:
+        n = int(numpy.prod([self.half[p] for p in self.positions[c]], dtype=numpy.int64))
+        return self.factors[c].reshape(n, n)
+
+    def _apply(self, x: numpy.ndarray, inverse: bool) -> numpy.ndarray:
+        """Each factor (or its inverse) applied along its axes of ``x`` (half shape + columns)."""
+        for c, axes in enumerate(self.positions):
+            moved = numpy.moveaxis(x, axes, range(len(axes)))
+            flat = moved.reshape(self._matrix(c).shape[0], -1)
+            done = numpy.linalg.solve(self._matrix(c), flat) if inverse else self._matrix(c) @ flat
+            x = numpy.moveaxis(done.reshape(moved.shape), range(len(axes)), axes)
+        return x / self.coef if inverse else self.coef * x
+
+    def dense(self) -> numpy.ndarray:
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        k = len(self.half)
+        specs = ["".join(letters[p] for p in ps) + "".join(letters[k + p] for p in ps) for ps in self.positions]
+        return self.coef * numpy.einsum(f"{','.join(specs)}->{letters[: 2 * k]}", *self.factors)
+
+    def matvec_flat(self, v: numpy.ndarray) -> numpy.ndarray:
+        columns = v.reshape(*self.half, -1)
+        return self._apply(columns, False).reshape(-1, columns.shape[-1])
+
+    def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
+        return self._apply(b, True)
+
+
 class StructuredSum:
-    """A sum of structured terms: δ ⊗ core tensors and low-rank Gram terms (:class:`LowRank`).
+    """A sum of structured terms: δ ⊗ core, :class:`Kronecker` and low-rank :class:`LowRank`.
 
     The Hessian of softmax regression is ``δ ⊗ C − Lᵀ diag(w) L``: a block-diagonal term
     and a Gram term whose rank is the number of samples. ``t @ v`` applies the terms
-    without forming the sum; ``t.solve(b)`` uses the Woodbury identity when the rank is
-    below the size (one block solve per class and an r × r system), else the dense sum.
+    without forming the sum; ``t.solve(b)`` inverts one structured term directly, a
+    structured term plus low-rank ones by the Woodbury identity when the rank is below
+    the size, a Kronecker product of symmetric factors plus a multiple of the identity by
+    the factors' eigendecompositions; else it solves the dense sum.
     """
 
     error = ValueError
@@ -218,12 +264,12 @@ class StructuredSum:
         raise self.error(f"{what}: a vector of shape {v.shape} does not fit the shape {self.shape}")
 
     def matvec(self, v: numpy.ndarray) -> numpy.ndarray:
-        """``H v`` from the terms: O(r·N) for a low-rank term, the core's work for δ ⊗ core."""
+        """``H v`` from the terms: O(r·N) for a low-rank term, the factors' work for the others."""
         flat_v, flat = self._flat(v, "matvec")
         half = self.shape[: self.ndim // 2]
         total = numpy.zeros(flat_v.shape)
         for p in self.parts:
-            if isinstance(p, LowRank):
+            if hasattr(p, "matvec_flat"):
                 total += p.matvec_flat(flat_v)[:, 0]
             else:
                 total += numpy.asarray(p.matvec(flat_v.reshape(half))).reshape(-1)
@@ -233,25 +279,56 @@ class StructuredSum:
         return self.matvec(v)
 
     def solve(self, b: numpy.ndarray) -> numpy.ndarray:
-        """``x`` with ``H x = b``: Woodbury over the block-diagonal term when the rank is small."""
+        """``x`` with ``H x = b``, using the structure where one of the cases above applies."""
         flat_b, flat = self._flat(b, "solve")
         half = self.shape[: self.ndim // 2]
-        n = self._size()
-        blocks = [p for p in self.parts if not isinstance(p, LowRank)]
-        low = [p for p in self.parts if isinstance(p, LowRank)]
-        rank = sum(p.factor.shape[0] for p in low)
-        if len(blocks) == 1 and low and rank < n:
-            d = blocks[0]
-            u = numpy.concatenate([p.rows for p in low]).T  # N × r
-            c = numpy.concatenate([p.coef * p.weights for p in low])
-            d_inv_b = d.solve_columns(flat_b.reshape(*half, 1)).reshape(n)
-            d_inv_u = d.solve_columns(u.reshape(*half, rank)).reshape(n, rank)
-            # (D + U C Uᵀ)⁻¹ = D⁻¹ − D⁻¹ U (I + C Uᵀ D⁻¹ U)⁻¹ C Uᵀ D⁻¹ (C may be singular)
-            inner = numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u)
-            x = d_inv_b - d_inv_u @ numpy.linalg.solve(inner, c * (u.T @ d_inv_b))
-        else:
+        x = self._structured_solve(flat_b.reshape(*half, 1))
+        if x is None:
+            n = self._size()
             x = numpy.linalg.solve(self.dense().reshape(n, n), flat_b)
+        x = numpy.asarray(x).reshape(-1)
         return x if flat else x.reshape(half)
+
+    def _structured_solve(self, b: numpy.ndarray) -> numpy.ndarray | None:
+        n = self._size()
+        low = [p for p in self.parts if isinstance(p, LowRank)]
+        base = [p for p in self.parts if not isinstance(p, LowRank)]
+        if len(base) == 2 and not low:
+            return self._shifted_kronecker_solve(base, b)
+        rank = sum(p.factor.shape[0] for p in low)
+        if len(base) != 1 or rank >= n:
+            return None
+        d = base[0]
+        if not low:
+            return d.solve_columns(b)
+        half = self.shape[: self.ndim // 2]
+        u = numpy.concatenate([p.rows for p in low]).T  # N × r
+        c = numpy.concatenate([p.coef * p.weights for p in low])
+        d_inv_b = d.solve_columns(b).reshape(n)
+        d_inv_u = d.solve_columns(u.reshape(*half, rank)).reshape(n, rank)
+        # (D + U C Uᵀ)⁻¹ = D⁻¹ − D⁻¹ U (I + C Uᵀ D⁻¹ U)⁻¹ C Uᵀ D⁻¹ (C may be singular)
+        inner = numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u)
+        return d_inv_b - d_inv_u @ numpy.linalg.solve(inner, c * (u.T @ d_inv_b))
+
+    def _shifted_kronecker_solve(self, base: list, b: numpy.ndarray) -> numpy.ndarray | None:
+        """``(coef · A ⊗ B + λ I) x = b`` through ``A = Q Λ Qᵀ``, ``B = P M Pᵀ`` (symmetric A, B)."""
+        kron = [p for p in base if isinstance(p, Kronecker)]
+        other = [p for p in base if not isinstance(p, Kronecker)]
+        if len(kron) != 1 or len(kron[0].factors) != 2 or not hasattr(other[0], "core_labels"):
+            return None
+        k, shift = kron[0], other[0]
+        r = self.ndim // 2
+        if shift.core.ndim or shift.labels[:r] != shift.labels[r:]:
+            return None  # not a multiple of the identity
+        mats = [k._matrix(c) for c in range(2)]
+        if not all(numpy.allclose(m, m.T) for m in mats):
+            return None
+        (la, qa), (lb, qb) = (numpy.linalg.eigh(m) for m in mats)
+        rotated = k.__class__((qa.T, qb.T), k.positions, 1.0, self.shape)._apply(b, False)
+        scale = k.coef * numpy.multiply.outer(la, lb) + float(shift.core)
+        order = [p for ps in k.positions for p in ps]
+        scale = numpy.transpose(scale, numpy.argsort(order))
+        return k.__class__((qa, qb), k.positions, 1.0, self.shape)._apply(rotated / scale[..., None], False)
 
 
 @functools.cache

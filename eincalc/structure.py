@@ -11,6 +11,7 @@ matrix-factorisation Newton step is a k×k solve, not an nk×nk one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,9 @@ def _delta_text(c: Compressed) -> str:
 def compress(expr: Node) -> Compressed:
     """The δ ⊗ core structure of ``expr`` (trivial when there is none).
 
+    A sum of δ ⊗ cores is one δ ⊗ core; a product of independent factors, or a δ ⊗ core
+    or Kronecker term plus Gram terms, is a :class:`CompressedSum`.
+
     Examples:
         >>> import eincalc as ec
         >>> x = ec.vector("x", "n")
@@ -78,15 +82,21 @@ def compress(expr: Node) -> Compressed:
         (('a', 'a'), ('a',), True)
     """
     if isinstance(expr, Einsum):
-        return _compress_einsum(expr)
+        found = _compress_einsum(expr)
+        kron = None if found.is_compressed else _kronecker(expr)
+        return found if kron is None else CompressedSum(expr, (kron,))  # type: ignore[return-value]
     if isinstance(expr, Add):
-        parts = [compress(t) for t in expr.terms]
+        parts = [_compress_einsum(t) if isinstance(t, Einsum) else _trivial(t) for t in expr.terms]
         labels = _common_labels([p.labels for p in parts])
         if len(set(labels)) < len(labels):
             return _compress_sum(expr, parts, labels)
         mixed = _structured_sum(expr, parts)
         if mixed is not None:
             return mixed  # type: ignore[return-value]
+    return _trivial(expr)
+
+
+def _trivial(expr: Node) -> Compressed:
     labels = alg.symbols(expr.ndim)
     return Compressed(expr, expr, labels, labels)
 
@@ -167,7 +177,7 @@ def _compress_einsum(expr: Einsum) -> Compressed:
 
 
 # --------------------------------------------------------------------------------------
-# sums of structured terms: δ ⊗ core plus low-rank Gram terms
+# sums of structured terms: δ ⊗ core, Kronecker products, low-rank Gram terms
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LowRankTerm:
@@ -182,26 +192,53 @@ class LowRankTerm:
     def nodes(self) -> tuple[Node, ...]:
         return (self.factor, self.weights)
 
+    def __str__(self) -> str:
+        return f"{self.coef:g} · Σ_rows ({self.weights}) L Lᵀ, L = {self.factor}"
+
 
 @dataclass(frozen=True)
-class CompressedSum:
-    """``expr`` as a sum of a δ ⊗ core term and low-rank Gram terms (:class:`LowRankTerm`).
+class KroneckerTerm:
+    """``expr = coef · ⊗_c factors[c]``, factor c over the half positions ``positions[c]``.
 
-    The Hessian of softmax regression, ``δ_bd C[a, b, c] − Σ_s w_s L[s, a, b] L[s, c, d]``
-    with ``L[s, a, b] = X[s, a] P[s, b]``: block-diagonal per class plus a Gram term of
-    rank n (the samples), applied and solved without the dense (dc) × (dc) matrix.
+    ``H[i, j, k, l] = 2 (AᵀA)[i, k] (BBᵀ)[j, l]`` (the Hessian of ‖A X B − C‖² in X) has
+    factors AᵀA over position 0 and BBᵀ over position 1: solved factor by factor.
     """
 
     expr: Node
-    block: Compressed
-    low_rank: tuple[LowRankTerm, ...]
+    factors: tuple[Node, ...]
+    positions: tuple[tuple[int, ...], ...]
+    coef: float
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.factors
+
+    def __str__(self) -> str:
+        return f"{self.coef:g} · " + " ⊗ ".join(f"({f})" for f in self.factors)
+
+
+Part = Compressed | LowRankTerm | KroneckerTerm
+
+
+@dataclass(frozen=True)
+class CompressedSum:
+    """``expr`` as a sum of structured terms: a δ ⊗ core, Kronecker products, low-rank Gram terms.
+
+    The Hessian of softmax regression, ``δ_bd C[a, b, c] − Σ_s w_s L[s, a, b] L[s, c, d]``
+    with ``L[s, a, b] = X[s, a] P[s, b]``: block-diagonal per class plus a Gram term of
+    rank n (the samples), applied and solved without the dense (dc) × (dc) matrix. The
+    Hessian of ‖A X B − C‖² + λ‖X‖²: a Kronecker product plus a multiple of the identity.
+    """
+
+    expr: Node
+    parts: tuple[Part, ...]
 
     is_compressed = True
 
     @property
     def nodes(self) -> tuple[Node, ...]:
         """What a program computes for this result, in order."""
-        return (self.block.core, *(n for t in self.low_rank for n in t.nodes))
+        return tuple(n for p in self.parts for n in _part_nodes(p))
 
     def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredSum:
         """Values: each term's nodes computed by the reference interpreter, wrapped."""
@@ -214,30 +251,94 @@ class CompressedSum:
             computed.append(np.asarray(evaluate(node, {k: v for k, v in values.items() if k in wanted}, sizes)))
         return structured_sum_value(self, computed, sizes)
 
+    def code(self, codes: list[str], shape: str, structured_code: Callable[[Compressed, str], str]) -> str:
+        """Python constructing the value from the code of :attr:`nodes`."""
+        at = 0
+        parts = []
+        for p in self.parts:
+            mine = codes[at : at + len(_part_nodes(p))]
+            at += len(mine)
+            if isinstance(p, Compressed):
+                parts.append(structured_code(p, mine[0]))
+            elif isinstance(p, LowRankTerm):
+                parts.append(f"LowRank({mine[0]}, {mine[1]}, {p.coef!r}, {shape})")
+            else:
+                parts.append(f"Kronecker(({', '.join(mine)},), {p.positions!r}, {p.coef!r}, {shape})")
+        return f"StructuredSum(({', '.join(parts)},))"
+
     def __str__(self) -> str:
-        terms = [f"{_delta_text(self.block)} ⊗ ({self.block.core})"]
-        for t in self.low_rank:
-            terms.append(f"{t.coef:g} · Σ_rows ({t.weights}) L Lᵀ, L = {t.factor}")
-        return " + ".join(terms)
+        return " + ".join(f"{_delta_text(p)} ⊗ ({p.core})" if isinstance(p, Compressed) else str(p) for p in self.parts)
+
+
+def _part_nodes(p: Part) -> tuple[Node, ...]:
+    return (p.core,) if isinstance(p, Compressed) else p.nodes
 
 
 def _structured_sum(expr: Add, parts: list[Compressed]) -> CompressedSum | None:
-    """A δ ⊗ core term (the compressed terms, merged) plus Gram terms, or None."""
+    """A δ ⊗ core term (the compressed terms, merged) or a Kronecker term, plus Gram terms, or None."""
     blocks = [(t, p) for t, p in zip(expr.terms, parts) if p.is_compressed]
     rest = [t for t, p in zip(expr.terms, parts) if not p.is_compressed]
-    if not blocks or not rest or expr.ndim % 2:
+    if expr.ndim % 2 or not rest:
         return None
-    low = [_low_rank(t) for t in rest]
-    if any(term is None for term in low):
+    kron = [k for k in (_kronecker(t) for t in rest) if k is not None]
+    if len(kron) > 1:
         return None
+    others = [t for t in rest if not kron or t is not kron[0].expr]
+    low = [_low_rank(t) for t in others]
+    if any(term is None for term in low) or not (blocks or kron):
+        return None
+    found: list[Part] = [*kron]
     if len(blocks) == 1:
-        block = blocks[0][1]
-    else:
+        found.append(blocks[0][1])
+    elif blocks:
         labels = _common_labels([p.labels for _, p in blocks])
         if len(set(labels)) == len(labels):
             return None
-        block = _compress_sum(alg.add([t for t, _ in blocks]), [p for _, p in blocks], labels)  # type: ignore[arg-type]
-    return CompressedSum(expr, block, tuple(low))  # type: ignore[arg-type]
+        merged = alg.add([t for t, _ in blocks])
+        found.append(_compress_sum(merged, [p for _, p in blocks], labels))  # type: ignore[arg-type]
+    return CompressedSum(expr, (*found, *low))  # type: ignore[arg-type]
+
+
+def _kronecker(term: Node) -> KroneckerTerm | None:
+    """``term`` as ``coef · ⊗_c K_c`` when its factors fall into groups on disjoint half positions.
+
+    Groups are the connected components of the factors (joined by shared indices); each
+    must carry the row and the column index of the same positions (α_p and β_p).
+    """
+    if not isinstance(term, Einsum) or term.ndim % 2 or term.ndim < 4:
+        return None
+    k = term.ndim // 2
+    if term.dims[:k] != term.dims[k:] or len(set(term.out_idx)) != term.ndim:
+        return None
+    parent = list(range(len(term.operands)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for n, idx in enumerate(term.in_idx):
+        for i in idx:
+            m = first.setdefault(i, n)
+            parent[find(n)] = find(m)
+    groups: dict[int, list[int]] = {}
+    for n in range(len(term.operands)):
+        groups.setdefault(find(n), []).append(n)
+    position = {i: p % k for p, i in enumerate(term.out_idx)}
+    factors, positions = [], []
+    for members in groups.values():
+        present = {i for n in members for i in term.in_idx[n] if i in position}
+        held = tuple(sorted({position[i] for i in present}))
+        if not held or present != {term.out_idx[p] for p in held} | {term.out_idx[k + p] for p in held}:
+            return None  # a group on no position (a scalar) or on a row without its column
+        out = tuple(term.out_idx[p] for p in held) + tuple(term.out_idx[k + p] for p in held)
+        factors.append(alg.einsum([term.operands[n] for n in members], [term.in_idx[n] for n in members], out))
+        positions.append(held)
+    if len(factors) < 2:
+        return None
+    order = sorted(range(len(factors)), key=lambda c: positions[c])
+    return KroneckerTerm(term, tuple(factors[c] for c in order), tuple(positions[c] for c in order), term.coef)
 
 
 def _low_rank(term: Node) -> LowRankTerm | None:
@@ -304,6 +405,12 @@ class LowRank(runtime.LowRank):
     error = ShapeError
 
 
+class Kronecker(runtime.Kronecker):
+    """A Kronecker product's values (:class:`eincalc.runtime.Kronecker` with eincalc's errors)."""
+
+    error = ShapeError
+
+
 class StructuredSum(runtime.StructuredSum):
     """A sum of structured terms (:class:`eincalc.runtime.StructuredSum` with eincalc's errors)."""
 
@@ -313,10 +420,18 @@ class StructuredSum(runtime.StructuredSum):
 def structured_sum_value(c: CompressedSum, computed: list[np.ndarray], sizes: dict[str, int]) -> StructuredSum:
     """Wrap the values of ``c.nodes`` as a StructuredSum."""
     shape = tuple(sizes[d] for d in c.expr.dims)
-    block = structured_value(c.block, computed[0], sizes)
-    parts: list = [block if isinstance(block, StructuredTensor) else np.asarray(block)]
-    for k, t in enumerate(c.low_rank):
-        parts.append(LowRank(computed[1 + 2 * k], computed[2 + 2 * k], t.coef, shape))
+    parts: list = []
+    at = 0
+    for p in c.parts:
+        mine = computed[at : at + len(_part_nodes(p))]
+        at += len(mine)
+        if isinstance(p, Compressed):
+            value = structured_value(p, mine[0], sizes)
+            parts.append(value if isinstance(value, StructuredTensor) else np.asarray(value))
+        elif isinstance(p, LowRankTerm):
+            parts.append(LowRank(mine[0], mine[1], p.coef, shape))
+        else:
+            parts.append(Kronecker(tuple(mine), p.positions, p.coef, shape))
     return StructuredSum(tuple(parts))
 
 

@@ -151,7 +151,7 @@ def test_generated_modules_carry_the_whole_runtime_class():
 
     from eincalc import runtime
 
-    classes = (runtime.StructuredTensor, runtime.LowRank, runtime.StructuredSum)
+    classes = (runtime.StructuredTensor, runtime.LowRank, runtime.Kronecker, runtime.StructuredSum)
     assert runtime.structured_source() == "\n\n\n".join(inspect.getsource(c).rstrip("\n") for c in classes)
     namespace: dict = {"numpy": np}
     exec(runtime.structured_source(), namespace)  # our own source: it needs only numpy
@@ -231,8 +231,9 @@ def test_softmax_regression_hessian_is_block_diagonal_plus_low_rank(mode, rng):
     H = ec.hessian(f, "W", mode=mode)
     c = ec.compress(H)
     assert c.is_compressed and isinstance(c, ec.CompressedSum)
-    assert [c.block.label_dims[lab] for lab in c.block.core_labels] == ["d", "c", "d"]  # one d×d block per class
-    assert len(c.low_rank) == 1 and c.low_rank[0].factor.dims == ("n", "d", "c")
+    block, low = c.parts
+    assert [block.label_dims[lab] for lab in block.core_labels] == ["d", "c", "d"]  # one d×d block per class
+    assert low.factor.dims == ("n", "d", "c")
     # no n-dependent (dc)×(dc) work: the program's largest temporary is the factor or a block
     assert ec.cost(H, n=100, d=1000, c=10).largest_intermediate <= 10**7
     X, W, Y = _softmax_case(rng, 6, 4, 3)
@@ -281,3 +282,47 @@ def test_saved_module_keeps_the_structured_sum(tmp_path, rng):
     X, W, Y = _softmax_case(rng, 5, 4, 3)
     H = namespace["f"](Y, X, W)
     np.testing.assert_allclose(H.dense(), _softmax_hessian_closed_form(X, W, Y), rtol=1e-11, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Kronecker products, alone and shifted by a multiple of the identity
+# --------------------------------------------------------------------------------------
+MATRIX_LSQ = "sum((A @ X @ B - C) ** 2)"
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.1])
+@pytest.mark.parametrize("mode", ["reverse", "forward", "cross_country"])
+def test_matrix_least_squares_hessian_is_a_kronecker_product(ridge, mode, rng):
+    text = MATRIX_LSQ + (f" + {ridge} * sum(X ** 2)" if ridge else "")
+    f = ec.parse(text, A="p n", X="n m", B="m q", C="p q")
+    H = ec.hessian(f, "X", mode=mode)
+    c = ec.compress(H)
+    assert isinstance(c, ec.CompressedSum)
+    (kron,) = [p for p in c.parts if isinstance(p, ec.structure.KroneckerTerm)]
+    assert [k.dims for k in kron.factors] == [("n", "n"), ("m", "m")] and kron.positions == ((0,), (1,))
+    assert ec.cost(H, n=300, m=300, p=400, q=400).largest_intermediate <= 300 * 300  # never (nm)²
+    A, B, C, X = rng.normal(size=(6, 4)), rng.normal(size=(3, 5)), rng.normal(size=(6, 5)), rng.normal(size=(4, 3))
+    # closed form: ∂²/∂X² ‖AXB − C‖² = 2 (AᵀA) ⊗ (BBᵀ), plus 2λ I
+    closed = 2 * np.einsum("ik,jl->ijkl", A.T @ A, B @ B.T) + 2 * ridge * np.einsum("ik,jl->ijkl", np.eye(4), np.eye(3))
+    code = ec.compile([ec.grad(f, "X"), H])
+    g, S = code(A=A, X=X, B=B, C=C)
+    np.testing.assert_allclose(S.dense(), closed, rtol=1e-12, atol=1e-12)
+    v = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(S @ v, np.tensordot(closed, v, 2), rtol=1e-11, atol=1e-12)
+    step = S.solve(g)
+    np.testing.assert_allclose(step, np.linalg.solve(closed.reshape(12, 12), g.ravel()).reshape(4, 3), rtol=1e-9)
+    # one Newton step solves the quadratic: the gradient vanishes after it
+    g_after, _ = code(A=A, X=X - step, B=B, C=C)
+    assert np.abs(g_after).max() < 1e-9
+
+
+def test_runtime_kronecker_against_numpy_kron(rng):
+    from eincalc import runtime
+
+    a, b = rng.normal(size=(3, 3)) + 3 * np.eye(3), rng.normal(size=(2, 2)) + 3 * np.eye(2)
+    k = runtime.Kronecker((a, b), ((0,), (1,)), 1.5, (3, 2, 3, 2))
+    np.testing.assert_allclose(k.dense().reshape(6, 6), 1.5 * np.kron(a, b), rtol=1e-13)
+    rhs = rng.normal(size=(3, 2, 4))
+    np.testing.assert_allclose(
+        k.solve_columns(rhs).reshape(6, 4), np.linalg.solve(1.5 * np.kron(a, b), rhs.reshape(6, 4)), rtol=1e-10
+    )

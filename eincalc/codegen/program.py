@@ -56,14 +56,24 @@ from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
 from eincalc.runtime import structured_source
-from eincalc.structure import Compressed, CompressedSum, LowRank, StructuredSum, StructuredTensor, compress
+from eincalc.structure import (
+    Compressed,
+    CompressedSum,
+    Kronecker,
+    LowRank,
+    StructuredSum,
+    StructuredTensor,
+    compress,
+)
 
 Structure = Compressed | CompressedSum
 
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
-RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "StructuredSum"})
+RESERVED_NAMES = frozenset(
+    {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum"}
+)
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
@@ -357,12 +367,7 @@ class CompiledFunction:
             if c is None:
                 results.append(codes[0])
             elif isinstance(c, CompressedSum):
-                shape = self._shape_code(c.expr.dims)
-                parts = [self._structured_code(c.block, codes[0])]
-                for k, term in enumerate(c.low_rank):
-                    factor, weights = codes[1 + 2 * k], codes[2 + 2 * k]
-                    parts.append(f"LowRank({factor}, {weights}, {term.coef!r}, {shape})")
-                results.append(f"StructuredSum(({', '.join(parts)}))")
+                results.append(c.code(codes, self._shape_code(c.expr.dims), self._structured_code))
             else:
                 results.append(self._structured_code(c, codes[0]))
         if self._single:
@@ -559,6 +564,8 @@ def _as_eincalc(value: Any) -> Any:
         return StructuredTensor(value.core, value.core_labels, value.labels, value.shape)
     if hasattr(value, "weights"):
         return LowRank(value.factor, value.weights, value.coef, value.shape)
+    if hasattr(value, "positions"):
+        return Kronecker(value.factors, value.positions, value.coef, value.shape)
     return value
 
 

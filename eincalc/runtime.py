@@ -107,29 +107,55 @@ class StructuredTensor:
         x = self.solve_columns(b[..., None])[..., 0]
         return x.reshape(-1) if flat else x
 
-    def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
-        """``solve`` for many right-hand sides at once: ``b`` has a last axis of columns."""
+    def slogdet(self) -> tuple:
+        """``(sign, log|det|)`` of the tensor as an N × N matrix, from its blocks where it has them."""
+        r = self.ndim // 2
+        blocks = self._blocks()
+        if blocks is None:
+            n = int(numpy.prod(self.shape[:r], dtype=numpy.int64))
+            return numpy.linalg.slogdet(self.dense().reshape(n, n))
+        mat, repeats = blocks
+        signs, logs = numpy.linalg.slogdet(mat)
+        return float(numpy.prod(signs) ** repeats), float(repeats * numpy.sum(logs))
+
+    def _blocks(self) -> tuple | None:
+        """The distinct diagonal blocks (b × k × k) and how often each repeats, or None."""
         r = self.ndim // 2
         row, col = self.labels[:r], self.labels[r:]
         sizes = dict(zip(self.labels, self.shape))
+        if len(set(row)) != len(row) or len(set(col)) != len(col) or self.shape[:r] != self.shape[r:]:
+            return None
         batch = [lab for lab in row if lab in col]
         row_only = [lab for lab in row if lab not in col]
         col_only = [lab for lab in col if lab not in row]
-        distinct = len(set(row)) == len(row) and len(set(col)) == len(col)
         n_ro = int(numpy.prod([sizes[x] for x in row_only], dtype=numpy.int64))
         n_co = int(numpy.prod([sizes[x] for x in col_only], dtype=numpy.int64))
-        if not distinct or n_ro != n_co or any(lab not in self.core_labels for lab in row_only + col_only):
+        if n_ro != n_co or any(lab not in self.core_labels for lab in row_only + col_only):
+            return None
+        in_core = [lab for lab in batch if lab in self.core_labels]
+        outside = [lab for lab in batch if lab not in self.core_labels]
+        mat = numpy.einsum(f"{self.core_labels}->{''.join(in_core + row_only + col_only)}", self.core)
+        n_b = int(numpy.prod([sizes[x] for x in in_core], dtype=numpy.int64))
+        return mat.reshape(n_b, n_ro, n_co), int(numpy.prod([sizes[x] for x in outside], dtype=numpy.int64))
+
+    def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
+        """``solve`` for many right-hand sides at once: ``b`` has a last axis of columns."""
+        r = self.ndim // 2
+        blocks = self._blocks()
+        if blocks is None:
             n = int(numpy.prod(self.shape[:r], dtype=numpy.int64))
             x = numpy.linalg.solve(self.dense().reshape(n, n), b.reshape(n, -1))
             return x.reshape(self.shape[r:] + b.shape[-1:])
+        mat = blocks[0]
+        row, col = self.labels[:r], self.labels[r:]
+        sizes = dict(zip(self.labels, self.shape))
+        batch = [lab for lab in row if lab in col]
         in_core = [lab for lab in batch if lab in self.core_labels]
         outside = [lab for lab in batch if lab not in self.core_labels]
-        m_labels = "".join(in_core + row_only + col_only)
-        mat = numpy.einsum(f"{self.core_labels}->{m_labels}", self.core)
-        n_b = int(numpy.prod([sizes[x] for x in in_core], dtype=numpy.int64))
-        mat = mat.reshape(n_b, n_ro, n_co)
+        row_only = [lab for lab in row if lab not in col]
+        col_only = [lab for lab in col if lab not in row]
         rhs_labels = "".join(in_core + row_only + outside)
-        rhs = numpy.einsum(f"{row}Z->{rhs_labels}Z", b).reshape(n_b, n_ro, -1)
+        rhs = numpy.einsum(f"{row}Z->{rhs_labels}Z", b).reshape(mat.shape[0], mat.shape[1], -1)
         sol = numpy.linalg.solve(mat, rhs)
         sol_labels = "".join(in_core + col_only + outside)
         sol = sol.reshape([sizes[x] for x in sol_labels] + [b.shape[-1]])
@@ -210,6 +236,17 @@ class Kronecker:
     def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
         return self._apply(b, True)
 
+    def slogdet(self) -> tuple:
+        """``det(c · A ⊗ B) = c^N det(A)^m det(B)^n`` (A n×n, B m×m, N = nm)."""
+        total = int(numpy.prod(self.half, dtype=numpy.int64))
+        sign = numpy.sign(self.coef) ** total
+        log = total * numpy.log(abs(self.coef))
+        for c in range(len(self.factors)):
+            s, ld = numpy.linalg.slogdet(self._matrix(c))
+            repeats = total // self._matrix(c).shape[0]
+            sign, log = sign * s**repeats, log + repeats * ld
+        return float(sign), float(log)
+
 
 class StructuredSum:
     """A sum of structured terms: δ ⊗ core, :class:`Kronecker` and low-rank :class:`LowRank`.
@@ -288,6 +325,24 @@ class StructuredSum:
             x = numpy.linalg.solve(self.dense().reshape(n, n), flat_b)
         x = numpy.asarray(x).reshape(-1)
         return x if flat else x.reshape(half)
+
+    def slogdet(self) -> tuple:
+        """``(sign, log|det|)``: one structured term plus low-rank ones by the determinant lemma."""
+        low = [p for p in self.parts if isinstance(p, LowRank)]
+        base = [p for p in self.parts if not isinstance(p, LowRank)]
+        rank = sum(p.factor.shape[0] for p in low)
+        n = self._size()
+        if len(base) == 1 and rank < n:
+            sign, log = base[0].slogdet()
+            if low:  # det(D + U C Uᵀ) = det(D) det(I + C Uᵀ D⁻¹ U)
+                half = self.shape[: self.ndim // 2]
+                u = numpy.concatenate([p.rows for p in low]).T
+                c = numpy.concatenate([p.coef * p.weights for p in low])
+                d_inv_u = base[0].solve_columns(u.reshape(*half, rank)).reshape(n, rank)
+                s2, l2 = numpy.linalg.slogdet(numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u))
+                sign, log = sign * s2, log + l2
+            return float(sign), float(log)
+        return numpy.linalg.slogdet(self.dense().reshape(n, n))
 
     def _structured_solve(self, b: numpy.ndarray) -> numpy.ndarray | None:
         n = self._size()

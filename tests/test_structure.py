@@ -326,3 +326,27 @@ def test_runtime_kronecker_against_numpy_kron(rng):
     np.testing.assert_allclose(
         k.solve_columns(rhs).reshape(6, 4), np.linalg.solve(1.5 * np.kron(a, b), rhs.reshape(6, 4)), rtol=1e-10
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "decls", "wrt", "make"),
+    [
+        ("sum((T - U @ V.T) ** 2) + 0.1 * sum(U ** 2)", dict(T="m n", U="m k", V="n k"), "U",
+         lambda r: dict(T=r.normal(size=(5, 4)), U=r.normal(size=(5, 3)), V=r.normal(size=(4, 3)))),
+        (SOFTMAX_REGRESSION, dict(Y="n c", X="n d", W="d c"), "W",
+         lambda r: dict(zip(("X", "W", "Y"), _softmax_case(r, 5, 4, 3)))),
+        (MATRIX_LSQ + " + 0.1 * sum(X ** 2)", dict(A="p n", X="n m", B="m q", C="p q"), "X",
+         lambda r: {k: r.normal(size=s) for k, s in dict(A=(6, 4), X=(4, 3), B=(3, 5), C=(6, 5)).items()}),
+    ],
+    ids=["ridge-factorisation", "softmax-regression", "matrix-least-squares"],
+)  # fmt: skip
+def test_structured_slogdet_agrees_with_the_dense_matrix(text, decls, wrt, make, rng):
+    f = ec.parse(text, **decls)
+    arrays = make(rng)
+    H = ec.compile(ec.hessian(f, wrt))(**arrays)
+    dense = np.asarray(H)
+    n = int(np.prod(dense.shape[: dense.ndim // 2]))
+    sign, log = np.linalg.slogdet(dense.reshape(n, n))
+    got_sign, got_log = H.slogdet()
+    assert got_sign == sign
+    np.testing.assert_allclose(got_log, log, rtol=1e-10)

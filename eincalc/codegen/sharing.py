@@ -220,7 +220,10 @@ class _Planner:
             return None
         operands = [q.node for q in chosen]
         indices = [q.idx for q in chosen]
+        dim_of = {i: d for q in chosen for i, d in zip(q.idx, q.node.dims)}
         for out in itertools.permutations(needed):
+            if tuple(dim_of[i] for i in out) != p.dims:
+                continue  # cheap test first: building the product is the costly part
             if alg.einsum(operands, indices, out) is p:
                 self._as_it_is(p)
                 members = frozenset().union(*(q.members for q in chosen))

@@ -707,10 +707,11 @@ def add(terms: Sequence[Node]) -> Node:
     if not terms:
         raise ShapeError("add needs at least one term")
     dims = terms[0].dims
-    flat: list[Node] = []
+    items: list[Node] = []
     for t in terms:
         dimsmod.require_same_dims(dims, t.dims, "addition")
-        flat.extend(t.terms if isinstance(t, Add) else (t,))
+        items.extend(t.terms if isinstance(t, Add) else (t,))
+    flat = _open_scaled_sums(items)
     const_total = 0.0
     coefs: dict[int, list] = {}
     for t in flat:
@@ -732,6 +733,33 @@ def add(terms: Sequence[Node]) -> Node:
         return out[0]
     out.sort(key=lambda t: t.digest)
     return Add.make(tuple(out))
+
+
+def _open_scaled_sums(items: list[Node]) -> list[Node]:
+    """Terms ``c·(u + v)`` opened into ``c·u + c·v`` where a term could meet a like term.
+
+    So ``f − f`` and ``2g − g − g`` are 0. A scaled sum meeting nothing alike stays one
+    term (``-2.0 * (T - U @ V.T)``, one pass in generated code, not two).
+    """
+    inner: dict[int, set[int]] = {}
+    for k, t in enumerate(items):
+        base = split_coef(t)[1]
+        if isinstance(base, Add):
+            inner[k] = {id(base), *(id(split_coef(u)[1]) for u in base.terms)}
+    if not inner:
+        return items
+    counts: dict[int, int] = {}
+    for k, t in enumerate(items):
+        for i in inner.get(k, (id(split_coef(t)[1]),)):
+            counts[i] = counts.get(i, 0) + 1
+    opened: list[Node] = []
+    for k, t in enumerate(items):
+        if k in inner and any(counts[i] > 1 for i in inner[k]):
+            c, base = split_coef(t)
+            opened.extend(scale(u, c) for u in base.terms)  # type: ignore[attr-defined]
+        else:
+            opened.append(t)
+    return opened
 
 
 # --------------------------------------------------------------------------------------

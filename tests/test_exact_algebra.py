@@ -153,3 +153,13 @@ def test_sqrt_of_a_square_is_the_absolute_value():
     x = ec.vector("x", "n")
     assert ec.sqrt(x**2) is ec.abs(x)
     assert ec.sqrt(ec.exp(x) ** 2) is ec.exp(x)  # exp(x) ≥ 0: no abs needed
+
+
+def test_a_sum_minus_itself_is_zero():
+    f = ec.parse("sum((T - U @ V.T) ** 2) + sum(U * U)", T="m n", U="m k", V="n k")
+    assert algebra.is_zero(f - f)
+    g = ec.parse("x @ A @ x + sum(exp(x) * x)", x="n", A="n n")
+    assert algebra.is_zero(2 * g - g - g)
+    x = np.linspace(-1, 1, 4)
+    a = np.arange(16.0).reshape(4, 4)
+    np.testing.assert_allclose(ec.evaluate(3 * g - g, x=x, A=a), 2 * ec.evaluate(g, x=x, A=a))

@@ -31,3 +31,11 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
         if o.output_type == "error"
     ]
     assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_figures_render_inline(path):
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert "matplotlib.use(" not in code  # a non-interactive backend (Agg) would hide the figures
+    if "pyplot" in code:
+        assert "%matplotlib inline" in code

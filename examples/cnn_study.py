@@ -134,6 +134,11 @@ save(fig, "cnn_study_data.png")
 
 # %% [markdown]
 # ## Training: eincalc and PyTorch from the same start, on the same batches
+#
+# Max pooling meets ties where an image is blank (equal activations in a window): eincalc
+# splits the gradient evenly between the tied entries (as JAX does), PyTorch gives it to the
+# first. The tied entries see equal input patches there, so the parameter gradients, and the
+# loss curves, agree either way.
 
 
 # %%

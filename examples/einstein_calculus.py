@@ -77,8 +77,7 @@ x, y = ec.vector("x", "n"), ec.vector("y", "n")
 A, B = ec.matrix("A", "n n"), ec.matrix("B", "n n")
 c = ec.scalar("c")
 rng = np.random.default_rng(0)
-values = dict(x=rng.normal(size=4), y=rng.normal(size=4), A=rng.normal(size=(4, 4)), B=rng.normal(size=(4, 4)), c=1.7)
-v = values
+v = dict(x=rng.normal(size=4), y=rng.normal(size=4), A=rng.normal(size=(4, 4)), B=rng.normal(size=(4, 4)), c=1.7)
 TABLE = [  # operation, matrix notation, eincalc expression, NumPy's value
     ("inner product", "xᵀy", x @ y, v["x"] @ v["y"]),
     ("outer product", "x yᵀ", ec.outer(x, y), np.outer(v["x"], v["y"])),
@@ -110,7 +109,7 @@ def einsum_value(node, arrays):
 
 print(f"{'operation':<17} {'matrix notation':<16} {'eincalc':<34}")
 for name, notation, expr, expected in TABLE:
-    arrays = {k: values[k] for k in ec.signature(expr).names}
+    arrays = {k: v[k] for k in ec.signature(expr).names}
     check_close(einsum_value(expr, arrays), expected, rtol=1e-13, atol=1e-13, what=name)
     print(f"{name:<17} {notation:<16} {product_form(expr):<34}")
 assert product_form(A @ x) == "x *(b,ab,a) A"  # Cᵢ = Σⱼ Aᵢⱼ xⱼ
@@ -192,7 +191,7 @@ assert eliminated[-1] == "v3"  # the matrix partial is multiplied last
 # %%
 X_, y_, w_ = rng.normal(size=(30, 5)), np.sign(rng.normal(size=30)), rng.normal(size=5)
 loss = ec.compile(f)
-differences = numeric_jacobian(lambda w: loss(X_, w, y_), w_)
+differences = numeric_jacobian(lambda point: loss(X_, point, y_), w_)
 for mode, gradient in [("reverse", reverse_gradient), ("forward", forward_gradient),
                        ("cross-country", cross_country_gradient), ("ec.grad", ec.grad(f, "w"))]:  # fmt: skip
     value = ec.evaluate(gradient, X=X_, w=w_, y=y_)

@@ -266,7 +266,7 @@ show(H)
 # A Newton step in $U$ solves $H\Delta = \nabla f$. With the structure that is one
 # $k \times k$ solve (`StructuredTensor.solve`), $O(mnk + k^3)$ with the gradient; densely
 # it is an $mk \times mk$ solve, $O((mk)^3)$ time and $O((mk)^2)$ memory. Both are timed
-# while the dense one fits in a second or so; beyond, its time is extrapolated as
+# while the dense one takes a few seconds at most; beyond, its time is extrapolated as
 # $c\,(mk)^3$ from the largest measured size.
 
 # %%

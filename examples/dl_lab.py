@@ -11,7 +11,8 @@
 # 5. a cross-entropy (with clipped probabilities) trained with clipped gradients;
 # 6. a scaled mean squared error, and how the scale changes training.
 #
-# Run as a script, this saves its figures next to itself.
+# Set `EINCALC_QUICK=1` for a short run (dimensions up to 100 in part 3; the tests do). Run as
+# a script, this saves its figures next to itself.
 
 # %%
 import os
@@ -117,7 +118,7 @@ save(fig, "dl_lab_finite_differences.png")
 quadratic = ec.parse("0.5 * x @ A @ x - b @ x + sum(log(cosh(x)))", A="n n", b="n", x="n")
 value_grad = ec.compile(ec.value_and_grad(quadratic, ["x"]))
 rng = np.random.default_rng(0)
-dimensions = [2, 10, 100, 1000]
+dimensions = [2, 10, 100] if os.environ.get("EINCALC_QUICK") == "1" else [2, 10, 100, 1000]
 curves = {}
 for n in dimensions:
     Q, _ = np.linalg.qr(rng.normal(size=(n, n)))

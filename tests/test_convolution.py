@@ -239,6 +239,39 @@ def test_lenet_on_digits_sized_inputs_equals_pytorch(pool, side, rng):
         check_close(g, t[p].grad.numpy(), rtol=1e-10, atol=1e-10, what=f"∂/∂{p}")
 
 
+def test_cnn_trained_with_adam_follows_pytorch(rng):
+    """conv → conv → max-pool → dense → dense (the CNN study's network), Adam from one start: same losses."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    features = (
+        "relu(einsum('bcij,cijh->bh', max_pool2d(relu(conv2d(relu(conv2d(X, K1, padding=1) + b1[:, None, None]), K2)"
+        " + b2[:, None, None]), size=2), W3) + b3) @ W4 + b4"
+    )
+    shapes = dict(K1=(3, 1, 3, 3), b1=(3,), K2=(4, 3, 3, 3), b2=(4,), W3=(4, 3, 3, 8), b3=(8,), W4=(8, 5), b4=(5,))
+    dims = {name: " ".join(map(str, shape)) for name, shape in shapes.items()}
+    loss = ec.parse(f"-mean(sum(Y * log_softmax({features}, axis=1), axis=1))", X="b 1 8 8", Y="b 5", **dims)
+    step = ec.compile(ec.value_and_grad(loss, list(shapes)))
+    start = {p: rng.normal(size=s) / np.sqrt(np.prod(s[1:]) if len(s) > 1 else 4) for p, s in shapes.items()}
+    X = np.maximum(rng.normal(size=(24, 1, 8, 8)), 0.0)  # many exact zeros, so pooling windows tie as in images
+    Y = np.eye(5)[rng.integers(0, 5, size=24)]
+    opt = ec.optim.Adam(start, lr=1e-2)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
+    topt = torch.optim.Adam(t.values(), lr=1e-2)
+    for k in range(6):
+        batch = slice(8 * (k % 3), 8 * (k % 3) + 8)
+        value = opt.step(step, X=X[batch], Y=Y[batch])
+        topt.zero_grad()
+        h = F.relu(F.conv2d(torch.tensor(X[batch]), t["K1"], t["b1"], padding=1))
+        h = F.max_pool2d(F.relu(F.conv2d(h, t["K2"], t["b2"])), 2)
+        z = F.relu(h.flatten(1) @ t["W3"].flatten(0, 2) + t["b3"]) @ t["W4"] + t["b4"]
+        expected = -(torch.tensor(Y[batch]) * torch.log_softmax(z, dim=1)).sum(dim=1).mean()
+        expected.backward()
+        topt.step()
+        check_close(value, expected.item(), rtol=1e-10, atol=1e-10, what=f"loss at step {k}")
+    for p, array in opt.params.items():
+        check_close(array, t[p].detach().numpy(), rtol=1e-10, atol=1e-10, what=f"{p} after 6 steps")
+
+
 # --------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------

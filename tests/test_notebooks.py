@@ -1,4 +1,7 @@
-"""Every notebook in notebooks/ executes from a clean checkout without errors."""
+"""Every notebook in notebooks/ executes from a clean checkout without errors.
+
+Studies run short (``EINCALC_QUICK=1``: fewer epochs, smaller sweeps).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, tmp_path):
+def test_notebook_executes(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("EINCALC_QUICK", "1")  # the kernel inherits the environment
     book = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
@@ -27,3 +31,11 @@ def test_notebook_executes(path, tmp_path):
         if o.output_type == "error"
     ]
     assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_figures_render_inline(path):
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert "matplotlib.use(" not in code  # a non-interactive backend (Agg) would hide the figures
+    if "pyplot" in code:
+        assert "%matplotlib inline" in code

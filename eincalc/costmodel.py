@@ -19,6 +19,7 @@ from eincalc import dims as dimsmod
 from eincalc.codegen.planning import contraction_cost
 from eincalc.errors import SizeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.functions import get_unary
 from eincalc.graph import topo_order
 from eincalc.structure import compress
 
@@ -90,7 +91,7 @@ def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost
         return NodeCost(node, size, size, size)
     if isinstance(node, Unary):
         n_in = _size(node.arg.dims, sizes)
-        flops = int(round(n_in**1.5)) if node.fn in ("inv", "det", "adjugate", "logdet") else 3 * n_in
+        flops = int(round(n_in**1.5)) if get_unary(node.fn).cubic else 3 * n_in
         return NodeCost(node, flops, size, max(size, n_in))
     raise TypeError(f"no cost rule for {type(node).__name__}")
 

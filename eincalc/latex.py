@@ -274,6 +274,8 @@ def _print_unary(node: Unary, memo: _Memo) -> Entry:
         return Entry(rf"\operatorname{{adj}}({arg.text})", ATOM)
     if node.fn == "logdet":
         return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
+    if get_unary(node.fn).latex_power is not None:
+        return Entry(f"{_wrap(arg, ATOM)}^{{{get_unary(node.fn).latex_power}}}", POWER)
     keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
     axis = rf", \mathrm{{{keyword[2:].split('=')[0]}}}={keyword.split('=')[1]}" if keyword else ""
     if node.fn == "log_softmax":

@@ -53,6 +53,14 @@ class UnaryFn:
     ``takes_axis``: None (no axis), "one" (an axis or a tuple of them, default -1) or
     "optional" (axes, or None for all axes). ``jacobian(node)`` returns ∂node/∂arg as an
     expression of dims ``node.dims + arg.dims``. ``latex`` is the LaTeX name.
+
+    The optional spellings make an entry complete on its own (the linear-algebra entries
+    of :mod:`eincalc.linalg` use them; older entries keep their cases in the printers):
+    ``dims_rule`` maps the argument's dims to the result's (``pinv`` transposes);
+    ``matrix`` asks for a rank-2 argument; ``latex_power`` writes ``arg^{…}`` (``+`` for
+    the pseudo-inverse); ``syntax`` is the printed NumPy syntax with ``{0}`` for the
+    argument (``eigh({0})[1]``); ``code(printer, x, ctx)`` returns the NumPy code
+    (an :class:`eincalc.codegen.printer.Expr`); ``cubic`` prices it at n³ in ``ec.cost``.
     """
 
     name: str
@@ -64,6 +72,18 @@ class UnaryFn:
     scalar: bool = False  # the result is a scalar (det, logdet)
     latex: str = ""
     param: str | None = None  # an integer parameter kept in the node's axis field (triu's k)
+    dims_rule: Callable[[Dims], Dims] | None = None
+    matrix: bool = False
+    latex_power: str | None = None
+    syntax: str | None = None
+    code: Callable[[Any, Any, Any], Any] | None = None
+    cubic: bool = False
+
+    def printed(self, arg: str, dims: Dims, axis: Axis) -> str:
+        """The NumPy-dialect text of this function applied to the printed ``arg``."""
+        if self.syntax is not None:
+            return self.syntax.format(arg)
+        return f"{self.name}({arg}{self.keyword(dims, axis)})"
 
     def keyword(self, dims: Dims, axis: Axis) -> str:
         """The printed keyword, ``", axis=1"`` or ``", k=1"``; empty for the default."""
@@ -85,6 +105,10 @@ class UnaryFn:
         if self.takes_axis is None:
             if axis is not None:
                 raise ShapeError(f"{self.name} takes no axis")
+            if self.matrix and len(dims) != 2:
+                from eincalc.dims import fmt
+
+                raise ShapeError(f"{self.name} needs a matrix, got dims {fmt(dims)}")
             if self.square and (len(dims) != 2 or dims[0] != dims[1]):
                 from eincalc.dims import fmt, require_same
 
@@ -118,6 +142,8 @@ class UnaryFn:
     def out_dims(self, dims: Dims, axis: Axis) -> Dims:
         if self.scalar:
             return ()
+        if self.dims_rule is not None:
+            return self.dims_rule(dims)
         if not self.reduces:
             return dims
         drop = axes_of(axis, len(dims))
@@ -284,10 +310,10 @@ def register_unary(fn: UnaryFn) -> None:
 
 
 for _u in [
-    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True),
-    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True),
-    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True),
-    UnaryFn("logdet", _logdet_np, _jac_logdet, square=True, scalar=True),
+    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True, cubic=True),
+    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True, cubic=True),
+    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True, cubic=True),
+    UnaryFn("logdet", _logdet_np, _jac_logdet, square=True, scalar=True, cubic=True),
     UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
     UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),
     UnaryFn("logsumexp", _logsumexp_np, _jac_logsumexp, takes_axis="optional", reduces=True),
@@ -296,6 +322,12 @@ for _u in [
     UnaryFn("triu", lambda x, k: np.triu(x, k), _jac_triangle, param="k"),
     UnaryFn("tril", lambda x, k: np.tril(x, k), _jac_triangle, param="k"),
 ]:
+    register_unary(_u)
+
+
+from eincalc import linalg as _linalg  # noqa: E402 - registers cholesky, eigh, pinv
+
+for _u in _linalg.ENTRIES:
     register_unary(_u)
 
 

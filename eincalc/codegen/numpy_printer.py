@@ -27,7 +27,7 @@ from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
-from eincalc.functions import get_elementwise
+from eincalc.functions import get_elementwise, get_unary
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
@@ -441,6 +441,9 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     def _print_Unary(self, node: Unary, ctx: Context) -> Expr:
         method = UNARY_CODE.get(node.fn)
+        code = get_unary(node.fn).code
+        if method is None and code is not None:
+            return code(self, self._function_arg(node.arg, ctx), ctx)
         if method is None:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
         return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)

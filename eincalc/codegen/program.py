@@ -60,10 +60,11 @@ from eincalc.structure import Compressed, StructuredTensor, compress
 BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
-RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor"})
+RESERVED_NAMES = frozenset({"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "base64", "zlib"})
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
+GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""
 
 NOMINAL_SIZE = 1000
@@ -193,7 +194,7 @@ class CompiledFunction:
             raise UnknownNameError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"compile: function name {name!r} is not a valid identifier")
-        if name in RESERVED_NAMES or TEMP_NAME.fullmatch(name):
+        if name in RESERVED_NAMES or GENERATED_NAME.fullmatch(name):
             raise ValueError(f"compile: function name {name!r} is reserved for generated code")
         self.outputs: tuple[Node, ...] = tuple(out_list)
         self.backend = backend
@@ -249,7 +250,7 @@ class CompiledFunction:
 
         def fresh(base: str) -> str:
             p = base
-            while p in RESERVED_NAMES or TEMP_NAME.fullmatch(p) or p in taken:
+            while p in RESERVED_NAMES or GENERATED_NAME.fullmatch(p) or p in taken:
                 p += "_"
             taken.add(p)
             return p
@@ -404,6 +405,8 @@ class CompiledFunction:
         doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
         doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
         lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
+        if printer.constant_lines:  # constant arrays, built once when the module loads
+            lines += ["", *printer.constant_lines]
         if any(c is not None for c in self._compressed):
             lines += ["", "", *structured_source().splitlines()]
         lines += ["", "", f"def {self.name}({signature}):"]

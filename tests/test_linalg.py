@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_diff import MODES, check_derivative, spd
 
 import eincalc as ec
@@ -127,3 +129,50 @@ def test_python_api_dims():
 def test_errors(text, decls, message):
     with pytest.raises(ec.EincalcError, match=message):
         ec.parse(text, **decls)
+
+
+# -- properties: random sizes and matrices with a known spectrum ----------------------------
+
+
+def _with_spectrum(seed: int, rows: int, cols: int, low: float, gap: float) -> np.ndarray:
+    """Q₁ diag(s) Q₂ with singular values (or, square, eigenvalues) low, low + gap, …: well conditioned."""
+    r = np.random.default_rng(seed)
+    k = min(rows, cols)
+    q1, _ = np.linalg.qr(r.normal(size=(rows, rows)))
+    q2, _ = np.linalg.qr(r.normal(size=(cols, cols)))
+    s = np.zeros((rows, cols))
+    s[np.arange(k), np.arange(k)] = low + gap * r.permutation(k)
+    return q1 @ s @ (q1.T if rows == cols else q2)
+
+
+PROPERTIES = [
+    ("eigvalsh(S) @ x", "S"),
+    ("sum(eigh(S)[1] * B)", "S"),
+    ("sum(cholesky(S) * B)", "S"),
+    ("sum(pinv(P) * C)", "P"),
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    case=st.sampled_from(PROPERTIES),
+    n=st.integers(2, 4),
+    m=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    mode=st.sampled_from(MODES),
+    order=st.sampled_from([1, 2]),
+)
+def test_random_matrices_derivatives_match_central_differences(case, n, m, seed, mode, order):
+    text, wrt = case
+    decls = dict(S="n n", x="n", B="n n", P="m n", C="n m")
+    f = ec.parse(text, **{k: v for k, v in decls.items() if k in text})
+    r = np.random.default_rng(seed)
+    arrays = {
+        "S": _with_spectrum(seed, n, n, 1.0, 0.7),
+        "P": _with_spectrum(seed + 1, m, n, 1.0, 0.5),
+        "x": r.normal(size=n),
+        "B": r.normal(size=(n, n)),
+        "C": r.normal(size=(n, m)),
+    }
+    arrays = {k: v for k, v in arrays.items() if k in f.variables()}
+    check_derivative(f, wrt, arrays, order, mode, r, sizes={"n": n, "m": m})

@@ -119,6 +119,11 @@ def window(
         if dimsmod.is_literal(in_dim) and max(picked) >= int(in_dim):
             raise ShapeError(f"position {max(picked)} is out of range for dim {in_dim!r}")
         return Window.make(out_dim, in_dim, 0, False, picked)
+    if "-" in out_dim and not from_end:  # x[1:], x[:-1] of a named dim n: n-k entries from start ≤ k
+        base, k = out_dim.split("-")
+        if base != in_dim or not 0 <= start <= int(k):
+            raise ShapeError(f"a selection of {out_dim} entries from {start} does not fit dim {in_dim!r}")
+        return Window.make(out_dim, in_dim, start, False)
     if not dimsmod.is_literal(out_dim):
         raise ShapeError(f"a selection needs a fixed size, got dim {out_dim!r}")
     size = int(out_dim)

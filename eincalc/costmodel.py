@@ -121,7 +121,8 @@ def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
     for d in needed:
         if d not in bound and dimsmod.is_literal(d):
             bound[d] = int(d)
-    missing = [d for d in needed if d not in bound]
+    bound = dimsmod.with_derived(bound, needed)  # m*n, n-1 from their base dims
+    missing = sorted({b for d in needed if d not in bound for b in dimsmod.base_dims(d) or (d,)} - set(bound))
     if missing:
         raise SizeError(f"cost needs a size for dim(s) {', '.join(missing)} (e.g. cost(expr, {missing[0]}=100))")
     # price what ec.compile runs at these sizes: simplified, cores of compressed

@@ -2,8 +2,8 @@
 
 Each is one :class:`eincalc.tensor_functions.UnaryFn` entry with its NumPy value, its
 Jacobian as an expression (so every mode and every order follow from the chain rule),
-its NumPy code, LaTeX and printed syntax. ``kron`` needs no entry: it is a product with
-two constant merge tensors (:func:`eincalc.ops.kron`).
+its NumPy code, LaTeX and printed syntax. ``kron`` needs no entry: it is an outer product
+whose axis pairs a reshape merges (:func:`kron`).
 
 Conventions (those of JAX, whose ``cholesky`` and ``eigh`` symmetrise their input):
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from eincalc import algebra as alg
+from eincalc import dims as dimsmod
 from eincalc.expr import Node, Unary
 from eincalc.tensor_functions import UnaryFn
 
@@ -106,19 +107,19 @@ def _symmetric_code(printer: Any, x: Any, ctx: Any) -> str:
     return f"0.5 * ({x.atom} + {x.atom}.T)"
 
 
-def _code_cholesky(printer: Any, x: Any, ctx: Any) -> Any:
+def _code_cholesky(printer: Any, node: Unary, x: Any, ctx: Any) -> Any:
     from eincalc.codegen.printer import call
 
     return call(printer.np("linalg.cholesky"), _symmetric_code(printer, x, ctx))
 
 
-def _code_eigvalsh(printer: Any, x: Any, ctx: Any) -> Any:
+def _code_eigvalsh(printer: Any, node: Unary, x: Any, ctx: Any) -> Any:
     from eincalc.codegen.printer import call
 
     return call(printer.np("linalg.eigvalsh"), _symmetric_code(printer, x, ctx))
 
 
-def _code_eigvecs(printer: Any, x: Any, ctx: Any) -> Any:
+def _code_eigvecs(printer: Any, node: Unary, x: Any, ctx: Any) -> Any:
     from eincalc.codegen.printer import Expr
 
     v = ctx.temp(Expr(f"{printer.np('linalg.eigh')}({_symmetric_code(printer, x, ctx)})[1]"), "eigenvectors")
@@ -127,7 +128,7 @@ def _code_eigvecs(printer: Any, x: Any, ctx: Any) -> Any:
     return Expr(f"{v.text} * {printer.np('sign')}({v.text}[{pick}])", owned=True)
 
 
-def _code_pinv(printer: Any, x: Any, ctx: Any) -> Any:
+def _code_pinv(printer: Any, node: Unary, x: Any, ctx: Any) -> Any:
     from eincalc.codegen.printer import call
 
     return call(printer.np("linalg.pinv"), x.text)
@@ -209,15 +210,13 @@ def pinv(x: object) -> Node:
 
 
 def kron(a: object, b: object) -> Node:
-    """NumPy's ``kron``: ``K[(i,k), (j,l)] = a[i,j] b[k,l]`` (any equal rank; the shorter is padded with 1s).
+    """NumPy's ``kron``: ``K[(i,k), (j,l)] = a[i,j] b[k,l]`` (any ranks; the shorter is padded with 1s).
 
-    Each merged axis is a product with a constant 0/1 merge tensor ``R[x, i, k] = [x = i·|k| + k]``,
-    so the derivative is again a product and needs no rule of its own. A merged axis has a
-    size with no name unless both sizes are fixed or one of them is 1: other pairs are an error.
+    The outer product with each axis pair merged by a reshape: axis k of the result has the
+    dim ``p*q`` of the pair (``m*p`` for named dims), so the derivatives are those of a
+    product and a reshape.
     """
-    from eincalc import dims as dimsmod
     from eincalc import indexing
-    from eincalc.errors import ShapeError
 
     x, y = _matrix(a, "kron"), _matrix(b, "kron")
     if x.ndim < y.ndim:
@@ -225,22 +224,8 @@ def kron(a: object, b: object) -> Node:
     elif y.ndim < x.ndim:
         y = indexing.expand_dims(y, tuple(range(x.ndim - y.ndim)))
     rank = x.ndim
-    letters = alg.symbols(3 * rank)
-    xi, yi, out = letters[:rank], letters[rank : 2 * rank], list(letters[2 * rank :])
-    operands: list[Node] = [x, y]
-    in_idx: list[tuple[str, ...]] = [tuple(xi), tuple(yi)]
-    for k, (p, q) in enumerate(zip(x.dims, y.dims)):
-        if p == "1" or q == "1":  # nothing to merge: the axis is the other factor's (a size-1 index sums away)
-            out[k] = yi[k] if p == "1" else xi[k]
-            continue
-        if not (dimsmod.is_literal(p) and dimsmod.is_literal(q)):
-            raise ShapeError(
-                f"kron: axis {k} merges dims {p!r} and {q!r} into a dim of size {p}·{q}, which has no name; "
-                "give both fixed sizes"
-            )
-        np_, nq = int(p), int(q)
-        merge = np.zeros((np_ * nq, np_, nq))
-        merge[np.arange(np_ * nq), np.arange(np_ * nq) // nq, np.arange(np_ * nq) % nq] = 1.0
-        operands.append(alg.array(merge))
-        in_idx.append((out[k], xi[k], yi[k]))
-    return alg.einsum(operands, in_idx, tuple(out))
+    letters = alg.symbols(2 * rank)
+    xi, yi = letters[:rank], letters[rank:]
+    outer = alg.einsum([x, y], [xi, yi], tuple(i for pair in zip(xi, yi) for i in pair))
+    merged = tuple(dimsmod.product((p, q)) for p, q in zip(x.dims, y.dims))
+    return indexing.reshape(outer, " ".join(merged))

@@ -374,6 +374,8 @@ class NumpyDialect:
                 raise ctx.error("*arguments are not allowed", _pos(arg, ctx.text))
             if name in ("stack", "concatenate") and k == 0 and isinstance(arg, (ast.List, ast.Tuple)):
                 args.append([self._node(e, ctx) for e in arg.elts])  # the list of parts
+            elif name == "reshape" and k >= 1 and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                args.append(arg.value)  # target dims by name: reshape(X, 'm*n')
             elif name == "reshape" and k >= 1:
                 args.append(_axis_literal(arg, ctx, "a new shape"))  # sizes, not expressions
             elif name == "einsum" and k == 0:

@@ -76,23 +76,37 @@ class UnaryFn:
     matrix: bool = False
     latex_power: str | None = None
     syntax: str | None = None
-    code: Callable[[Any, Any, Any], Any] | None = None
+    code: Callable[[Any, Unary, Any, Any], Any] | None = None
     cubic: bool = False
+    dims_param: bool = False  # the node's axis field holds its target dims (reshape)
+    tangent: Callable[[Unary, Node, int], Node] | None = None  # a linear map's own rules, instead of
+    cotangent: Callable[[Unary, Node, int], Node] | None = None  # contracting with its Jacobian
 
     def printed(self, arg: str, dims: Dims, axis: Axis) -> str:
         """The NumPy-dialect text of this function applied to the printed ``arg``."""
         if self.syntax is not None:
             return self.syntax.format(arg)
+        if self.dims_param:
+            return f"{self.name}({arg}, {' '.join(axis)!r})"  # type: ignore[arg-type]
         return f"{self.name}({arg}{self.keyword(dims, axis)})"
 
     def keyword(self, dims: Dims, axis: Axis) -> str:
         """The printed keyword, ``", axis=1"`` or ``", k=1"``; empty for the default."""
+        if self.dims_param:
+            return ""
         if self.param is not None:
             return "" if axis == 0 else f", {self.param}={axis}"
         default = len(dims) - 1 if self.takes_axis == "one" else None
         return "" if axis == default else f", axis={axis}"
 
     def normalise_axis(self, dims: Dims, axis: object) -> Axis:
+        if self.dims_param:
+            from eincalc.dims import same_size
+
+            if not isinstance(axis, tuple) or not all(isinstance(d, str) for d in axis):
+                raise ShapeError(f"{self.name} needs target dims, got {axis!r}")
+            same_size(dims, axis, self.name)
+            return axis  # type: ignore[return-value]
         if self.param is not None:
             if len(dims) != 2:
                 from eincalc.dims import fmt
@@ -142,6 +156,8 @@ class UnaryFn:
     def out_dims(self, dims: Dims, axis: Axis) -> Dims:
         if self.scalar:
             return ()
+        if self.dims_param:
+            return axis  # type: ignore[return-value]
         if self.dims_rule is not None:
             return self.dims_rule(dims)
         if not self.reduces:
@@ -326,8 +342,9 @@ for _u in [
 
 
 from eincalc import linalg as _linalg  # noqa: E402 - registers cholesky, eigh, pinv
+from eincalc import reshapes as _reshapes  # noqa: E402 - registers reshape
 
-for _u in _linalg.ENTRIES:
+for _u in [*_linalg.ENTRIES, *_reshapes.ENTRIES]:
     register_unary(_u)
 
 

@@ -109,6 +109,9 @@ def _subscript(window: Window, ctx: Context, drop: bool) -> str:
     """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
     if window.rows is not None:
         return repr(list(window.rows))
+    if "-" in window.dims[0]:  # n-k entries from start: the slice stops k - start before the end
+        stop = window.start - int(window.dims[0].split("-")[1])
+        return f"{window.start or ''}:{stop}" if stop else f"{window.start}:"
     size = int(window.dims[0])
     start = -window.start if window.from_end else window.start
     if drop:
@@ -516,7 +519,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         method = UNARY_CODE.get(node.fn)
         code = get_unary(node.fn).code
         if method is None and code is not None:
-            return code(self, self._function_arg(node.arg, ctx), ctx)
+            return code(self, node, self._function_arg(node.arg, ctx), ctx)
         if method is None:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
         return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)

@@ -1,5 +1,6 @@
 """cholesky, eigh/eigvalsh, pinv and kron: values against NumPy, derivatives in every mode to
-second order against central differences, code, printed syntax and LaTeX."""
+second order against central differences (the reshapes of test_reshape.py too), code,
+printed syntax and LaTeX."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_diff import MODES, check_derivative, spd
+from test_reshape import CASES as RESHAPE_CASES
 
 import eincalc as ec
+from eincalc import dims as dimsmod
 
 SIZES = {"n": 4, "m": 3}
 
@@ -18,7 +21,8 @@ def _arrays(rng, decls: dict) -> dict:
     out = {}
     for name, spec in decls.items():
         dims = spec.split()
-        shape = tuple(int(d) if d.isdigit() else SIZES[d] for d in dims)
+        sizes = dimsmod.with_derived(SIZES, dims)  # m*n, n-1
+        shape = tuple(int(d) if d.isdigit() else sizes[d] for d in dims)
         out[name] = spd(rng, shape[0]) if name == "S" else rng.normal(size=shape)
     return out
 
@@ -59,8 +63,9 @@ def test_value_code_and_printed_syntax(case, rng):
 
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES + RESHAPE_CASES, ids=[c[0] for c in CASES + RESHAPE_CASES])
 def test_derivatives_match_central_differences(case, mode, order, rng):
+    """The linear-algebra cases and the reshapes and slices of test_reshape.py."""
     text, decls, wrt, _ = case
     f = ec.parse(text, **decls)
     check_derivative(f, wrt, _arrays(rng, decls), order, mode, rng, sizes=SIZES)

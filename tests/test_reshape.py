@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_diff import MODES, check_derivative
 
 import eincalc as ec
 from eincalc import dims as dimsmod
 
 SIZES = {"m": 3, "n": 4}
 
-# (text, declarations, wrt, NumPy reference)
+# (text, declarations, wrt, NumPy reference); their derivatives are checked in test_linalg.py
 CASES = [
     ("X.reshape(-1)", dict(X="m n"), "X", lambda d: d["X"].reshape(-1)),
     ("np.reshape(X, -1) @ np.reshape(X.T, -1)", dict(X="m n"), "X", lambda d: d["X"].ravel() @ d["X"].T.ravel()),
@@ -44,15 +43,6 @@ def test_values_code_and_printed_syntax(case, rng):
     np.testing.assert_allclose(code(**arrays), reference(arrays), rtol=1e-12)
     assert "array(" not in code.source and "eye(" not in code.source  # views, no 0/1 matrices
     assert ec.parse(str(f), **decls) is f
-
-
-@pytest.mark.parametrize("order", [1, 2])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_derivatives_match_central_differences(case, mode, order, rng):
-    text, decls, wrt, _ = case
-    f = ec.parse(text, **decls)
-    check_derivative(f, wrt, _arrays(rng, decls), order, mode, rng, sizes=SIZES)
 
 
 def test_merged_dim_names_and_generated_code():

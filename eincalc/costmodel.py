@@ -96,6 +96,8 @@ def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost
     if isinstance(node, Elementwise):
         return NodeCost(node, size, size, size)
     if isinstance(node, Unary):
+        if get_unary(node.fn).view:
+            return NodeCost(node, 0, 0, 0)
         n_in = _size(node.arg.dims, sizes)
         flops = int(round(n_in**1.5)) if get_unary(node.fn).cubic else 3 * n_in
         return NodeCost(node, flops, size, max(size, n_in))

@@ -45,6 +45,7 @@ ENTRIES: list[UnaryFn] = [
         lambda x, shape: np.reshape(x, shape),
         _jacobian,
         dims_param=True,
+        view=True,
         code=_code,
         tangent=_tangent,
         cotangent=_cotangent,

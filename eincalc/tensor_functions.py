@@ -48,19 +48,22 @@ def axes_of(axis: Axis, rank: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class UnaryFn:
-    """A tensor function that is not entry-wise.
+    r"""A tensor function that is not entry-wise.
 
     ``takes_axis``: None (no axis), "one" (an axis or a tuple of them, default -1) or
     "optional" (axes, or None for all axes). ``jacobian(node)`` returns ∂node/∂arg as an
-    expression of dims ``node.dims + arg.dims``. ``latex`` is the LaTeX name.
+    expression of dims ``node.dims + arg.dims``. ``latex`` is the LaTeX name, or a template
+    with ``{0}`` for the argument (``\log\lvert\det({0})\rvert``).
 
-    The optional spellings make an entry complete on its own (the linear-algebra entries
-    of :mod:`eincalc.linalg` use them; older entries keep their cases in the printers):
+    The optional spellings make an entry complete on its own (the entries of
+    :mod:`eincalc.linalg` and :mod:`eincalc.reshapes` use them all; older entries keep
+    their NumPy code in ``NumPyPrinter._unary_<name>`` methods):
     ``dims_rule`` maps the argument's dims to the result's (``pinv`` transposes);
     ``matrix`` asks for a rank-2 argument; ``latex_power`` writes ``arg^{…}`` (``+`` for
     the pseudo-inverse); ``syntax`` is the printed NumPy syntax with ``{0}`` for the
-    argument (``eigh({0})[1]``); ``code(printer, x, ctx)`` returns the NumPy code
-    (an :class:`eincalc.codegen.printer.Expr`); ``cubic`` prices it at n³ in ``ec.cost``.
+    argument (``eigh({0})[1]``); ``code(printer, node, x, ctx)`` returns the NumPy code
+    (an :class:`eincalc.codegen.printer.Expr`); ``cubic`` prices it at n³ in ``ec.cost``,
+    ``view`` at nothing (a reshape).
     """
 
     name: str
@@ -78,6 +81,7 @@ class UnaryFn:
     syntax: str | None = None
     code: Callable[[Any, Unary, Any, Any], Any] | None = None
     cubic: bool = False
+    view: bool = False  # the code is a view of the argument (no flops, no memory)
     dims_param: bool = False  # the node's axis field holds its target dims (reshape)
     tangent: Callable[[Unary, Node, int], Node] | None = None  # a linear map's own rules, instead of
     cotangent: Callable[[Unary, Node, int], Node] | None = None  # contracting with its Jacobian
@@ -326,12 +330,14 @@ def register_unary(fn: UnaryFn) -> None:
 
 
 for _u in [
-    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True, cubic=True),
-    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True, cubic=True),
-    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True, cubic=True),
-    UnaryFn("logdet", _logdet_np, _jac_logdet, square=True, scalar=True, cubic=True),
+    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True, cubic=True, latex_power="-1"),
+    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True, cubic=True, latex=r"\det"),
+    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True, cubic=True, latex=r"\operatorname{adj}"),
+    UnaryFn(
+        "logdet", _logdet_np, _jac_logdet, square=True, scalar=True, cubic=True, latex=r"\log\lvert\det({0})\rvert"
+    ),
     UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
-    UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),
+    UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one", latex=r"\log\operatorname{softmax}"),
     UnaryFn("logsumexp", _logsumexp_np, _jac_logsumexp, takes_axis="optional", reduces=True),
     UnaryFn("max", lambda x, a: np.max(x, axis=a), _jac_max, takes_axis="optional", reduces=True, latex=r"\max"),
     UnaryFn("prod", lambda x, a: np.prod(x, axis=a), _jac_prod, takes_axis="optional", reduces=True, latex=r"\prod"),

@@ -124,6 +124,11 @@ def window(
         if dimsmod.is_literal(in_dim) and max(picked) >= int(in_dim):
             raise ShapeError(f"position {max(picked)} is out of range for dim {in_dim!r}")
         return Window.make(out_dim, in_dim, 0, False, picked)
+    if "-" in out_dim and not from_end:  # x[1:], x[:-1] of a named dim n: n-k entries from start ≤ k
+        base, k = out_dim.split("-")
+        if base != in_dim or not 0 <= start <= int(k):
+            raise ShapeError(f"a selection of {out_dim} entries from {start} does not fit dim {in_dim!r}")
+        return Window.make(out_dim, in_dim, start, False)
     if not dimsmod.is_literal(out_dim):
         raise ShapeError(f"a selection needs a fixed size, got dim {out_dim!r}")
     size = int(out_dim)
@@ -273,6 +278,7 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
         raise ShapeError("the constant factor of a product overflows a float64 (its magnitude passes 1.8e308)")
 
     flat = _eliminate_deltas(flat, set(out), index_dim)
+    flat = _sum_windows(flat, set(out), index_dim)
     flat = _collect_powers(flat, index_dim)
     flat = _drop_ones(flat)
     # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
@@ -449,6 +455,32 @@ def _collect_powers(flat: list[Factor], index_dim: dict[Index, str]) -> list[Fac
         else:
             out.append((op, idx))
     return out
+
+
+def _sum_windows(flat: list[Factor], out: set[Index], index_dim: dict[Index, str]) -> list[Factor]:
+    """Σᵢ W[o, i] = 1: a selection or gather matrix summed over an input index no other factor has is ones over o.
+
+    (Each row of a window holds one 1; ones factors over i go with it.) The cotangent of
+    ``logp[arange(n), labels]`` then needs no row sums of a one-hot matrix.
+    """
+    count: dict[Index, int] = {}
+    for op, idx in flat:
+        for i in () if is_ones(op) else idx:  # ones over i do not use i
+            count[i] = count.get(i, 0) + 1
+    summed = {
+        idx[1]
+        for op, idx in flat
+        if isinstance(op, Window) and len(set(idx)) == 2 and idx[1] not in out and count[idx[1]] == 1
+    }
+    if not summed:
+        return flat
+    kept: list[Factor] = []
+    for op, idx in flat:
+        if isinstance(op, Window) and idx[-1] in summed:
+            kept.append((Const.make(1.0, (index_dim[idx[0]],)), (idx[0],)))
+        elif not (is_ones(op) and idx[0] in summed):
+            kept.append((op, idx))
+    return kept
 
 
 def _drop_ones(flat: list[Factor]) -> list[Factor]:

@@ -249,6 +249,7 @@ def bind_arguments(
     given: dict[str, object] = dict(zip(names, args))
     sizes: dict[Dim, int] = {}
     size_dims = {d for v in sig.variables for d in v.dims} | set(dims)
+    size_dims |= {b for d in size_dims if dimsmod.is_derived(d) for b in dimsmod.base_dims(d)}
     for key, value in kwargs.items():
         if key in given:
             raise ArgumentError(f"array {key!r} given both by position and by name")
@@ -290,7 +291,22 @@ def bind_arguments(
     for d in dims:
         if d not in bound and dimsmod.is_literal(d):
             bound[d] = int(d)
-    unbound = sorted(d for d in set(dims) if d not in bound)
+    for d in [d for d in bound if "*" in d]:  # an array of dim m*n and the size of n give m
+        unknown = [f for f in dimsmod.factors(d) if not dimsmod.is_literal(f) and f not in bound]
+        if len(unknown) == 1:
+            rest = dimsmod.derived_size(d, {**bound, unknown[0]: 1})
+            if rest and bound[d] % rest == 0:
+                _bind(bound, source, unknown[0], bound[d] // rest, f"dim {d!r} of size {bound[d]}")
+    for d in dims:  # m*n, n-1: from their base dims
+        size = dimsmod.derived_size(d, bound) if dimsmod.is_derived(d) else None
+        if size is not None:
+            if size < 0:
+                raise SizeError(f"dim {d!r} would have the negative size {size}")
+            _bind(bound, source, d, size, f"its dims ({', '.join(dimsmod.base_dims(d))})")
+    unbound = sorted(
+        {b for d in set(dims) if d not in bound for b in (dimsmod.base_dims(d) if dimsmod.is_derived(d) else (d,))}
+        - set(bound)
+    )
     if unbound:
         carriers = [v.name for v in sig.variables if v.name not in given and any(d in v.dims for d in unbound)]
         hint = f"pass the array of {' or '.join(carriers)} or" if carriers else "pass"

@@ -20,6 +20,9 @@ of them. Batch and channel dims may be named.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
@@ -164,18 +167,44 @@ def windows(
 
 def _max_pool(x: Operand, n: int, size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair) -> Node:
     from eincalc.reductions import max as reduce_max  # reductions import ops, as this module does
+    from eincalc.reductions import min as reduce_min
 
-    if any(p != 0 for p in _pair(padding, n, f"max_pool{n}d: padding")):
-        # the window tensor pads with zeros; a max must pad with -inf (PyTorch does)
-        raise ShapeError(f"max_pool{n}d supports padding=0 only (pad the input explicitly)")
-    w = windows(x, size, stride, n=n)
+    what = f"max_pool{n}d"
+    x = as_node(x, f"input of {what}")
+    kernel = _pair(size, n, f"{what}: size")
+    steps = _pair(kernel if stride is None else stride, n, f"{what}: stride")
+    pads = _pair(padding, n, f"{what}: padding")
+    for k, p in zip(kernel, pads):
+        if isinstance(p, int) and 2 * p > k:
+            raise ShapeError(f"{what}: padding {p} is more than half the window {k} (PyTorch's limit too)")
+    w = windows(x, kernel, steps, pads, n=n)
+    if any(pads):
+        # Padded entries are -inf for a max (PyTorch): here min(x) - 1, finite and below every
+        # entry, so a padded entry never wins nor ties and takes no part in the derivative.
+        real = _real_entries(_spatial(x, n, what), kernel, steps, pads)
+        w = w + alg.array(1.0 - real) * (reduce_min(x) - 1.0)
     return reduce_max(w, axis=tuple(range(w.ndim - n, w.ndim)))
+
+
+def _real_entries(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> Any:
+    """M[o₁…oₙ, k₁…kₙ] = 1 where window entry k of output o lies inside the input, 0 where padded."""
+    axes = []
+    for size, k, s, p in zip(sizes, kernel, stride, padding):
+        out = (size + 2 * p - k) // s + 1
+        pos = np.arange(out)[:, None] * s + np.arange(k)[None, :] - p
+        axes.append(((pos >= 0) & (pos < size)).astype(float))
+    n = len(axes)
+    letters = "abcdefgh"
+    spec = ",".join(letters[a] + letters[n + a] for a in range(n)) + "->" + letters[:n] + letters[n : 2 * n]
+    return np.einsum(spec, *axes)
 
 
 def max_pool1d(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Node:
     """Maximum over windows of the last axis (stride defaults to the window size): ``(…, n) → (…, o)``.
 
     The derivative splits a tie evenly between the tied entries, as JAX's ``reduce_max``.
+    Padding acts as ``-inf`` (PyTorch's ``max_pool1d``): a padded entry is never the maximum;
+    like PyTorch, at most half the window may be padding.
     """
     return _max_pool(x, 1, size, stride, padding)
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eincalc import dims as dimsmod
+from eincalc.codegen.gathers import added_gather, lowered_indices
 from eincalc.codegen.planning import contraction_cost
 from eincalc.errors import SizeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
+from eincalc.functions import get_unary
 from eincalc.graph import topo_order
 from eincalc.structure import compress
 
@@ -66,13 +68,14 @@ def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, 
     out_size = _size(core.dims, sizes) if root else _size(node.dims, sizes)
     if not isinstance(core, Einsum):
         return 0, out_size, out_size
-    shapes = [tuple(sizes[d] for d in op.dims) for op in core.operands]
-    if len(shapes) == 1:
-        flops = _size(core.operands[0].dims, sizes)
+    index_dim = {i: d for op, idx in zip(core.operands, core.in_idx) for i, d in zip(idx, op.dims)}
+    # gathers index their operand and a scatter writes rows: the one-hot matrices are never formed
+    operands, in_idx, out_idx = lowered_indices(core)
+    if len(operands) == 1:
+        flops = _size(operands[0].dims, sizes)
         return flops, out_size, max(out_size, flops)
     # the order the code generator uses (eincalc.codegen.planning.contraction_path)
-    index_dim = {i: d for op, idx in zip(core.operands, core.in_idx) for i, d in zip(idx, op.dims)}
-    flops, largest = contraction_cost(core.in_idx, core.out_idx, index_dim, sizes)
+    flops, largest = contraction_cost(in_idx, out_idx, index_dim, sizes)
     return flops, out_size, max(out_size, largest)
 
 
@@ -85,12 +88,18 @@ def node_cost(node: Node, sizes: dict[str, int], root: bool = False) -> NodeCost
         flops, out, largest = _einsum_cost(node, sizes, root)
         return NodeCost(node, flops, out, largest)
     if isinstance(node, Add):
-        return NodeCost(node, size * (len(node.terms) - 1), size, size)
+        # a gather term adds one number per row (out[arange(m), rows] += c)
+        rows = [g.window.rows for t in node.terms if (g := added_gather(t)) is not None]
+        dense = len(node.terms) - len(rows)
+        flops = size * max(dense - 1, 0) + sum(len(r or ()) for r in rows)
+        return NodeCost(node, flops, size, size)
     if isinstance(node, Elementwise):
         return NodeCost(node, size, size, size)
     if isinstance(node, Unary):
+        if get_unary(node.fn).view:
+            return NodeCost(node, 0, 0, 0)
         n_in = _size(node.arg.dims, sizes)
-        flops = int(round(n_in**1.5)) if node.fn in ("inv", "det", "adjugate", "logdet") else 3 * n_in
+        flops = int(round(n_in**1.5)) if get_unary(node.fn).cubic else 3 * n_in
         return NodeCost(node, flops, size, max(size, n_in))
     raise TypeError(f"no cost rule for {type(node).__name__}")
 
@@ -114,7 +123,8 @@ def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
     for d in needed:
         if d not in bound and dimsmod.is_literal(d):
             bound[d] = int(d)
-    missing = [d for d in needed if d not in bound]
+    bound = dimsmod.with_derived(bound, needed)  # m*n, n-1 from their base dims
+    missing = sorted({b for d in needed if d not in bound for b in dimsmod.base_dims(d) or (d,)} - set(bound))
     if missing:
         raise SizeError(f"cost needs a size for dim(s) {', '.join(missing)} (e.g. cost(expr, {missing[0]}=100))")
     # price what ec.compile runs at these sizes: simplified, cores of compressed

@@ -14,19 +14,132 @@ from __future__ import annotations
 import contextvars
 import keyword
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from eincalc._types import Dim, Dims
 from eincalc.errors import ShapeError
 
-_DIM_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
+_ATOM = r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)"
+_DIM_RE = re.compile(rf"^(?:{_ATOM}(?:\*{_ATOM})*|[A-Za-z_][A-Za-z0-9_]*-[0-9]+)$")
 FRESH_PREFIX = "?"
 
 
 def is_literal(dim: Dim) -> bool:
     """True for a dim that is a fixed size such as ``"3"``."""
     return dim.isdigit()
+
+
+# -- derived dims: sizes that are functions of other dims ---------------------------------
+# ``"m*n"`` is the size m·n of merged axes (a reshape; fixed part first, names sorted);
+# ``"n-1"`` is n − 1 (a slice ``x[1:]`` of a named dim). Their sizes are computed from the
+# named dims they are made of; they are never arguments of generated code.
+
+
+def is_derived(dim: Dim) -> bool:
+    """True for a dim computed from others: ``"m*n"``, ``"n-1"``."""
+    return "*" in dim or "-" in dim
+
+
+def factors(dim: Dim) -> tuple[Dim, ...]:
+    """The dims a product dim is made of (``"m*n"`` → ``("m", "n")``); a plain dim is its own factor."""
+    return tuple(dim.split("*")) if "*" in dim else (dim,)
+
+
+def product(dims: Dims) -> Dim:
+    """The dim of axes ``dims`` merged: ``("m", "n")`` and ``("n", "m")`` → ``"m*n"``; fixed sizes multiply out.
+
+    Size-1 factors drop out; a dim that is already a product contributes its factors.
+    """
+    parts = [f for d in dims for f in factors(d) if f != "1"]
+    if not parts:
+        return "1"
+    if all(is_literal(f) for f in parts):
+        total = 1
+        for f in parts:
+            total *= int(f)
+        return str(total)
+    if any(is_derived(f) for f in parts):
+        raise ShapeError(f"cannot merge dims {fmt(dims)}: a dim like 'n-1' cannot be merged")
+    # only the size counts (a reshape keeps its target dims): one spelling for m·n and n·m
+    fixed = 1
+    for f in parts:
+        fixed *= int(f) if is_literal(f) else 1
+    names = sorted(f for f in parts if not is_literal(f))
+    return "*".join(([str(fixed)] if fixed != 1 else []) + names)
+
+
+def minus(dim: Dim, k: int) -> Dim:
+    """The dim ``dim − k`` (a slice that leaves k entries of ``dim`` out)."""
+    if k == 0:
+        return dim
+    if is_literal(dim):
+        return str(int(dim) - k)
+    if is_derived(dim):
+        raise ShapeError(f"a slice of the dim {dim!r} needs a fixed length")
+    return f"{dim}-{k}"
+
+
+def base_dims(dim: Dim) -> tuple[Dim, ...]:
+    """The named dims a derived dim's size comes from (``"m*n"`` → m, n; ``"n-1"`` → n)."""
+    if "-" in dim:
+        return (dim.split("-")[0],)
+    return tuple(f for f in factors(dim) if not is_literal(f))
+
+
+def derived_size(dim: Dim, sizes: Mapping[Dim, int]) -> int | None:
+    """The size of a derived dim from the sizes of its base dims (None while one is unknown)."""
+    if "-" in dim:
+        base, k = dim.split("-")
+        return sizes[base] - int(k) if base in sizes else None
+    total = 1
+    for f in factors(dim):
+        if is_literal(f):
+            total *= int(f)
+        elif f in sizes:
+            total *= sizes[f]
+        else:
+            return None
+    return total
+
+
+def derived_code(dim: Dim, code: Mapping[Dim, str]) -> str:
+    """How generated code spells a derived dim's size from its base dims' spellings."""
+    if "-" in dim:
+        base, k = dim.split("-")
+        return f"({code[base]} - {k})"
+    return "(" + " * ".join(f if is_literal(f) else code[f] for f in factors(dim)) + ")"
+
+
+def same_size(a: Dims, b: Dims, what: str) -> None:
+    """Check that axes ``a`` and ``b`` hold equally many entries (the same named factors, equal fixed parts)."""
+
+    def parts(dims: Dims) -> tuple[int, list[Dim]]:
+        fixed, named = 1, []
+        for d in dims:
+            if "-" in d:
+                named.append(d)
+                continue
+            for f in factors(d):
+                if is_literal(f):
+                    fixed *= int(f)
+                else:
+                    named.append(f)
+        return fixed, sorted(named)
+
+    if parts(a) != parts(b):
+        raise ShapeError(f"{what}: dims {fmt(a)} and {fmt(b)} do not hold equally many entries")
+
+
+def with_derived(sizes: Mapping[Dim, int], dims: Iterable[Dim]) -> dict[Dim, int]:
+    """``sizes`` completed with the size of every derived dim among ``dims`` whose bases are known."""
+    out = dict(sizes)
+    for d in dims:
+        if d not in out and is_derived(d):
+            size = derived_size(d, out)
+            if size is not None:
+                out[d] = size
+    return out
 
 
 def parse_dims(spec: object, what: str = "dims") -> Dims:

@@ -5,7 +5,9 @@ Gathers are ``x[[3, 0, 0]]`` and ``logp[arange(n), labels]`` with integer arrays
 Integers and slices are products with a selection matrix (:class:`eincalc.expr.Window`,
 symbolic in the indexed dim), new axes are products with ones over the dim ``"1"``; so the
 derivative of an indexed expression scatters back through the same matrix and no new
-node kind needs a derivative rule. Slices need a fixed length (a literal dim).
+node kind needs a derivative rule. A slice of a named dim that leaves k entries out has
+the derived dim ``n-k`` (``x[1:]``, ``x[:-1]``); reshapes that merge or split named dims
+are the function ``reshape`` (:mod:`eincalc.reshapes`) with dims like ``m*n``.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def index(a: Operand, key: object) -> Node:
 
     Each integer or slice is a product with a selection matrix (:func:`window`), so the
     derivative of an indexed expression scatters back through the same matrix. A slice
-    must have a fixed length: ``v[1:3]``, ``v[:2]``, ``v[-3:]``, ``v[-3:-1]`` (``v[1:]``
-    of a symbolic dim has a length ``n - 1`` that has no name).
+    has a fixed length (``v[1:3]``, ``v[:2]``, ``v[-3:]``, ``v[-3:-1]``) or, on a named dim
+    ``n``, the derived length ``n-k`` (``v[1:]``, ``v[:-1]``, ``v[1:-1]``).
     """
     x = as_node(a, "indexed operand")
     items = list(key) if isinstance(key, tuple) else [key]
@@ -162,10 +164,10 @@ def _selection(item: object, dim: str) -> tuple[str, int, bool]:
     if hi is None:
         if lo < 0:
             return str(-lo), -lo, True  # v[-3:]
-        raise ShapeError(
-            f"slice {item!r} of dim {dim!r} has no fixed length; give an end (v[{lo}:k]) or count from the end"
-        )
+        return dimsmod.minus(dim, lo), lo, False  # v[1:]: the dim n-1
     hi = int(hi)
+    if lo >= 0 and hi < 0:  # v[:-1], v[1:-1]: the dim n-k
+        return dimsmod.minus(dim, lo - hi), lo, False
     if (lo < 0) != (hi < 0) or hi <= lo:
         raise ShapeError(f"slice {item!r} of dim {dim!r} has no fixed length (or is empty)")
     return str(hi - lo), (-lo if lo < 0 else lo), lo < 0
@@ -229,14 +231,17 @@ def _stack_operands(arrays: Sequence[Operand], fn: str, same_rank_only: bool = F
 
 
 def reshape(a: Operand, *shape: object) -> Node:
-    """NumPy's ``reshape`` where the dims allow it.
+    """NumPy's ``reshape``, named dims included: ``X.reshape(-1)`` of an ``m × n`` matrix has the dim ``m*n``.
 
-    Inserting or removing size-1 axes (``x.reshape(-1, 1)``, ``x.reshape(1, -1)``) keeps
-    every named dim; with only fixed sizes any reshape is a product with a constant 0/1
-    tensor. Merging or splitting named dims (``X.reshape(-1)`` of an ``m × n`` matrix)
-    would need a dim ``m·n``, which has no name: that is an error.
+    Sizes are ints with at most one -1; each int is matched with consecutive fixed dims of
+    equal product (or is a new size-1 axis), the -1 takes the dims in between. Target dims
+    can also be given by name: ``reshape(X, 'm*n')``, ``reshape(v, 'm n')`` (a split).
+    Adding or removing size-1 axes is a product with ones; any other reshape is the
+    function ``reshape`` (a view in code, reshapes as derivative rules).
     """
     x = as_node(a, "argument of reshape")
+    if len(shape) == 1 and isinstance(shape[0], str):
+        return _reshaped(x, dimsmod.parse_dims(shape[0], "dims of reshape"))
     target = list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else list(shape)
     if any(not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t == 0 or t < -1 for t in target):
         raise ShapeError(f"reshape takes positive sizes and at most one -1, got {tuple(target)}")
@@ -250,23 +255,58 @@ def reshape(a: Operand, *shape: object) -> Node:
     ):
         squeezed = _squeeze_ones(x)
         return expand_dims(squeezed, tuple(ones)) if ones else squeezed
-    if all(dimsmod.is_literal(d) for d in x.dims):
+    if all(dimsmod.is_literal(d) for d in x.dims):  # fixed sizes: NumPy's rule, splits included
         size = int(np.prod([int(d) for d in x.dims], dtype=np.int64))
+        known = int(np.prod([t for t in target if t != -1], dtype=np.int64))
         if -1 in target:
-            known = int(np.prod([t for t in target if t != -1], dtype=np.int64))
             if size % known:
                 raise ShapeError(f"cannot reshape dims {dimsmod.fmt(x.dims)} into {tuple(target)}")
             target[target.index(-1)] = size // known
         if int(np.prod(target, dtype=np.int64)) != size:
             raise ShapeError(f"cannot reshape dims {dimsmod.fmt(x.dims)} into {tuple(target)}")
-        mapping = np.eye(size).reshape(tuple(target) + tuple(int(d) for d in x.dims))
-        letters = alg.symbols(len(target) + x.ndim)
-        out, inner = letters[: len(target)], letters[len(target) :]
-        return alg.einsum([x, alg.array(mapping)], [inner, out + inner], out)
-    raise ShapeError(
-        f"reshape of dims {dimsmod.fmt(x.dims)} into {tuple(target)} merges or splits named dims; "
-        "only size-1 axes can be added or removed (or give the dims fixed sizes)"
-    )
+        return _reshaped(x, tuple(str(int(t)) for t in target))
+    groups = _groups(named, [int(t) for t in target])
+    if groups is None:
+        raise ShapeError(f"cannot reshape dims {dimsmod.fmt(x.dims)} into {tuple(target)}")
+    return _reshaped(x, tuple(dimsmod.product(g) for g in groups))
+
+
+def _reshaped(x: Node, dims: tuple[str, ...]) -> Node:
+    dimsmod.same_size(x.dims, dims, "reshape")
+    if dims == x.dims:
+        return x
+    return alg.unary("reshape", x, dims)
+
+
+def _groups(dims: list[str], target: list[int]) -> list[list[str]] | None:
+    """The dims each target size takes: fixed sizes from consecutive fixed dims, -1 the rest (None: no fit)."""
+    split = target.index(-1) if -1 in target else len(target)
+
+    def take(sizes: list[int], pool: list[str]) -> list[list[str]] | None:
+        out: list[list[str]] = []
+        for t in sizes:
+            group: list[str] = []
+            total = 1
+            while total < t and pool and dimsmod.is_literal(pool[0]):
+                group.append(pool.pop(0))
+                total *= int(group[-1])
+            if total != t:
+                return None
+            out.append(group)
+        return out
+
+    pool = list(dims)
+    left = take(target[:split], pool)
+    if left is None:
+        return None
+    if split == len(target):
+        return left if not pool else None
+    pool.reverse()
+    right = take(target[:split:-1], pool)
+    if right is None:
+        return None
+    middle = list(reversed(pool))
+    return [*left, middle, *[list(reversed(g)) for g in reversed(right)]]
 
 
 def _squeeze_ones(x: Node) -> Node:

@@ -140,5 +140,7 @@ def _eval_node(
         with np.errstate(all="ignore"):
             return np.asarray(get_elementwise(node.fn).evaluate(args, node.param), dtype=dtype)
     if isinstance(node, Unary):
-        return np.asarray(get_unary(node.fn).numpy(args[0], node.axis), dtype=dtype)
+        entry = get_unary(node.fn)
+        param = shape_of(node.dims, sizes) if entry.dims_param else node.axis  # a reshape's target shape
+        return np.asarray(entry.numpy(args[0], param), dtype=dtype)
     raise UnsupportedNodeError(f"the interpreter has no rule for {type(node).__name__}")

@@ -10,9 +10,9 @@ dialect strips (``np.exp``, ``numpy.linalg.inv``). Parsing lives in :mod:`eincal
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from eincalc import indexing, ops, reductions
+from eincalc import indexing, linalg, ops, reductions
 from eincalc.expr import Node
 from eincalc.functions import ELEMENTWISE
 
@@ -81,6 +81,10 @@ FUNCTIONS.update(
         "logdet": _sig(ops.logdet, 1),
         "inv": _sig(ops.inv, 1),
         "solve": _sig(ops.solve, 2),
+        "cholesky": _sig(linalg.cholesky, 1),
+        "eigvalsh": _sig(linalg.eigvalsh, 1),
+        "pinv": _sig(linalg.pinv, 1),
+        "kron": _sig(linalg.kron, 2),
         "triu": _sig(ops.triu, 1, "k"),
         "tril": _sig(ops.tril, 1, "k"),
         "softmax": _sig(ops.softmax, 1, "axis"),
@@ -126,6 +130,12 @@ FUNCTIONS.update(
 for _name, _entry in ELEMENTWISE.items():
     if _entry.arity == 1 and not _entry.has_param:
         FUNCTIONS.setdefault(_name, _sig(getattr(ops, _name), 1))
+
+PAIRS: dict[str, tuple[Callable[[Any], tuple[Node, Node]], str]] = {
+    "slogdet": (ops.slogdet, "slogdet(A)[0] (the sign) or slogdet(A)[1] (log|det A|)"),
+    "eigh": (linalg.eigh, "eigh(A)[0] (the eigenvalues) or eigh(A)[1] (the eigenvectors)"),
+}
+"""Functions returning a pair, usable only through a subscript: ``slogdet(A)[1]``."""
 
 METHODS: frozenset[str] = frozenset(
     {"sum", "mean", "max", "min", "prod", "var", "std", "dot", "transpose", "clip", "trace", "reshape"}

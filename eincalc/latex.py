@@ -265,20 +265,16 @@ def _print_elementwise(node: Elementwise, memo: _Memo) -> Entry:
 
 
 def _print_unary(node: Unary, memo: _Memo) -> Entry:
+    """From the registry entry: ``arg^{…}`` (``latex_power``), else ``name(arg, axis=…)``."""
     arg = _child(node.arg, memo)
-    if node.fn == "inv":
-        return Entry(f"{_wrap(arg, ATOM)}^{{-1}}", POWER)
-    if node.fn == "det":
-        return Entry(rf"\det({arg.text})", ATOM)
-    if node.fn == "adjugate":
-        return Entry(rf"\operatorname{{adj}}({arg.text})", ATOM)
-    if node.fn == "logdet":
-        return Entry(rf"\log\lvert\det({arg.text})\rvert", ATOM)
-    keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
+    entry = get_unary(node.fn)
+    if entry.latex_power is not None:
+        return Entry(f"{_wrap(arg, ATOM)}^{{{entry.latex_power}}}", POWER)
+    keyword = entry.keyword(node.arg.dims, node.axis)
     axis = rf", \mathrm{{{keyword[2:].split('=')[0]}}}={keyword.split('=')[1]}" if keyword else ""
-    if node.fn == "log_softmax":
-        return Entry(rf"\log\operatorname{{softmax}}({arg.text}{axis})", ATOM)
-    name = get_unary(node.fn).latex or rf"\operatorname{{{_escape_text(node.fn)}}}"
+    if "{0}" in entry.latex:  # a template: \log\lvert\det({0})\rvert
+        return Entry(entry.latex.replace("{0}", arg.text + axis), ATOM)
+    name = entry.latex or rf"\operatorname{{{_escape_text(node.fn)}}}"
     return Entry(rf"{name}({arg.text}{axis})", ATOM)
 
 

@@ -408,6 +408,8 @@ class NumpyDialect:
                 raise ctx.error("*arguments are not allowed", _pos(arg, ctx.text))
             if name in ("stack", "concatenate") and k == 0 and isinstance(arg, (ast.List, ast.Tuple)):
                 args.append([self._node(e, ctx) for e in arg.elts])  # the list of parts
+            elif name == "reshape" and k >= 1 and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                args.append(arg.value)  # target dims by name: reshape(X, 'm*n')
             elif name == "reshape" and k >= 1:
                 args.append(_axis_literal(arg, ctx, "a new shape"))  # sizes, not expressions
             elif name == "einsum" and k == 0:
@@ -437,22 +439,24 @@ class NumpyDialect:
     def _subscript(self, node: ast.Subscript, ctx: BuildContext, pos: int) -> Node:
         """``x[0]``, ``x[:, 1:3]``, ``x[-1]``, ``x[:, None]``, ``x[..., 0]``: literals only."""
         call = node.value
-        if isinstance(call, ast.Call) and (_dotted(call.func) or ("",))[-1] == "slogdet":
-            return self._slogdet(node, call, ctx, pos)
+        if isinstance(call, ast.Call) and (_dotted(call.func) or ("",))[-1] in language.PAIRS:
+            return self._pair(node, call, ctx, pos)
         base = ops.as_node(self._node(node.value, ctx))
         items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
         key = tuple(_index_literal(item, ctx) for item in items)
         with ctx.at(pos):
             return indexing.index(base, key)
 
-    def _slogdet(self, node: ast.Subscript, call: ast.Call, ctx: BuildContext, pos: int) -> Node:
-        """``slogdet(A)[0]`` (the sign) and ``slogdet(A)[1]`` (log|det A|): the pair is never a value."""
+    def _pair(self, node: ast.Subscript, call: ast.Call, ctx: BuildContext, pos: int) -> Node:
+        """``slogdet(A)[1]``, ``eigh(A)[0]``: one part of a function returning a pair (never a value)."""
+        name = (_dotted(call.func) or ("",))[-1]
+        fn, usage = language.PAIRS[name]
         which = _index_literal(node.slice, ctx)
         if which not in (0, 1, -1, -2) or len(call.args) != 1 or call.keywords:
-            raise ctx.error("slogdet(A) is used as slogdet(A)[0] (the sign) or slogdet(A)[1] (log|det A|)", pos)
+            raise ctx.error(f"{name}(A) is used as {usage}", pos)
         matrix = self._node(call.args[0], ctx)
         with ctx.at(pos):
-            return ops.slogdet(matrix)[which]
+            return fn(matrix)[which]
 
     def _window_call(self, node: ast.Call, ctx: BuildContext, pos: int) -> Node:
         """``window('2 n', 1)`` (``from_end=True`` counts from the end), ``window('m k', rows=[0, 2])``."""

@@ -122,8 +122,7 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
         parts = [c[0] if prec == ATOM else _wrap(c, prec + 1) for c in child]
         return entry.syntax.format(*parts), prec
     if isinstance(node, Unary):
-        keyword = get_unary(node.fn).keyword(node.arg.dims, node.axis)
-        return f"{node.fn}({child[0][0]}{keyword})", ATOM
+        return get_unary(node.fn).printed(child[0][0], node.arg.dims, node.axis), ATOM
     if isinstance(node, Add):
         parts: list[str] = []
         for k, (term, entry) in enumerate(zip(node.terms, child)):

@@ -48,11 +48,22 @@ def axes_of(axis: Axis, rank: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class UnaryFn:
-    """A tensor function that is not entry-wise.
+    r"""A tensor function that is not entry-wise.
 
     ``takes_axis``: None (no axis), "one" (an axis or a tuple of them, default -1) or
     "optional" (axes, or None for all axes). ``jacobian(node)`` returns ∂node/∂arg as an
-    expression of dims ``node.dims + arg.dims``. ``latex`` is the LaTeX name.
+    expression of dims ``node.dims + arg.dims``. ``latex`` is the LaTeX name, or a template
+    with ``{0}`` for the argument (``\log\lvert\det({0})\rvert``).
+
+    The optional spellings make an entry complete on its own (the entries of
+    :mod:`eincalc.linalg` and :mod:`eincalc.reshapes` use them all; older entries keep
+    their NumPy code in ``NumPyPrinter._unary_<name>`` methods):
+    ``dims_rule`` maps the argument's dims to the result's (``pinv`` transposes);
+    ``matrix`` asks for a rank-2 argument; ``latex_power`` writes ``arg^{…}`` (``+`` for
+    the pseudo-inverse); ``syntax`` is the printed NumPy syntax with ``{0}`` for the
+    argument (``eigh({0})[1]``); ``code(printer, node, x, ctx)`` returns the NumPy code
+    (an :class:`eincalc.codegen.printer.Expr`); ``cubic`` prices it at n³ in ``ec.cost``,
+    ``view`` at nothing (a reshape).
     """
 
     name: str
@@ -64,15 +75,42 @@ class UnaryFn:
     scalar: bool = False  # the result is a scalar (det, logdet)
     latex: str = ""
     param: str | None = None  # an integer parameter kept in the node's axis field (triu's k)
+    dims_rule: Callable[[Dims], Dims] | None = None
+    matrix: bool = False
+    latex_power: str | None = None
+    syntax: str | None = None
+    code: Callable[[Any, Unary, Any, Any], Any] | None = None
+    cubic: bool = False
+    view: bool = False  # the code is a view of the argument (no flops, no memory)
+    dims_param: bool = False  # the node's axis field holds its target dims (reshape)
+    tangent: Callable[[Unary, Node, int], Node] | None = None  # a linear map's own rules, instead of
+    cotangent: Callable[[Unary, Node, int], Node] | None = None  # contracting with its Jacobian
+
+    def printed(self, arg: str, dims: Dims, axis: Axis) -> str:
+        """The NumPy-dialect text of this function applied to the printed ``arg``."""
+        if self.syntax is not None:
+            return self.syntax.format(arg)
+        if self.dims_param:
+            return f"{self.name}({arg}, {' '.join(axis)!r})"  # type: ignore[arg-type]
+        return f"{self.name}({arg}{self.keyword(dims, axis)})"
 
     def keyword(self, dims: Dims, axis: Axis) -> str:
         """The printed keyword, ``", axis=1"`` or ``", k=1"``; empty for the default."""
+        if self.dims_param:
+            return ""
         if self.param is not None:
             return "" if axis == 0 else f", {self.param}={axis}"
         default = len(dims) - 1 if self.takes_axis == "one" else None
         return "" if axis == default else f", axis={axis}"
 
     def normalise_axis(self, dims: Dims, axis: object) -> Axis:
+        if self.dims_param:
+            from eincalc.dims import same_size
+
+            if not isinstance(axis, tuple) or not all(isinstance(d, str) for d in axis):
+                raise ShapeError(f"{self.name} needs target dims, got {axis!r}")
+            same_size(dims, axis, self.name)
+            return axis  # type: ignore[return-value]
         if self.param is not None:
             if len(dims) != 2:
                 from eincalc.dims import fmt
@@ -85,6 +123,10 @@ class UnaryFn:
         if self.takes_axis is None:
             if axis is not None:
                 raise ShapeError(f"{self.name} takes no axis")
+            if self.matrix and len(dims) != 2:
+                from eincalc.dims import fmt
+
+                raise ShapeError(f"{self.name} needs a matrix, got dims {fmt(dims)}")
             if self.square and (len(dims) != 2 or dims[0] != dims[1]):
                 from eincalc.dims import fmt, require_same
 
@@ -118,6 +160,10 @@ class UnaryFn:
     def out_dims(self, dims: Dims, axis: Axis) -> Dims:
         if self.scalar:
             return ()
+        if self.dims_param:
+            return axis  # type: ignore[return-value]
+        if self.dims_rule is not None:
+            return self.dims_rule(dims)
         if not self.reduces:
             return dims
         drop = axes_of(axis, len(dims))
@@ -284,18 +330,27 @@ def register_unary(fn: UnaryFn) -> None:
 
 
 for _u in [
-    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True),
-    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True),
-    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True),
-    UnaryFn("logdet", _logdet_np, _jac_logdet, square=True, scalar=True),
+    UnaryFn("inv", lambda x, a: np.linalg.inv(x), _jac_inv, square=True, cubic=True, latex_power="-1"),
+    UnaryFn("det", lambda x, a: np.linalg.det(x), _jac_det, square=True, scalar=True, cubic=True, latex=r"\det"),
+    UnaryFn("adjugate", _adjugate_np, _jac_adjugate, square=True, cubic=True, latex=r"\operatorname{adj}"),
+    UnaryFn(
+        "logdet", _logdet_np, _jac_logdet, square=True, scalar=True, cubic=True, latex=r"\log\lvert\det({0})\rvert"
+    ),
     UnaryFn("softmax", _softmax_np, _jac_softmax, takes_axis="one"),
-    UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one"),
+    UnaryFn("log_softmax", _log_softmax_np, _jac_log_softmax, takes_axis="one", latex=r"\log\operatorname{softmax}"),
     UnaryFn("logsumexp", _logsumexp_np, _jac_logsumexp, takes_axis="optional", reduces=True),
     UnaryFn("max", lambda x, a: np.max(x, axis=a), _jac_max, takes_axis="optional", reduces=True, latex=r"\max"),
     UnaryFn("prod", lambda x, a: np.prod(x, axis=a), _jac_prod, takes_axis="optional", reduces=True, latex=r"\prod"),
     UnaryFn("triu", lambda x, k: np.triu(x, k), _jac_triangle, param="k"),
     UnaryFn("tril", lambda x, k: np.tril(x, k), _jac_triangle, param="k"),
 ]:
+    register_unary(_u)
+
+
+from eincalc import linalg as _linalg  # noqa: E402 - registers cholesky, eigh, pinv
+from eincalc import reshapes as _reshapes  # noqa: E402 - registers reshape
+
+for _u in [*_linalg.ENTRIES, *_reshapes.ENTRIES]:
     register_unary(_u)
 
 

@@ -510,7 +510,7 @@ def test_every_elementwise_function_has_code(fn: str, rng: np.random.Generator) 
 
 @pytest.mark.parametrize("fn", sorted(UNARY))
 def test_every_general_function_has_code(fn: str) -> None:
-    assert fn in UNARY_CODE
+    assert fn in UNARY_CODE or UNARY[fn].code is not None  # a printer method or the entry's own code
 
 
 @pytest.mark.parametrize("p", [2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.5, -3.0])

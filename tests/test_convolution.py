@@ -187,8 +187,44 @@ def test_max_pool_equals_the_definition(rng):
     check_close(got, want)
     v = rng.normal(size=(2, 1, 9))
     check_close(ec.evaluate(ec.parse("max_pool1d(v, size=3)", v="b 1 9"), v=v), v.reshape(2, 1, 3, 3).max(axis=3))
-    with pytest.raises(ec.ShapeError, match="padding=0"):
-        ec.max_pool2d(ec.tensor("X", "b 3 6 8"), 2, padding=1)
+    with pytest.raises(ec.ShapeError, match="more than half the window"):
+        ec.max_pool2d(ec.tensor("X", "b 3 6 8"), 2, padding=2)
+
+
+def _padded_max_pool(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
+    """The definition: -inf padding, then the max of each window (loops, no eincalc)."""
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
+    oh, ow = (padded.shape[2] - k) // s + 1, (padded.shape[3] - k) // s + 1
+    out = np.empty(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            out[:, :, i, j] = padded[:, :, i * s : i * s + k, j * s : j * s + k].max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize(("k", "s", "p"), [(2, 2, 1), (3, 2, 1), (3, 1, 1), (4, 2, 2)])
+def test_padded_max_pool_pads_with_minus_infinity(k, s, p, rng):
+    x = -np.abs(rng.normal(size=(2, 3, 7, 6)))  # all negative: a zero pad would win every border window
+    f = ec.parse(f"max_pool2d(X, size={k}, stride={s}, padding={p})", X="b 3 7 6")
+    check_close(ec.evaluate(f, X=x), _padded_max_pool(x, k, s, p))
+    check_close(ec.compile(f)(x), _padded_max_pool(x, k, s, p))
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("mode", MODES)
+def test_padded_max_pool_derivative(mode, order, rng):
+    f = ec.parse("sum(max_pool2d(X, size=3, stride=2, padding=1) ** 2)", X="b 2 5 5")
+    check_derivative(f, "X", {"X": rng.normal(size=(2, 2, 5, 5))}, order, mode, rng, sizes={"b": 2})
+
+
+def test_padded_max_pool_gradient_equals_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    x, weights = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(2, 3, 4, 3))
+    f = ec.sum(ec.max_pool2d(ec.tensor("X", "b 3 7 6"), 3, 2, 1) * weights)
+    grad = ec.compile(ec.grad(f, "X"))(x)
+    t = torch.tensor(x, requires_grad=True)
+    (torch.nn.functional.max_pool2d(t, 3, 2, 1) * torch.tensor(weights)).sum().backward()
+    check_close(grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 LENET = (

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import eincalc as ec
+from eincalc import dims as dims_module
 from eincalc.diff import ELIMINATION_ORDERS, cross_country_jacobian, derivative
 
 MODES = ["reverse", "forward", "cross_country"]
@@ -34,7 +35,7 @@ SMALL = {"n": 3, "m": 2, "k": 2, "h": 2}
 def evaluate_dense(expr, arrays: dict, sizes: dict) -> np.ndarray:
     """Evaluate with only the arrays the expression uses (a derivative may drop some)."""
     used = expr.variables()
-    needed = {d for n in ec.topo_order(expr) for d in n.dims}
+    needed = {b for n in ec.topo_order(expr) for d in n.dims for b in (d, *dims_module.base_dims(d))}  # m*n needs m, n
     return ec.evaluate(
         expr, {k: v for k, v in arrays.items() if k in used}, {d: s for d, s in sizes.items() if d in needed}
     )

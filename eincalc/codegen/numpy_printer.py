@@ -18,16 +18,24 @@ decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
 
 from __future__ import annotations
 
+import base64
+import zlib
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from eincalc._types import IndexTuple
 from eincalc.algebra import symbols
+from eincalc.codegen.gathers import GatherTerm, added_gather, scatter_of, windows_to_lower, without_window
 from eincalc.codegen.numpy_windows import WindowPrinting
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
-from eincalc.functions import get_elementwise
+from eincalc.functions import get_elementwise, get_unary
+
+LITERAL_ENTRIES = 64
+"""Constant arrays up to this many entries are written out as literals; larger ones packed."""
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
@@ -89,37 +97,6 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
     return e
 
 
-def windows_to_lower(node: Einsum) -> list[tuple[int, int]]:
-    """(window position, operand position) pairs where the selection becomes a subscript.
-
-    A window ``W[o, i]`` qualifies when ``i`` is summed and occurs once in exactly one other
-    operand, an array that does not carry ``o``; each array axis takes one window.
-    """
-    found: list[tuple[int, int]] = []
-    for w, (op, idx) in enumerate(zip(node.operands, node.in_idx)):
-        if not isinstance(op, Window) or len(set(idx)) != 2:
-            continue
-        o, i = idx
-        if i in node.out_idx:
-            continue
-        holders = [k for k, other in enumerate(node.in_idx) if k != w and i in other]
-        if len(holders) != 1:
-            continue
-        (x,) = holders
-        target = node.operands[x]
-        if isinstance(target, (Delta, Const, Window)) or node.in_idx[x].count(i) != 1:
-            continue
-        if o in node.in_idx[x] and not _paired_gather(op, node.in_idx[x], o, i):
-            continue
-        found.append((w, x))
-    return found
-
-
-def _paired_gather(window: Window, idx: IndexTuple, o: str, i: str) -> bool:
-    """``logp[arange(n), labels]``: a gather whose output index is the operand's neighbouring axis."""
-    return window.rows is not None and idx.count(o) == 1 and abs(idx.index(o) - idx.index(i)) == 1
-
-
 def _summed_alone(node: Einsum, w: int, o: str) -> bool:
     """True when the window's output index has size 1 and nothing else uses it: ``x[2]`` drops the axis."""
     window = node.operands[w]
@@ -132,6 +109,9 @@ def _subscript(window: Window, ctx: Context, drop: bool) -> str:
     """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
     if window.rows is not None:
         return repr(list(window.rows))
+    if "-" in window.dims[0]:  # n-k entries from start: the slice stops k - start before the end
+        stop = window.start - int(window.dims[0].split("-")[1])
+        return f"{window.start or ''}:{stop}" if stop else f"{window.start}:"
     size = int(window.dims[0])
     start = -window.start if window.from_end else window.start
     if drop:
@@ -161,6 +141,10 @@ def _signed_sum(expr: Expr | None, signed: list[tuple[str, Expr]]) -> Expr | Non
 class NumPyPrinter(WindowPrinting, Printer):
     """Prints nodes as NumPy code; see the module docstring for the forms used."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._constant_names: dict[tuple, str] = {}
+
     name = "numpy"
     numpy = "numpy"
 
@@ -185,27 +169,77 @@ class NumPyPrinter(WindowPrinting, Printer):
         return call(self.np("full"), shape, repr(node.value))
 
     def _print_Array(self, node: Array, ctx: Context) -> Expr:
-        # the data written out: the generated module stays standalone
-        return call(self.np("array"), repr(node.data.tolist()))
+        # a module-level constant, built once: never written through, and copied when returned
+        name = self.constant(node.data)
+        if ctx.is_root(node):
+            return Expr(f"{name}.copy()", owned=True)
+        return Expr(name, readonly=True, inline=True)
+
+    def constant(self, data: np.ndarray) -> str:
+        """The module-level name of a constant array (equal data: one name).
+
+        Up to :data:`LITERAL_ENTRIES` entries it is written out (``numpy.array([[1.0, 0.0], …])``);
+        a larger one is its float64 bytes, zlib-compressed and base64-encoded in the source
+        (a 0/1 merge or mask tensor shrinks to a few lines), so the module stays one
+        standalone file that needs only the standard library besides NumPy.
+        """
+        key = (data.shape, data.dtype.str, data.tobytes())
+        name = self._constant_names.get(key)
+        if name is not None:
+            return name
+        name = self._constant_names[key] = f"_c{len(self._constant_names)}"
+        shape = ", ".join(map(str, data.shape))
+        if data.size <= LITERAL_ENTRIES:
+            self.constant_lines.append(f"{name} = {self.np('array')}({data.tolist()!r})")
+            return name
+        packed = base64.b64encode(zlib.compress(np.ascontiguousarray(data, dtype="<f8").tobytes(), 9)).decode()
+        chunks = [f'    "{packed[k : k + 100]}"' for k in range(0, len(packed), 100)]
+        decode = f"{self.module('zlib.decompress')}({self.module('base64.b64decode')}("
+        self.constant_lines += [
+            f"{name} = {self.np('frombuffer')}(  # a ({shape}) constant, {data.size:,} entries",
+            f"    {decode}",
+            *[f"    {c}" for c in chunks],
+            "    )), dtype='<f8'",
+            f").reshape(({shape}{',' if data.ndim == 1 else ''}))",
+        ]
+        return name
 
     def _print_Window(self, node: Window, ctx: Context) -> Expr | None:
         uses = ctx.uses(node)
-        if (
-            uses
-            and not ctx.is_root(node)
-            and all(
-                isinstance(u, Einsum)
-                and id(u) not in ctx.scaled_of
-                and any(u.operands[w] is node for w, _ in windows_to_lower(u))
-                for u in uses
-            )
-        ):
-            return None  # every product applies it as a subscript
+        if self._added_gather(node, ctx):
+            ctx.embeds[id(node)] = added_gather(node)
+            return None  # each sum writes it at its rows
+        if uses and not ctx.is_root(node) and all(self._applies_window(u, node, ctx) for u in uses):
+            return None  # every product applies it as a subscript or a scatter
         size, n = (ctx.size(d) for d in node.dims)
         if node.rows is not None:
             return Expr(f"{self.np('eye')}({n})[{list(node.rows)!r}]", owned=True)
         first = f"{n} - {node.start}" if node.from_end else str(node.start)
         return call(self.np("eye"), size, n, f"k={first}")
+
+    def _applies_window(self, use: Node, window: Window, ctx: Context) -> bool:
+        """True when the code of ``use`` applies ``window`` without its matrix."""
+        if isinstance(use, Einsum):
+            if self._added_gather(use, ctx):
+                return True
+            if id(use) in ctx.scaled_of:
+                return False
+            scatter = scatter_of(use)
+            if scatter is not None and use.operands[scatter] is window:
+                return True
+            return any(use.operands[w] is window for w, _ in windows_to_lower(use))
+        return False
+
+    def _added_gather(self, node: Node, ctx: Context) -> bool:
+        """``c · W`` only ever added into sums: the sums write ``c`` at W's rows."""
+        uses = ctx.uses(node)
+        return (
+            added_gather(node) is not None
+            and bool(uses)
+            and not ctx.is_root(node)
+            and id(node) not in ctx.scaled_of
+            and all(isinstance(u, Add) for u in uses)
+        )
 
     def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
         k = len(node.base)
@@ -226,6 +260,9 @@ class NumPyPrinter(WindowPrinting, Printer):
         low = self.lowering(node) if any(isinstance(op, Shift) for op in node.operands) else None
         if low is not None:
             return self.print_windowed(node, low, node.coef, ctx)
+        if self._added_gather(node, ctx):
+            ctx.embeds[id(node)] = added_gather(node)
+            return None
         kinds = []
         for op in node.operands:
             if isinstance(op, Delta):
@@ -258,6 +295,9 @@ class NumPyPrinter(WindowPrinting, Printer):
             for op, k in zip(node.operands, kinds)
         ]
         kinds, in_idx, operands = self._lower_windows(node, kinds, operands, ctx)
+        scatter = scatter_of(node)
+        if scatter is not None:
+            return self._print_scatter(node, scatter, coef, kinds, in_idx, operands, index_dim, ctx)
         plan = plan_einsum(kinds, in_idx, node.out_idx, coef, index_dim, ctx.sizes)
         core = self.render_plan(plan, [operands[k] for k in plan.inputs], ctx)  # type: ignore[misc]
         if plan.embed is None:
@@ -270,6 +310,36 @@ class NumPyPrinter(WindowPrinting, Printer):
         if len(info.labels) == 2 and core_idx == info.unique:
             return call(self.np("diag"), core.text)
         ctx.after(lambda name: self._diag_write(name, info, core, "="))
+        return call(self.np("zeros"), ctx.shape(node.dims))
+
+    def _print_scatter(
+        self,
+        node: Einsum,
+        w: int,
+        coef: float,
+        kinds: list[str],
+        in_idx: tuple[IndexTuple, ...],
+        operands: list[Expr | None],
+        index_dim: dict,
+        ctx: Context,
+    ) -> Expr:
+        """``Σ_o W[o, i] y[o, …]``: the product without W, written into zeros at W's rows."""
+        window = node.operands[w]
+        assert isinstance(window, Window) and window.rows is not None
+        k = in_idx.index(node.in_idx[w])  # its place once gathers are applied
+        rest = [j for j in range(len(kinds)) if j != k]
+        rest_idx, out_idx = without_window(in_idx, node.out_idx, k)
+        plan = plan_einsum([kinds[j] for j in rest], rest_idx, out_idx, coef, index_dim, ctx.sizes)
+        others = [operands[j] for j in rest]
+        core = self.render_plan(plan, [others[j] for j in plan.inputs], ctx)  # type: ignore[misc]
+        axis = node.out_idx.index(node.in_idx[w][1])
+        rows = list(window.rows)
+        if len(set(rows)) == len(rows):  # distinct rows: a plain indexed assignment
+            target = ", ".join([":"] * axis + [repr(rows)])
+            ctx.after(lambda name: f"{name}[{target}] = {core.text}")
+        else:  # repeated rows add up
+            key = repr(rows) if axis == 0 else f"({'slice(None), ' * axis}{rows!r})"
+            ctx.after(lambda name: f"{self.np('add.at')}({name}, {key}, {core.text})")
         return call(self.np("zeros"), ctx.shape(node.dims))
 
     def _lower_windows(
@@ -353,9 +423,12 @@ class NumPyPrinter(WindowPrinting, Printer):
         negative: list[Expr] = []
         diagonals: list[tuple[Diagonal, Expr]] = []
         constant = 0.0
+        gathers: list[GatherTerm] = []
         for term in node.terms:
             if isinstance(term, Const):
                 constant += term.value
+            elif isinstance(ctx.embeds.get(id(term)), GatherTerm):
+                gathers.append(ctx.embeds[id(term)])  # type: ignore[arg-type]
             elif id(term) in ctx.embeds:
                 diagonals.append((ctx.embeds[id(term)], ctx.arg(term)))  # type: ignore[arg-type]
             elif id(term) in ctx.negated:
@@ -378,7 +451,7 @@ class NumPyPrinter(WindowPrinting, Printer):
                 expr = literal(constant)
             else:
                 expr = binary(expr, "-" if constant < 0 else "+", literal(abs(constant)), SUM)
-        if not diagonals:
+        if not diagonals and not gathers:
             assert expr is not None, "a sum has at least one term that is not constant"
             return expr
         # δ ⊗ core terms are added into the diagonal of a fresh array holding the rest.
@@ -402,6 +475,9 @@ class NumPyPrinter(WindowPrinting, Printer):
             base = expr
         for info, core in diagonals:
             ctx.after(lambda name, info=info, core=core: self._diag_write(name, info, core, "+="))
+        for g in gathers:  # one entry per row of W: distinct positions, so += is exact
+            rows = f"{self.np('arange')}({ctx.size(g.window.dims[0])}), {list(g.window.rows or ())!r}"
+            ctx.after(lambda name, rows=rows, c=g.coef: f"{name}[{rows}] {'-=' if c < 0 else '+='} {abs(c)!r}")
         return replace(base, owned=True)
 
     # -- functions ----------------------------------------------------------------------
@@ -441,6 +517,9 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     def _print_Unary(self, node: Unary, ctx: Context) -> Expr:
         method = UNARY_CODE.get(node.fn)
+        code = get_unary(node.fn).code
+        if method is None and code is not None:
+            return code(self, node, self._function_arg(node.arg, ctx), ctx)
         if method is None:
             raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
         return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)

@@ -187,6 +187,7 @@ class Printer:
 
     def __init__(self) -> None:
         self.imports: dict[str, None] = {}  # ordered set: the modules the code uses
+        self.constant_lines: list[str] = []  # module-level assignments of constant arrays (_c0 = …)
 
     def print_node(self, node: Node, ctx: Context) -> Expr | None:
         """The code of ``node``, by the first ``_print_<Class>`` along its MRO.

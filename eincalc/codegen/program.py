@@ -72,11 +72,12 @@ BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
 """Printer class per backend name."""
 
 RESERVED_NAMES = frozenset(
-    {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum"}
+    {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum", "base64", "zlib"}
 )
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
 TEMP_NAME = re.compile(r"_t\d+")
+GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""
 
 NOMINAL_SIZE = 1000
@@ -206,7 +207,7 @@ class CompiledFunction:
             raise UnknownNameError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"compile: function name {name!r} is not a valid identifier")
-        if name in RESERVED_NAMES or TEMP_NAME.fullmatch(name):
+        if name in RESERVED_NAMES or GENERATED_NAME.fullmatch(name):
             raise ValueError(f"compile: function name {name!r} is reserved for generated code")
         self.outputs: tuple[Node, ...] = tuple(out_list)
         self.backend = backend
@@ -224,10 +225,15 @@ class CompiledFunction:
         # every argument; sizes are read from the arrays the code reads first
         dropped = [v for v in self.signature.variables if v.name not in used]
         self._var_dims = tuple((v.name, v.dims) for v in [*variables.values(), *dropped])
-        self.dims: tuple[Dim, ...] = tuple(dict.fromkeys(d for n in everything for d in n.dims))
+        node_dims = list(dict.fromkeys(d for n in everything for d in n.dims))
+        # a derived dim (m*n, n-1) is computed from its base dims, which the code needs too
+        bases = [b for d in node_dims if dimsmod.is_derived(d) for b in dimsmod.base_dims(d)]
+        self.dims: tuple[Dim, ...] = tuple(dict.fromkeys([*node_dims, *bases]))
         carried = {d for _, dims in self._var_dims for d in dims}
-        self._free_dims = tuple(d for d in self.dims if d not in carried and not dimsmod.is_literal(d))
-        self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d))
+        self._free_dims = tuple(
+            d for d in self.dims if d not in carried and not dimsmod.is_literal(d) and not dimsmod.is_derived(d)
+        )
+        self._key_dims = tuple(d for d in self.dims if not dimsmod.is_literal(d) and not dimsmod.is_derived(d))
         self._params, self._dim_code = self._names()
         self._fixed = check_sizes(sizes, self.dims)
 
@@ -249,7 +255,12 @@ class CompiledFunction:
         # by source: equal code compiles once; (function, linecache name), released when unused
         self._functions: dict[str, tuple[Callable[..., Any], str]] = {}
         weakref.finalize(self, release_all, self._functions)
-        planned = {d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE) for d in self.dims}
+        planned = {
+            d: self._fixed.get(d, int(d) if dimsmod.is_literal(d) else NOMINAL_SIZE)
+            for d in self.dims
+            if not dimsmod.is_derived(d)
+        }
+        planned = dimsmod.with_derived(planned, self.dims)
         complete = all(d in self._fixed for d in self._key_dims)
         self._last = self._build(planned, nominal=not complete)
         if complete:
@@ -262,7 +273,7 @@ class CompiledFunction:
 
         def fresh(base: str) -> str:
             p = base
-            while p in RESERVED_NAMES or TEMP_NAME.fullmatch(p) or p in taken:
+            while p in RESERVED_NAMES or GENERATED_NAME.fullmatch(p) or p in taken:
                 p += "_"
             taken.add(p)
             return p
@@ -273,8 +284,11 @@ class CompiledFunction:
             for axis, d in enumerate(dims):
                 dim_code.setdefault(d, d if dimsmod.is_literal(d) else f"{params[v]}.shape[{axis}]")
         for d in self.dims:
-            if d not in dim_code:
+            if d not in dim_code and not dimsmod.is_derived(d):
                 dim_code[d] = d if dimsmod.is_literal(d) else fresh(d)
+        for d in self.dims:
+            if d not in dim_code:
+                dim_code[d] = dimsmod.derived_code(d, dim_code)
         return params, dim_code
 
     def _key(self, sizes: Mapping[Dim, int]) -> tuple[int, ...]:
@@ -430,6 +444,8 @@ class CompiledFunction:
         doc.append(f"Needs only {', '.join(sorted(printer.imports)) or 'Python'}.")
         doc_text = "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''")
         lines = [f'"""{doc_text}\n"""', "", *printer.import_lines()]
+        if printer.constant_lines:  # constant arrays, built once when the module loads
+            lines += ["", *printer.constant_lines]
         if any(c is not None for c in self._compressed):
             lines += ["", "", *structured_source().splitlines()]
         lines += ["", "", f"def {self.name}({signature}):"]

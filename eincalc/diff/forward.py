@@ -61,7 +61,10 @@ def tangent_unary(node: Unary, tangents: list[Node | None], n_dir: int) -> Node:
     """``Ċ[s3, t] = J[s3, s1] Ȧ[s1, t]``."""
     (ta,) = tangents
     assert ta is not None
-    jac = get_unary(node.fn).jacobian(node)
+    entry = get_unary(node.fn)
+    if entry.tangent is not None:  # a linear map: its own rule, no Jacobian
+        return entry.tangent(node, ta, n_dir)
+    jac = entry.jacobian(node)
     return contract_with(jac, ta, n_dir, node.arg.dims, lead_first=False)
 
 

@@ -61,8 +61,11 @@ def cotangent_elementwise(node: Elementwise, cot: Node, lead: IndexTuple) -> Con
 @cotangent.register
 def cotangent_unary(node: Unary, cot: Node, lead: IndexTuple) -> Contributions:
     """``Ā = C̄ *(s4s3, s3s1, s4s1) J`` with ``J = ∂g(A)/∂A`` from the registry."""
-    jac = get_unary(node.fn).jacobian(node)
-    yield 0, contract_with(jac, cot, len(lead), node.arg.dims, lead_first=True)
+    entry = get_unary(node.fn)
+    if entry.cotangent is not None:  # a linear map: its own rule, no Jacobian
+        yield 0, entry.cotangent(node, cot, len(lead))
+        return
+    yield 0, contract_with(entry.jacobian(node), cot, len(lead), node.arg.dims, lead_first=True)
 
 
 class _Sweep:

@@ -1,0 +1,83 @@
+"""PyTorch: NumPy's program in torch's spelling (CPU, or the device of the tensors passed).
+
+torch differs from NumPy in names and keywords, not in what it can do: axes are
+permuted with ``.permute``, maxima are ``torch.amax``, ``tensordot`` takes ``dims=``,
+copies are ``.clone()``, binary functions want tensors, not Python floats. Products with
+window tensors use the dense 0/1 tensor (torch has no strided sliding-window view of a
+padded array in its NumPy-like API).
+"""
+
+from __future__ import annotations
+
+from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
+from eincalc.codegen.planning import Plan, Step, spec_of
+from eincalc.codegen.printer import Context, Expr, binary, call, literal
+from eincalc.errors import UnsupportedNodeError
+
+_IndexTuple = tuple[str, ...]
+
+
+class TorchPrinter(ArrayLibraryPrinter):
+    """Prints programs for ``torch``."""
+
+    name = "torch"
+    numpy = "torch"
+    permute = "permute"
+    windows = False
+    UNSUPPORTED = frozenset({"concatenate", "cumprod"})  # the adjugate's SVD form only
+    ELEMENTWISE = {
+        "relu": ("torch.clamp({0}, min=0.0)", ()),
+        "softplus": ("torch.logaddexp(torch.zeros_like({0}), {0})", ()),
+        "step": ("torch.heaviside({0}, torch.zeros_like({0}))", ()),
+        "erf": ("torch.special.erf({0})", ()),
+    }
+
+    def constant_arg(self, value: float, n_args: int) -> Expr:
+        if n_args == 1:
+            return literal(value)
+        return call(self.np("as_tensor"), literal(value).text, f"dtype={self.dtype()}")  # torch.maximum(x, 0.0) fails
+
+    def creation(self, member: str, *args: str) -> Expr:
+        if member == "eye" and len(args) == 3:  # torch.eye has no diagonal offset: compare positions
+            rows, cols, k = args
+            offset = k.removeprefix("k=")
+            return Expr(
+                self.as_float(f"({self.np('arange')}({rows})[:, None] + ({offset}) == {self.np('arange')}({cols}))"),
+                owned=True,
+            )
+        return super().creation(member, *args)
+
+    def as_float(self, code: str) -> str:
+        return f"{code}.to({self.dtype()})"
+
+    def copy_of(self, e: Expr) -> Expr:
+        return Expr(f"{e.atom}.clone()", owned=True)
+
+    def _reduce_max(self, x: Expr, axis: object, keepdims: bool, identity: bool = True) -> str:
+        args = [x.text] + ([] if axis is None else [f"dim={axis}"]) + (["keepdim=True"] if keepdims else [])
+        return f"{self.np('amax')}({', '.join(args)})"
+
+    def _unary_prod(self, x: Expr, axis: object, ctx: Context) -> Expr:
+        if axis is None:
+            return Expr(f"{x.atom}.prod()", owned=True)
+        axes = sorted(axis if isinstance(axis, tuple) else (axis,), reverse=True)  # torch: one axis per call
+        return Expr(x.atom + "".join(f".prod({a})" for a in axes), owned=True)
+
+    def _unary_triu(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("triu"), x.text, *([f"diagonal={k}"] if k else []))
+
+    def _unary_tril(self, x: Expr, k: object, ctx: Context) -> Expr:
+        return call(self.np("tril"), x.text, *([f"diagonal={k}"] if k else []))
+
+    def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
+        raise UnsupportedNodeError("the torch backend has no code for adjugate; use backend='numpy' or 'jax'")
+
+    def _step(self, step: Step, args: list[Expr], idx: list[_IndexTuple], plan: Plan, ctx: Context) -> Expr:
+        if step.op == "einsum":
+            return call(self.np("einsum"), repr(spec_of(idx, step.out)), args[0].text, args[1].text)
+        if step.op == "tensordot":
+            dims = f"dims=({list(step.axes[0])}, {list(step.axes[1])})"
+            return call(self.np("tensordot"), args[0].text, args[1].text, dims)
+        if step.op == "vdot":  # torch.vdot takes vectors only; NumPy's flattens
+            return call(self.np("sum"), binary(args[0], "*", args[1]).text)
+        return super()._step(step, args, idx, plan, ctx)

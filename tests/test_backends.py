@@ -213,6 +213,18 @@ def test_saved_module_runs_without_eincalc(backend, tmp_path, rng):
     assert library.startswith(backend) and shape == ["(3,", "2)"], (path, out.stdout)
 
 
+def test_jax_jit_traces_the_compiled_function(rng):
+    jax = pytest.importorskip("jax")
+    f = ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m")
+    fn = ec.compile([ec.grad(f, "w"), ec.hessian(f, "w")], backend="jax")
+    a = {"X": rng.normal(size=(6, 3)), "w": rng.normal(size=3), "y": np.sign(rng.normal(size=6))}
+    want = ec.compile([ec.grad(f, "w"), ec.hessian(f, "w")], dense=True)(**a)
+    with jax.enable_x64(True):
+        got = jax.jit(fn)(**{k: jax.numpy.asarray(v) for k, v in a.items()})
+        for g, w in zip(got, want):
+            check_close(np.asarray(g), w)
+
+
 def test_unknown_and_absent_backends_are_clear_errors(monkeypatch):
     X, w = ec.matrix("X", "m n"), ec.vector("w", "n")
     with pytest.raises(UnknownNameError, match="known: auto, cupy, dask, jax, numpy, torch"):

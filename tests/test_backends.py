@@ -213,6 +213,18 @@ def test_saved_module_runs_without_eincalc(backend, tmp_path, rng):
     assert library.startswith(backend) and shape == ["(3,", "2)"], (path, out.stdout)
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_a_variable_named_like_the_library_does_not_shadow_it(backend, rng):
+    name = LIBRARIES[backend].split(".")[0]
+    f = ec.parse(f"sum(exp({name} * x))", **{name: "n", "x": "n"})
+    fn = ec.compile(ec.grad(f, "x"), backend=backend)
+    assert f"def f({name}_, x):" in fn.source
+    a, x = rng.normal(size=3), rng.normal(size=3)
+    with float64(backend):
+        got = to_numpy(backend, fn(**{name: to_library(backend, a), "x": to_library(backend, x)}))
+    check_close(got, a * np.exp(a * x))
+
+
 def test_jax_jit_traces_the_compiled_function(rng):
     jax = pytest.importorskip("jax")
     f = ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m")

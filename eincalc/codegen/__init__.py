@@ -1,4 +1,4 @@
-"""Code generation: expressions become readable, standalone NumPy functions.
+"""Code generation: expressions become readable, standalone NumPy (or torch, JAX, Dask, CuPy) functions.
 
 ``compile(outputs)`` returns a :class:`CompiledFunction` (call it, read ``.source``,
 ``.save()`` it). The printers and the contraction planner are importable for backends.

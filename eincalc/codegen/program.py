@@ -197,7 +197,8 @@ class CompiledFunction:
         library = get_backend(backend)
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"compile: function name {name!r} is not a valid identifier")
-        if name in RESERVED_NAMES or TEMP_NAME.fullmatch(name):
+        self._reserved = RESERVED_NAMES | library.reserved  # `torch` is a module name in torch code
+        if name in self._reserved or TEMP_NAME.fullmatch(name):
             raise ValueError(f"compile: function name {name!r} is reserved for generated code")
         self.outputs: tuple[Node, ...] = tuple(out_list)
         self.backend = backend
@@ -255,7 +256,7 @@ class CompiledFunction:
 
         def fresh(base: str) -> str:
             p = base
-            while p in RESERVED_NAMES or TEMP_NAME.fullmatch(p) or p in taken:
+            while p in self._reserved or TEMP_NAME.fullmatch(p) or p in taken:
                 p += "_"
             taken.add(p)
             return p
@@ -461,7 +462,7 @@ class CompiledFunction:
         return {tuple(zip(self._key_dims, key)): v.source for key, v in self._variants.items()}
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write :attr:`source` as a module that imports nothing but NumPy; returns the path."""
+        """Write :attr:`source` as a module that imports nothing but its array library; returns the path."""
         path = os.fspath(path)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(self.source)

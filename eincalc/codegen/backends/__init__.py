@@ -43,6 +43,8 @@ class Backend:
         printer: the printer class spelling programs in the library's API.
         array_type: the dotted name of the library's array class (for ``"auto"``).
         dense: compressed δ ⊗ core results are returned dense (StructuredTensor is a NumPy class).
+        reserved: names the generated code uses besides NumPy's (its modules): a variable so
+            named is renamed in the code.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Backend:
     printer: type[Printer]
     array_type: str = ""
     dense: bool = True
+    reserved: frozenset[str] = frozenset()
     _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def load(self) -> Any:
@@ -147,10 +150,10 @@ def register_backend(backend: Backend, convert: Callable[[Any, object, np.dtype,
 
 for _backend in (
     Backend("numpy", "numpy", "", NumPyPrinter, "numpy.ndarray", dense=False),
-    Backend("torch", "torch", "torch", TorchPrinter, "torch.Tensor"),
-    Backend("jax", "jax.numpy", "jax", JaxPrinter, "jax.Array"),
-    Backend("dask", "dask.array", "dask", DaskPrinter, "dask.array.Array"),
-    Backend("cupy", "cupy", "cupy", CuPyPrinter, "cupy.ndarray"),
+    Backend("torch", "torch", "torch", TorchPrinter, "torch.Tensor", reserved=frozenset({"torch"})),
+    Backend("jax", "jax.numpy", "jax", JaxPrinter, "jax.Array", reserved=frozenset({"jax"})),
+    Backend("dask", "dask.array", "dask", DaskPrinter, "dask.array.Array", reserved=frozenset({"dask", "math"})),
+    Backend("cupy", "cupy", "cupy", CuPyPrinter, "cupy.ndarray", reserved=frozenset({"cupy", "cupyx"})),
 ):
     BACKENDS[_backend.name] = _backend
 

@@ -45,10 +45,15 @@ class TorchPrinter(ArrayLibraryPrinter):
                 self.as_float(f"({self.np('arange')}({rows})[:, None] + ({offset}) == {self.np('arange')}({cols}))"),
                 owned=True,
             )
-        return super().creation(member, *args)
+        made = super().creation(member, *args)
+        if self.reference is None:
+            return made
+        return Expr(f"{made.text[:-1]}, device={self.reference}.device)", owned=True)  # the arguments' GPU, if any
 
     def as_float(self, code: str) -> str:
-        return f"{code}.to({self.dtype()})"
+        if self.reference is None:
+            return f"{code}.to({self.dtype()})"
+        return f"{code}.to({self.reference}.device, {self.dtype()})"
 
     def copy_of(self, e: Expr) -> Expr:
         return Expr(f"{e.atom}.clone()", owned=True)

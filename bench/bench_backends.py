@@ -77,9 +77,9 @@ def autodiff(backend: str, value_fn, args: dict, wrt: str):
 
         return run
     if backend == "jax":
-        others = {k: v for k, v in args.items() if k != wrt}
-        step = jax.jit(jax.value_and_grad(lambda x: value_fn(**others, **{wrt: x})))
-        return lambda: jax.block_until_ready(step(args[wrt]))
+        others = {k: v for k, v in args.items() if k != wrt}  # arguments, not constants XLA would fold
+        step = jax.jit(jax.value_and_grad(lambda x, rest: value_fn(**rest, **{wrt: x})))
+        return lambda: jax.block_until_ready(step(args[wrt], others))
     return None
 
 

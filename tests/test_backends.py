@@ -19,7 +19,7 @@ import types
 
 import numpy as np
 import pytest
-from test_convolution import CNN_DECLS, CNN_TEXT, cnn_arrays
+from test_convolution import CNN_DECLS, CNN_TEXT, cnn_arrays, ref_conv2d
 from test_diff import CASES, contract_trailing, make_arrays, mixed_difference
 from test_networks import arrays as mlp_arrays
 from test_networks import backward_pass, mlp_text
@@ -154,6 +154,26 @@ def test_cnn_gradients_on_each_backend_against_differences(backend, wrt, rng):
     direction = rng.normal(size=a[wrt].shape)
     expected = mixed_difference(lambda x: ec.evaluate(f, **{**a, wrt: x}), a[wrt], [direction], 1e-6)
     np.testing.assert_allclose(np.sum(got * direction), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2), ((1, 2), (0, 1), 1)])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_conv2d_and_its_input_gradient_on_each_backend(backend, stride, padding, dilation, rng):
+    X, K = ec.tensor("X", "b 3 9 8"), ec.tensor("K", "4 3 3 2")
+    y = ec.conv2d(X, K, stride=stride, padding=padding, dilation=dilation)
+    V = ec.tensor("V", y.dims)
+    x, k = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2))
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    want = ref_conv2d(x, k, pair(stride), pair(padding), pair(dilation))
+    v = rng.normal(size=want.shape)
+    fn = ec.compile([y, ec.grad(ec.sum(y * V), "X")], backend=backend)
+    with float64(backend):
+        value, grad = fn(X=to_library(backend, x), K=to_library(backend, k), V=to_library(backend, v))
+    check_close(to_numpy(backend, value), want)
+    # the input gradient is the adjoint of the convolution: <grad, d> = <v, conv(d, K)>
+    d = rng.normal(size=x.shape)
+    conv_d = ref_conv2d(d, k, pair(stride), pair(padding), pair(dilation))
+    check_close(np.sum(to_numpy(backend, grad) * d), np.sum(v * conv_d))
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

@@ -2,17 +2,18 @@
 
 torch differs from NumPy in names and keywords, not in what it can do: axes are
 permuted with ``.permute``, maxima are ``torch.amax``, ``tensordot`` takes ``dims=``,
-copies are ``.clone()``, binary functions want tensors, not Python floats. Products with
-window tensors use the dense 0/1 tensor (torch has no strided sliding-window view of a
-padded array in its NumPy-like API).
+copies are ``.clone()``, binary functions want tensors, not Python floats. Sliding
+windows (convolutions) are ``Tensor.unfold`` views of the padded input
+(``torch.nn.functional.pad``), as NumPy's are ``sliding_window_view``.
 """
 
 from __future__ import annotations
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
 from eincalc.codegen.planning import Plan, Step, spec_of
-from eincalc.codegen.printer import Context, Expr, binary, call, literal
+from eincalc.codegen.printer import ATOM, Context, Expr, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
+from eincalc.expr import Shift
 
 _IndexTuple = tuple[str, ...]
 
@@ -23,7 +24,6 @@ class TorchPrinter(ArrayLibraryPrinter):
     name = "torch"
     numpy = "torch"
     permute = "permute"
-    windows = False
     UNSUPPORTED = frozenset({"concatenate", "cumprod"})  # the adjugate's SVD form only
     ELEMENTWISE = {
         "relu": ("torch.clamp({0}, min=0.0)", ()),
@@ -76,6 +76,30 @@ class TorchPrinter(ArrayLibraryPrinter):
 
     def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         raise UnsupportedNodeError("the torch backend has no code for adjugate; use backend='numpy' or 'jax'")
+
+    def _window(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
+        """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.
+
+        ``pad(X, …).unfold(2, 3, 1).unfold(3, 3, 1)``; strides are unfold's steps, dilations
+        a step slice of the appended offsets. Exact tilings (pooling) stay reshapes.
+        """
+        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+            return self._tiles(e, axes, ndim, shifts, ctx)
+        text = e.text
+        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
+        if pad:  # torch's pad lists (before, after) from the last axis backwards
+            last = max(pad)
+            widths = ", ".join(f"{pad.get(a, 0)}, {pad.get(a, 0)}" for a in range(last, -1, -1))
+            text = f"{self.np('nn.functional.pad')}({text}, ({widths}))"
+        view = text if pad else e.atom
+        for a, s in zip(axes, shifts):
+            view += f".unfold({a}, {s.dilation * (s.kernel - 1) + 1}, {s.stride})"
+        offsets = [f"::{s.dilation}" if s.dilation != 1 else ":" for s in shifts]
+        while offsets and offsets[-1] == ":":
+            offsets.pop()
+        if offsets:
+            view += f"[{', '.join([':'] * ndim + offsets)}]"
+        return ctx.temp(Expr(view, ATOM, readonly=True))
 
     def _step(self, step: Step, args: list[Expr], idx: list[_IndexTuple], plan: Plan, ctx: Context) -> Expr:
         if step.op == "einsum":

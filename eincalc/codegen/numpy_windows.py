@@ -92,13 +92,9 @@ class WindowPrinting:
         Windows that tile their axes exactly (pooling: stride = size, no padding) are a
         reshape instead, whose reductions run over memory in order.
         """
-        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+        if exact_tiling(shifts):
             return self._tiles(e, axes, ndim, shifts, ctx)
-        text = e.text
-        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
-        if pad:
-            pads = ", ".join(f"({pad[a]}, {pad[a]})" if a in pad else "(0, 0)" for a in range(ndim))
-            text = f"{self.np('pad')}({text}, ({pads}{',' if ndim == 1 else ''}))"
+        text = self._padded(e, axes, ndim, shifts)
         spans = [s.dilation * (s.kernel - 1) + 1 for s in shifts]
         if len(axes) == 1:
             shape, where = str(spans[0]), str(axes[0])
@@ -116,6 +112,14 @@ class WindowPrinting:
         if index:
             view += f"[{', '.join(index)}]"
         return ctx.temp(Expr(view, ATOM, readonly=True))
+
+    def _padded(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift]) -> str:
+        """``e`` padded with zeros along ``axes`` as its windows need: ``numpy.pad(X, ((0, 0), (1, 1)))``."""
+        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
+        if not pad:
+            return e.text
+        pads = ", ".join(f"({pad[a]}, {pad[a]})" if a in pad else "(0, 0)" for a in range(ndim))
+        return f"{self.np('pad')}({e.text}, ({pads}{',' if ndim == 1 else ''}))"
 
     def _tiles(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
         """Non-overlapping windows as a view: ``X.reshape(b, c, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5)``."""
@@ -171,6 +175,11 @@ class WindowPrinting:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def exact_tiling(shifts: list[Shift]) -> bool:
+    """True when the windows tile their axes exactly (pooling: stride = size, no padding): a reshape."""
+    return all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts)
 
 
 def _lowers(node: Einsum, low: Lowering, shift: Shift) -> bool:

@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from eincalc.algebra import symbols
 from eincalc.codegen.numpy_printer import Diagonal, NumPyPrinter
 from eincalc.codegen.printer import PRODUCT, SUM, Context, Expr, call, literal
-from eincalc.codegen.windows import Lowering
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Const, Einsum, Elementwise, Node
+from eincalc.expr import Const, Elementwise, Node
 from eincalc.functions import get_elementwise
 
 _NUMPY_MEMBER = re.compile(r"\bnumpy\.((?!\d)[\w.]+)(?=\()")
@@ -47,8 +46,6 @@ class ArrayLibraryPrinter(NumPyPrinter):
     """Element-wise function -> (code template, modules it imports), replacing the translated NumPy code."""
     in_place = True
     """Whether arrays can be written through views (NumPy, CuPy, torch) or not (JAX, Dask)."""
-    windows = True
-    """Whether products with window tensors become sliding-window views (else the dense 0/1 tensor)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,9 +154,6 @@ class ArrayLibraryPrinter(NumPyPrinter):
         if self.in_place:
             return super()._exp_in_place(name)
         return f"{name} = {self.np('exp')}({name})"
-
-    def lowering(self, node: Einsum) -> Lowering | None:
-        return super().lowering(node) if self.windows else None
 
 
 def _number(text: str) -> float | None:

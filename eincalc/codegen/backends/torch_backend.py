@@ -10,6 +10,7 @@ windows (convolutions) are ``Tensor.unfold`` views of the padded input
 from __future__ import annotations
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
+from eincalc.codegen.numpy_windows import exact_tiling
 from eincalc.codegen.planning import Plan, Step, spec_of
 from eincalc.codegen.printer import ATOM, Context, Expr, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
@@ -83,7 +84,7 @@ class TorchPrinter(ArrayLibraryPrinter):
         ``pad(X, …).unfold(2, 3, 1).unfold(3, 3, 1)``; strides are unfold's steps, dilations
         a step slice of the appended offsets. Exact tilings (pooling) stay reshapes.
         """
-        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+        if exact_tiling(shifts):
             return self._tiles(e, axes, ndim, shifts, ctx)
         text = e.text
         pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}

@@ -92,3 +92,7 @@ class NotDifferentiableError(EincalcError, NotImplementedError):
 
 class UnsupportedNodeError(EincalcError, NotImplementedError):
     """A printer or backend met a node kind it has no rule for."""
+
+
+class BackendUnavailableError(EincalcError, ImportError):
+    """A backend was asked for whose array library is not installed; the message names the extra to install."""

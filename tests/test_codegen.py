@@ -822,8 +822,8 @@ def test_bad_compile_arguments() -> None:
         compile(X @ w, sizes={"N": 3})
     with pytest.raises(ArgumentError, match="non-negative int"):
         compile(X @ w, sizes={"m": "3"})
-    with pytest.raises(UnknownNameError, match="known: numpy"):
-        compile(X @ w, backend="jax")
+    with pytest.raises(UnknownNameError, match="known: auto, cupy, dask, jax, numpy, torch"):
+        compile(X @ w, backend="jax2")
     with pytest.raises(TypeError, match="not an eincalc expression"):
         compile([X @ w, np.ones(3)])
 

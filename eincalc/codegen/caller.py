@@ -157,3 +157,62 @@ class Caller(Generic[Variant]):
             for v in self.signature.variables
             if v.name not in bound.arrays
         }
+
+
+class LibraryCaller(Caller[Variant]):
+    """A :class:`Caller` for another array library's code: arrays stay that library's arrays.
+
+    The call is checked and sized exactly as for NumPy, on zero-stride NumPy stand-ins of
+    the arrays' shapes (a several-GB Dask array is never read); the generated function
+    then gets the arrays themselves, converted to the library (NumPy arrays and numbers
+    given to a torch function become tensors, on the device of the tensors passed) and
+    to the call's float type: float32 when every floating array is float32.
+    """
+
+    def __init__(self, backend: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = backend
+
+    @classmethod
+    def for_backend(cls, backend: Any) -> Callable[..., LibraryCaller[Any]]:
+        """A constructor taking :class:`Caller`'s arguments, for ``backend`` (a ``Backend``)."""
+        return lambda *args, **kwargs: cls(backend, *args, **kwargs)
+
+    def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
+        backend = self.backend
+        values = [*arrays, *(v for k, v in named_arrays.items() if k in self.names)]
+        # Python numbers do not count (as for NumPy): a float32 tensor and a float stay float32
+        kinds = [backend.dtype_of(v) if backend.owns(v) else np.asarray(v).dtype for v in values if not _number(v)]
+        floats = [k for k in kinds if k.kind == "f"]
+        dtype = np.dtype(np.float32) if floats and all(k == np.float32 for k in floats) else _FLOAT64
+
+        def shadow(value: object) -> object:
+            if backend.owns(value):
+                return np.broadcast_to(np.zeros((), dtype), tuple(int(s) for s in value.shape))  # type: ignore[attr-defined]
+            return value
+
+        bound = bind_arguments(
+            self.signature,
+            self.used,
+            self.dims,
+            tuple(shadow(a) for a in arrays),
+            {k: shadow(v) for k, v in named_arrays.items()},
+            self.fixed,
+            self.caller,
+            self.constants,
+        )
+        variant = self._variant_for({d: bound.sizes[d] for d in self.dims})
+        free = {code: bound.sizes[d] for d, code in self.free_dims.items()}
+        real = {**dict(zip(self.names, arrays)), **{k: v for k, v in named_arrays.items() if k in self.names}}
+        like = next((v for v in values if backend.owns(v)), None)
+        args = []
+        for v in self.signature.variables:
+            if v.name in bound.arrays:
+                args.append(backend.convert(real.get(v.name, bound.arrays[v.name]), bound.dtype, like))
+            else:
+                args.append(backend.stand_in(tuple(bound.sizes.get(d, 0) for d in v.dims), bound.dtype))
+        return self._finish(self._use(variant)(*args, **free))
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

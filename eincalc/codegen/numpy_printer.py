@@ -69,15 +69,15 @@ class Diagonal:
     core_idx: IndexTuple
 
 
-def transpose(e: Expr, perm: tuple[int, ...]) -> Expr:
-    """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix."""
+def transpose(e: Expr, perm: tuple[int, ...], method: str = "transpose") -> Expr:
+    """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix, else ``.<method>(perm)``."""
     if perm == tuple(range(len(perm))):
         return e
-    text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.transpose({', '.join(map(str, perm))})"
+    text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.{method}({', '.join(map(str, perm))})"
     return Expr(text, readonly=e.readonly)
 
 
-def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
+def align(e: Expr, idx: IndexTuple, res: IndexTuple, method: str = "transpose") -> Expr:
     """View ``e`` (axes ``idx``) so it broadcasts against axes ``res``.
 
     Axes are permuted into ``res`` order and ``None`` inserted for the missing ones;
@@ -87,7 +87,7 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple) -> Expr:
     if not idx:
         return e
     present = tuple(i for i in res if i in idx)
-    e = transpose(e, tuple(idx.index(i) for i in present))
+    e = transpose(e, tuple(idx.index(i) for i in present), method)
     first = next(k for k, i in enumerate(res) if i in idx)
     subs = [":" if i in idx else "None" for i in res[first:]]
     while subs and subs[-1] == ":":
@@ -147,6 +147,8 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     name = "numpy"
     numpy = "numpy"
+    permute = "transpose"
+    """The array method permuting axes (``x.transpose(0, 2, 1)``)."""
 
     def np(self, member: str) -> str:
         """``numpy.<member>``, recording the import."""
@@ -163,10 +165,10 @@ class NumPyPrinter(WindowPrinting, Printer):
             return None  # einsum factors and sum terms use the value itself
         shape = ctx.shape(node.dims)
         if node.value == 0.0:
-            return call(self.np("zeros"), shape)
+            return self.creation("zeros", shape)
         if node.value == 1.0:
-            return call(self.np("ones"), shape)
-        return call(self.np("full"), shape, repr(node.value))
+            return self.creation("ones", shape)
+        return self.creation("full", shape, repr(node.value))
 
     def _print_Array(self, node: Array, ctx: Context) -> Expr:
         # a module-level constant, built once: never written through, and copied when returned
@@ -213,9 +215,9 @@ class NumPyPrinter(WindowPrinting, Printer):
             return None  # every product applies it as a subscript or a scatter
         size, n = (ctx.size(d) for d in node.dims)
         if node.rows is not None:
-            return Expr(f"{self.np('eye')}({n})[{list(node.rows)!r}]", owned=True)
+            return Expr(f"{self.creation('eye', n).text}[{list(node.rows)!r}]", owned=True)
         first = f"{n} - {node.start}" if node.from_end else str(node.start)
-        return call(self.np("eye"), size, n, f"k={first}")
+        return self.creation("eye", size, n, f"k={first}")
 
     def _applies_window(self, use: Node, window: Window, ctx: Context) -> bool:
         """True when the code of ``use`` applies ``window`` without its matrix."""
@@ -247,9 +249,9 @@ class NumPyPrinter(WindowPrinting, Printer):
         info = Diagonal(unique + unique, unique, ())
         if ctx.needs_value(node):
             if k == 1:
-                return call(self.np("eye"), ctx.size(node.base[0]))
+                return self.creation("eye", ctx.size(node.base[0]))
             ctx.after(lambda name: self._diag_write(name, info, literal(1.0), "="))
-            return call(self.np("zeros"), ctx.shape(node.dims))
+            return self.creation("zeros", ctx.shape(node.dims))
         if any(isinstance(u, Add) for u in ctx.uses(node)):
             ctx.embeds[id(node)] = info  # the sums add 1 on their diagonal
             return literal(1.0)
@@ -310,7 +312,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         if len(info.labels) == 2 and core_idx == info.unique:
             return call(self.np("diag"), core.text)
         ctx.after(lambda name: self._diag_write(name, info, core, "="))
-        return call(self.np("zeros"), ctx.shape(node.dims))
+        return self.creation("zeros", ctx.shape(node.dims))
 
     def _print_scatter(
         self,
@@ -414,7 +416,7 @@ class NumPyPrinter(WindowPrinting, Printer):
     def _diag_write(self, target: str, info: Diagonal, core: Expr, op: str) -> str:
         """``numpy.einsum('abac->abc', target)[...] op core``: writes through a diagonal view."""
         spec = spec_of([info.labels], info.unique)
-        value = align(core, info.core_idx, info.unique)
+        value = align(core, info.core_idx, info.unique, self.permute)
         return f"{self.np('einsum')}({spec!r}, {target})[...] {op} {value.text}"
 
     # -- sums ---------------------------------------------------------------------------
@@ -458,7 +460,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         dense = [t for t in node.terms if not isinstance(t, Const) and id(t) not in ctx.embeds]
         if not dense:
             shape = ctx.shape(node.dims)
-            base = call(self.np("full"), shape, repr(total)) if total else call(self.np("zeros"), shape)
+            base = self.creation("full", shape, repr(total)) if total else self.creation("zeros", shape)
         elif len(dense) == 1 and not constant and id(dense[0]) not in ctx.negated:
             (term,) = dense
             e = ctx.arg(term)
@@ -469,7 +471,7 @@ class NumPyPrinter(WindowPrinting, Printer):
                 and not ctx.is_root(term)
                 and id(term) not in ctx.scaled_of  # its value may be read by rescaled copies
             )
-            base = e if reusable else Expr(f"{e.atom}.copy()", owned=True)
+            base = e if reusable else self.copy_of(e)
         else:
             assert expr is not None
             base = expr
@@ -556,11 +558,33 @@ class NumPyPrinter(WindowPrinting, Printer):
         return Expr(f"{self.np('linalg.slogdet')}({x.text})[1]", owned=True)
 
     def _shifted(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        where = "" if axis is None else f"axis={axis}, "
         return ctx.temp(
-            Expr(f"{x.atom} - {x.atom}.max({where}keepdims=True, {self._no_identity()})", SUM, "-", owned=True),
+            Expr(f"{x.atom} - {self._reduce_max(x, axis, True)}", SUM, "-", owned=True),
             "minus the max, for stability",
         )
+
+    def _reduce_max(self, x: Expr, axis: object, keepdims: bool, identity: bool = True) -> str:
+        """``x.max(axis=…, keepdims=True, initial=-inf)``; ``identity``: -inf over a size-0 axis."""
+        args = [] if axis is None else [f"axis={axis}"]
+        args += ["keepdims=True"] if keepdims else []
+        args += [self._no_identity()] if identity else []
+        return f"{x.atom}.max({', '.join(args)})"
+
+    def _exp_in_place(self, name: str) -> str:
+        """The statement replacing the array ``name`` by its exponential (in place: no new array)."""
+        return f"{self.np('exp')}({name}, out={name})"
+
+    def copy_of(self, e: Expr) -> Expr:
+        """A fresh, writeable copy of the array ``e``."""
+        return Expr(f"{e.atom}.copy()", owned=True)
+
+    def creation(self, member: str, *args: str) -> Expr:
+        """A new float array: ``numpy.zeros(shape)``, ``full``, ``ones``, ``eye``, ``array(data)``."""
+        return call(self.np(member), *args)
+
+    def as_float(self, code: str) -> str:
+        """``code`` (an atom: a boolean array) as a float array."""
+        return f"{code}.astype(float)"
 
     def _no_identity(self) -> str:
         """The ``max`` argument that makes a size-0 axis give -inf (its log-sum-exp) instead of an error."""
@@ -568,7 +592,7 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     def _unary_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         z = self._shifted(x, axis, ctx)
-        ctx.lines.append(f"{self.np('exp')}({z.text}, out={z.text})")
+        ctx.lines.append(self._exp_in_place(z.text))
         return Expr(f"{z.text} / {z.text}.sum(axis={axis}, keepdims=True)", PRODUCT, "/", owned=True)
 
     def _unary_log_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
@@ -578,18 +602,16 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     def _unary_logsumexp(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         if axis is None:
-            m = ctx.temp(Expr(f"{x.atom}.max({self._no_identity()})"), "the max, for stability")
+            m = ctx.temp(Expr(self._reduce_max(x, None, False)), "the max, for stability")
             return Expr(
                 f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum()) + {m.text}", SUM, "+", owned=True
             )
-        m = ctx.temp(
-            Expr(f"{x.atom}.max(axis={axis}, keepdims=True, {self._no_identity()})"), "the max, for stability"
-        )
+        m = ctx.temp(Expr(self._reduce_max(x, axis, True)), "the max, for stability")
         body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
         return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
 
     def _unary_max(self, x: Expr, axis: object, ctx: Context) -> Expr:
-        return Expr(f"{x.atom}.max({'' if axis is None else f'axis={axis}'})", owned=True)
+        return Expr(self._reduce_max(x, axis, False, identity=False), owned=True)
 
     def _unary_triu(self, x: Expr, k: object, ctx: Context) -> Expr:
         return call(self.np("triu"), x.text, *([f"k={k}"] if k else []))
@@ -623,7 +645,7 @@ class NumPyPrinter(WindowPrinting, Printer):
             return values[plan.result]
         scalar = self._scale_text(plan.coef, plan, ctx)  # no array factor: a constant
         if plan.embed is None and plan.out:
-            return call(self.np("full"), ctx.shape(tuple(plan.index_dim[i] for i in plan.out)), scalar.text)
+            return self.creation("full", ctx.shape(tuple(plan.index_dim[i] for i in plan.out)), scalar.text)
         return scalar
 
     def _scale_text(self, coef: float, plan: Plan, ctx: Context) -> Expr:
@@ -655,9 +677,9 @@ class NumPyPrinter(WindowPrinting, Printer):
             axes = "" if len(step.axes) == len(idx[0]) else f"axis={_axes_text(step.axes)}"
             return Expr(f"{args[0].atom}.sum({axes})", owned=True)
         if step.op == "transpose":
-            return transpose(args[0], step.axes)
+            return transpose(args[0], step.axes, self.permute)
         if step.op == "matmul":
-            left, right = (transpose(a, perm) if perm else a for a, perm in zip(args, step.axes))
+            left, right = (transpose(a, perm, self.permute) if perm else a for a, perm in zip(args, step.axes))
             return binary(left, "@", right)
         if step.op == "vdot":
             return call(self.np("vdot"), args[0].text, args[1].text)
@@ -667,11 +689,12 @@ class NumPyPrinter(WindowPrinting, Printer):
         if step.op == "multiply":
             if len(idx[0]) == 1 and len(idx[1]) == 1 and out == idx[0] + idx[1] and idx[0] != idx[1]:
                 return call(self.np("outer"), args[0].text, args[1].text)
-            left, right = (align(a, i, out) for a, i in zip(args, idx))
+            left, right = (align(a, i, out, self.permute) for a, i in zip(args, idx))
             return binary(left, "*", right)
         if step.op == "einsum":
             return call(self.np("einsum"), repr(spec_of(idx, out)), args[0].text, args[1].text, "optimize=False")
         if step.op == "broadcast":
             shape = ctx.shape(tuple(plan.index_dim[i] for i in out))
-            return Expr(f"{self.np('broadcast_to')}({align(args[0], idx[0], out).text}, {shape})", readonly=True)
+            aligned = align(args[0], idx[0], out, self.permute)
+            return Expr(f"{self.np('broadcast_to')}({aligned.text}, {shape})", readonly=True)
         raise UnsupportedNodeError(f"the {self.name} printer cannot render a {step.op!r} step")  # pragma: no cover

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from eincalc._types import Index, IndexTuple
 from eincalc.codegen.planning import plan_einsum
-from eincalc.codegen.printer import ATOM, Context, Expr, call
+from eincalc.codegen.printer import ATOM, Context, Expr
 from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
 from eincalc.expr import Const, Einsum, Shift
 
@@ -21,6 +21,18 @@ class WindowPrinting:
 
     def render_plan(self, plan, operands, ctx):  # type: ignore[no-untyped-def]  # provided by NumPyPrinter
         raise NotImplementedError
+
+    permute = "transpose"  # the array method permuting axes; backends override it
+
+    def creation(self, member: str, *args: str) -> Expr:  # provided by NumPyPrinter
+        raise NotImplementedError
+
+    def as_float(self, code: str) -> str:  # provided by NumPyPrinter
+        raise NotImplementedError
+
+    def add_into(self, target: str, subscript: str, value: str) -> str:
+        """The statement adding ``value`` into ``target[subscript]`` (in place)."""
+        return f"{target}[{subscript}] += {value}"
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,7 +60,7 @@ class WindowPrinting:
         k_term = k if node.dilation == 1 else f"{node.dilation} * {k}"
         o_term = o if node.stride == 1 else f"{node.stride} * {o}"
         pad = f" - {node.padding}" if node.padding else ""
-        return Expr(f"({i} == {o_term} + {k_term}{pad}).astype(float)", ATOM, owned=True)
+        return Expr(self.as_float(f"({i} == {o_term} + {k_term}{pad})"), ATOM, owned=True)
 
     def print_windowed(self, node: Einsum, low: Lowering, coef: float, ctx: Context) -> Expr:
         """Code for ``node``: windows of the gathered operands, the contraction, then the scatters."""
@@ -80,13 +92,9 @@ class WindowPrinting:
         Windows that tile their axes exactly (pooling: stride = size, no padding) are a
         reshape instead, whose reductions run over memory in order.
         """
-        if all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts):
+        if exact_tiling(shifts):
             return self._tiles(e, axes, ndim, shifts, ctx)
-        text = e.text
-        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
-        if pad:
-            pads = ", ".join(f"({pad[a]}, {pad[a]})" if a in pad else "(0, 0)" for a in range(ndim))
-            text = f"{self.np('pad')}({text}, ({pads}{',' if ndim == 1 else ''}))"
+        text = self._padded(e, axes, ndim, shifts)
         spans = [s.dilation * (s.kernel - 1) + 1 for s in shifts]
         if len(axes) == 1:
             shape, where = str(spans[0]), str(axes[0])
@@ -105,6 +113,14 @@ class WindowPrinting:
             view += f"[{', '.join(index)}]"
         return ctx.temp(Expr(view, ATOM, readonly=True))
 
+    def _padded(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift]) -> str:
+        """``e`` padded with zeros along ``axes`` as its windows need: ``numpy.pad(X, ((0, 0), (1, 1)))``."""
+        pad = {a: s.padding for a, s in zip(axes, shifts) if s.padding}
+        if not pad:
+            return e.text
+        pads = ", ".join(f"({pad[a]}, {pad[a]})" if a in pad else "(0, 0)" for a in range(ndim))
+        return f"{self.np('pad')}({e.text}, ({pads}{',' if ndim == 1 else ''}))"
+
     def _tiles(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
         """Non-overlapping windows as a view: ``X.reshape(b, c, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5)``."""
         by_axis = dict(zip(axes, shifts))
@@ -117,7 +133,7 @@ class WindowPrinting:
             else:
                 shape.append(f"{e.atom}.shape[{a}]")
         perm = [position[a] for a in range(ndim)] + [position[a] + 1 for a in axes]
-        view = f"{e.atom}.reshape({', '.join(shape)}).transpose({', '.join(map(str, perm))})"
+        view = f"{e.atom}.reshape({', '.join(shape)}).{self.permute}({', '.join(map(str, perm))})"
         return ctx.temp(Expr(view, ATOM, readonly=e.readonly))
 
     def _scatter(
@@ -138,7 +154,7 @@ class WindowPrinting:
                 target.append(j)
         target += [j for j in axes if j not in target and j != s.k and j != s.o]
         size_code = [str(sh.size + 2 * sh.padding) if j == s.i else ctx.size(dims[j]) for j in target]
-        zeros = ctx.temp(call(self.np("zeros"), "(" + ", ".join(size_code) + ("," if len(target) == 1 else "") + ")"))
+        zeros = ctx.temp(self.creation("zeros", "(" + ", ".join(size_code) + ("," if len(target) == 1 else "") + ")"))
         loop = ctx.new_temp()
         source = value if value.inline else ctx.temp(value)
         src = source.text
@@ -148,17 +164,22 @@ class WindowPrinting:
         # the value over o, aligned with the target's axes (o standing where i is)
         from eincalc.codegen.numpy_printer import align  # the printer module imports this mix-in
 
-        aligned = align(Expr(src, ATOM), src_axes, tuple(s.o if j == s.i else j for j in target))
+        aligned = align(Expr(src, ATOM), src_axes, tuple(s.o if j == s.i else j for j in target), self.permute)
         stop = f" + {(sh.out - 1) * sh.stride + 1}"
         start = loop if sh.dilation == 1 else f"{sh.dilation} * {loop}"
         step = f":{sh.stride}" if sh.stride != 1 else ""
         subs = ", ".join(f"{start}:{start}{stop}{step}" if j == s.i else ":" for j in target)
         ctx.lines.append(f"for {loop} in range({sh.kernel}):")
-        ctx.lines.append(f"    {zeros.text}[{subs}] += {aligned.text}")
+        ctx.lines.append(f"    {self.add_into(zeros.text, subs, aligned.text)}")
         if sh.padding:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def exact_tiling(shifts: list[Shift]) -> bool:
+    """True when the windows tile their axes exactly (pooling: stride = size, no padding): a reshape."""
+    return all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts)
 
 
 def _lowers(node: Einsum, low: Lowering, shift: Shift) -> bool:

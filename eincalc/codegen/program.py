@@ -42,15 +42,14 @@ from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
 from eincalc.calling import Signature, check_sizes, signature
-from eincalc.codegen.caller import Caller
+from eincalc.codegen.backends import AUTO, get_backend
+from eincalc.codegen.caller import Caller, LibraryCaller
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.gram import symmetric_products
 from eincalc.codegen.loading import load, release, release_all
-from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost, price
-from eincalc.errors import UnknownNameError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Var, Window
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
@@ -67,9 +66,6 @@ from eincalc.structure import (
 )
 
 Structure = Compressed | CompressedSum
-
-BACKENDS: dict[str, type[Printer]] = {"numpy": NumPyPrinter}
-"""Printer class per backend name."""
 
 RESERVED_NAMES = frozenset(
     {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum", "base64", "zlib"}
@@ -120,7 +116,11 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
     Args:
         outputs: one expression, or a list of expressions sharing nodes (a value, its
             gradient and its Hessian): shared nodes are computed once.
-        backend: the printer (``"numpy"``).
+        backend: the array library the code is written for: ``"numpy"``, ``"torch"``,
+            ``"jax"``, ``"dask"``, ``"cupy"`` (:mod:`eincalc.codegen.backends`), or
+            ``"auto"``: the library of the arrays of each call. The function then takes
+            and returns that library's arrays (NumPy arrays are converted), keeps
+            float32, and returns compressed outputs dense.
         sizes: sizes of dims, ``{"n": 1000}``. When every dim has one, the contraction
             order is planned now for these sizes; otherwise at the first call for each
             new size signature (and cached). Given sizes also bind: arrays must agree.
@@ -140,6 +140,7 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
         SizeError: for ``sizes`` that contradict a fixed dim.
         ShapeError: when two outputs use one name for variables of different dims.
         UnknownNameError: for an unknown backend.
+        BackendUnavailableError: for a backend whose library is not installed (names the extra).
         UnsupportedNodeError: when the backend cannot print a node.
 
     Examples:
@@ -154,6 +155,10 @@ def compile(  # noqa: A001 - the natural name; Python's builtin stays reachable 
             return _t0
         <BLANKLINE>
     """
+    if backend == AUTO:
+        from eincalc.codegen.auto import AutoFunction
+
+        return AutoFunction(outputs, sizes=sizes, dense=dense, name=name)  # type: ignore[return-value]
     return CompiledFunction(outputs, backend=backend, sizes=sizes, dense=dense, name=name)
 
 
@@ -203,14 +208,16 @@ class CompiledFunction:
         for k, o in enumerate(out_list):
             if not isinstance(o, Node):
                 raise TypeError(f"compile: output {k} is not an eincalc expression but {type(o).__name__}")
-        if backend not in BACKENDS:
-            raise UnknownNameError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
+        library = get_backend(backend)
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"compile: function name {name!r} is not a valid identifier")
-        if name in RESERVED_NAMES or GENERATED_NAME.fullmatch(name):
+        self._reserved = RESERVED_NAMES | library.reserved  # `torch` is a module name in torch code
+        if name in self._reserved or GENERATED_NAME.fullmatch(name):
             raise ValueError(f"compile: function name {name!r} is reserved for generated code")
         self.outputs: tuple[Node, ...] = tuple(out_list)
         self.backend = backend
+        self._library = library
+        dense = dense or library.dense
         self.dense = dense
         self.name = name
 
@@ -238,7 +245,7 @@ class CompiledFunction:
         self._fixed = check_sizes(sizes, self.dims)
 
         self._variants: OrderedDict[tuple[int, ...], _Variant] = OrderedDict()  # least recently used first
-        self._caller = Caller(
+        self._caller = (Caller if backend == "numpy" else LibraryCaller.for_backend(library))(
             self.signature,
             self._used_names,
             self.dims,
@@ -273,7 +280,7 @@ class CompiledFunction:
 
         def fresh(base: str) -> str:
             p = base
-            while p in RESERVED_NAMES or GENERATED_NAME.fullmatch(p) or p in taken:
+            while p in self._reserved or GENERATED_NAME.fullmatch(p) or p in taken:
                 p += "_"
             taken.add(p)
             return p
@@ -318,8 +325,10 @@ class CompiledFunction:
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
         roots = sized_roots(self._roots, sizes)
         order = topo_order(roots)
-        printer = BACKENDS[self.backend]()
-        printer.module(printer.name)  # the array module: arguments are its arrays even when no call is needed
+        printer = self._library.printer()
+        printer.module(printer.numpy)  # the array module: arguments are its arrays even when no call is needed
+        if self.arg_names:  # every argument is an array of the call's float type; new arrays take it
+            printer.reference = self._params[(self._used_names or self.arg_names)[0]]
         counter = itertools.count()
         allocated: list[str] = []  # temporaries named while printing the current node
 
@@ -363,7 +372,7 @@ class CompiledFunction:
                 expr = None
             if expr is not None:
                 if ctx.is_root(node) and expr.readonly:
-                    expr = Expr(f"{expr.atom}.copy()", owned=True)  # hand out a writeable array, not a view
+                    expr = printer.copy_of(expr)  # hand out a writeable array, not a view
                 target = ctx.new_temp()
                 life.named(target, node, expr)
                 # a negated node's name holds minus its value
@@ -495,7 +504,7 @@ class CompiledFunction:
         return {tuple(zip(self._key_dims, key)): v.source for key, v in self._variants.items()}
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write :attr:`source` as a module that imports nothing but NumPy; returns the path."""
+        """Write :attr:`source` as a module that imports nothing but its array library; returns the path."""
         path = os.fspath(path)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(self.source)

@@ -14,7 +14,7 @@ import pytest
 from test_diff import MODES, check_derivative
 
 import eincalc as ec
-from eincalc.testing import check_close
+from eincalc.testing import check_close, numeric_jacobian
 
 COVERED = {"shift", "conv1d", "conv2d", "windows", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d"}
 """Functions of the NumPy dialect whose values this module checks (see test_ops_eval)."""
@@ -322,3 +322,13 @@ def test_errors_name_the_problem():
         ec.conv2d(ec.tensor("X", "b 1 8 8"), ec.tensor("K", "4 1 3 3"), stride=0)
     with pytest.raises(ec.ParseError, match="keyword"):
         ec.parse("conv2d(X, K, strid=2)", X="b 1 8 8", K="4 1 3 3")
+
+
+@pytest.mark.parametrize(("stride", "padding"), [(2, 1), (2, 0), (1, 1), (3, 2)])
+def test_strided_padded_kernel_gradient_compiles(stride, padding, rng):
+    # a product whose output axis only a ones factor carries used to break the cost model (KeyError)
+    f = ec.parse(f"sum(tanh(conv2d(X, K, stride={stride}, padding={padding})))", X="b 1 5 5", K="2 1 3 3")
+    g = ec.grad(f, "K")
+    X, K = rng.normal(size=(2, 1, 5, 5)), rng.normal(size=(2, 1, 3, 3))
+    numeric = numeric_jacobian(lambda k: ec.evaluate(f, X=X, K=k), K)
+    np.testing.assert_allclose(ec.compile(g)(X=X, K=K), numeric, rtol=1e-6, atol=1e-8)

@@ -124,7 +124,12 @@ def lowered_cost(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple
     arrays = [(k, ix) for k, ix in low.factors if not isinstance(node.operands[k], Const)]
     windows = [size(ix) for k, ix in arrays if any(g.operand == k for g in low.gathers)]
     if len(arrays) > 1:
-        flops, largest = contraction_cost([ix for _, ix in arrays], low.inner_out, dims, sizes)
+        # an output axis only a constant factor carries (ones) is a broadcast of the rest
+        present = {i for _, ix in arrays for i in ix}
+        out = tuple(i for i in low.inner_out if i in present)
+        flops, largest = contraction_cost([ix for _, ix in arrays], out, dims, sizes)
+        spread = size(tuple(i for i in low.inner_out if i not in present))
+        flops, largest = flops * spread, largest * spread
     else:
         flops = largest = size(arrays[0][1])
     scattered = size(low.inner_out) * max(1, len(low.scatters)) if low.scatters else 0

@@ -114,10 +114,12 @@ def _print(node: Node, memo: dict[int, tuple[str, int]]) -> tuple[str, int]:
             return f"{_wrap(child[0], ATOM)} ** {exponent}", POWER
         entry = get_elementwise(node.fn)
         prec = _LEVELS[entry.syntax_prec]
-        # a constant argument is a number that broadcasts: maximum(x, 0.0) parses back the same
+        # a constant argument is a number that broadcasts: maximum(x, 0.0) parses back the
+        # same; when every argument is constant, one keeps its dims (log(zeros('n')))
+        broadcast = not all(isinstance(a, Const) for a in node.args) or not node.dims
         child = [
-            (_num(a.value), ATOM if a.value >= 0 else UNARY) if isinstance(a, Const) else c
-            for a, c in zip(node.args, child)
+            (_num(a.value), ATOM if a.value >= 0 else UNARY) if isinstance(a, Const) and (broadcast or k) else c
+            for k, (a, c) in enumerate(zip(node.args, child))
         ]
         parts = [c[0] if prec == ATOM else _wrap(c, prec + 1) for c in child]
         return entry.syntax.format(*parts), prec

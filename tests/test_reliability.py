@@ -495,3 +495,14 @@ def test_gradient_with_many_equal_factors_prints_back_to_itself():
     f = ec.parse("sum(((x'*A*x .* x'*A*x)).^2)", dialect="mc", x="n", A="n n")
     g = ec.grad(f, "x")
     assert ec.parse(str(g), x="n", A="n n") is g
+
+
+def test_function_of_a_constant_tensor_keeps_its_dims():
+    # found by the fuzz suite: log(x - x) is log of a zero vector, not of the number 0
+    f = ec.parse("(sum(log((x - x)))) ** 2", x="n")
+    assert ec.parse(str(f), x="n") is f
+    g = ec.parse("log(x - x)", x="n")
+    assert ec.parse(str(g), x="n") is g
+    with np.errstate(all="ignore"):
+        assert ec.compile(g)(x=np.ones(3)).shape == (3,)
+        assert np.asarray(ec.evaluate(g, n=3)).shape == (3,)

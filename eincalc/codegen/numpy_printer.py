@@ -163,6 +163,10 @@ class NumPyPrinter(WindowPrinting, Printer):
             return literal(node.value)
         if not ctx.needs_value(node):
             return None  # einsum factors and sum terms use the value itself
+        return self._filled(node, ctx)
+
+    def _filled(self, node: Const, ctx: Context) -> Expr:
+        """A new array of ``node``'s dims holding its value."""
         shape = ctx.shape(node.dims)
         if node.value == 0.0:
             return self.creation("zeros", shape)
@@ -534,6 +538,8 @@ class NumPyPrinter(WindowPrinting, Printer):
         """
         if isinstance(node, Const) and not node.dims:
             return call(self.np("float64"), literal(node.value).text)
+        if isinstance(node, Const):  # log(zeros(n)): the function of an array of the dims
+            return ctx.values.get(id(node)) or self._filled(node, ctx)
         return ctx.arg(node)
 
     def _unary_inv(self, x: Expr, axis: int | None, ctx: Context) -> Expr:

@@ -332,3 +332,17 @@ def test_strided_padded_kernel_gradient_compiles(stride, padding, rng):
     X, K = rng.normal(size=(2, 1, 5, 5)), rng.normal(size=(2, 1, 3, 3))
     numeric = numeric_jacobian(lambda k: ec.evaluate(f, X=X, K=k), K)
     np.testing.assert_allclose(ec.compile(g)(X=X, K=K), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_window_view_two_products_share_is_copied_once_in_their_order(rng):
+    # the forward conv and the kernel gradient read one im2col copy (kept axes first)
+    f = ec.parse("sum(tanh(conv2d(X, K, padding=1)) * Y)", X="b 2 6 6", K="3 2 3 3", Y="b 3 6 6")
+    code = ec.compile([f, ec.grad(f, "K")], sizes={"b": 4})
+    body = code.source.split("def f(")[1]
+    assert body.count("ascontiguousarray(") == 1
+    assert body.count("sliding_window_view(") == 1
+    X, K, Y = rng.normal(size=(4, 2, 6, 6)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=(4, 3, 6, 6))
+    value, grad = code(X=X, K=K, Y=Y)
+    np.testing.assert_allclose(value, ec.evaluate(f, X=X, K=K, Y=Y), rtol=1e-12)
+    numeric = numeric_jacobian(lambda k: ec.evaluate(f, X=X, K=k, Y=Y), K)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)

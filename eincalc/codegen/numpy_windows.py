@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from eincalc._types import Index, IndexTuple
 from eincalc.codegen.planning import plan_einsum
-from eincalc.codegen.printer import ATOM, Context, Expr
+from eincalc.codegen.printer import ATOM, Context, Expr, call
 from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
-from eincalc.expr import Const, Einsum, Shift
+from eincalc.expr import Const, Einsum, Node, Shift
 
 
 class WindowPrinting:
@@ -37,7 +37,7 @@ class WindowPrinting:
     def __init__(self) -> None:
         super().__init__()
         self._lowerings: dict[int, tuple[Einsum, Lowering | None]] = {}  # the node is kept: its id stays its own
-        self._views: dict[tuple, Expr] = {}  # (array, axes, window tensors) -> its window view, printed once
+        self._views: dict[tuple, tuple[Expr, tuple[int, ...] | None]] = {}  # key -> view (printed once), axis order
 
     def lowering(self, node: Einsum) -> Lowering | None:
         """:func:`~eincalc.codegen.windows.lower`, once per node."""
@@ -68,22 +68,55 @@ class WindowPrinting:
         for k, op in enumerate(node.operands):
             if not isinstance(op, (Shift, Const)):
                 values[k] = ctx.arg(op)
+        layout: dict[int, tuple[int, ...]] = {}
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
-            axes = [node.in_idx[k].index(g.i) for g in mine]
-            # one view per (array, windows): the forward pass and the kernel gradient share it
-            key = (id(node.operands[k]), tuple(axes), tuple(id(g.shift) for g in mine))
+            key = _view_key(node, k, mine)
             if key not in self._views:
-                self._views[key] = self._window(values[k], axes, len(node.in_idx[k]), [g.shift for g in mine], ctx)
-            values[k] = self._views[key]
+                view = self._window(values[k], list(key[1]), len(node.in_idx[k]), [g.shift for g in mine], ctx)
+                order = None
+                if not exact_tiling([g.shift for g in mine]) and self._view_uses(node.operands[k], key, ctx) > 1:
+                    # im2col once: a contiguous copy, kept axes first, which every contraction
+                    # (the forward pass, the kernel gradient) reads without copying the view again
+                    ix = dict(low.factors)[k]
+                    kept = [p for p, i in enumerate(ix) if i in low.inner_out]
+                    order = (*kept, *(p for p in range(len(ix)) if p not in kept))
+                    copied = self.contiguous(view, order)
+                    if copied is None:
+                        order = None
+                    else:
+                        view = ctx.temp(copied)
+                self._views[key] = (view, order)
+            values[k], order = self._views[key]
+            if order is not None:
+                layout[k] = order
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
         dims = index_dims(node)
-        plan = plan_einsum(kinds, [ix for _, ix in low.factors], low.inner_out, coef, dims, ctx.sizes)
+        factor_idx = [tuple(ix[p] for p in layout[k]) if k in layout else ix for k, ix in low.factors]
+        plan = plan_einsum(kinds, factor_idx, low.inner_out, coef, dims, ctx.sizes)
         value = self.render_plan(plan, [values[low.factors[k][0]] for k in plan.inputs], ctx)
         axes = low.inner_out
         for s in low.scatters:
             value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
         return value
+
+    def contiguous(self, view: Expr, order: tuple[int, ...]) -> Expr | None:
+        """A contiguous copy of ``view`` with its axes in ``order`` (None: keep the view)."""
+        return call(self.np("ascontiguousarray"), f"{view.atom}.transpose{order}")
+
+    def _view_uses(self, op: Node, key: tuple, ctx: Context) -> int:
+        """How many products of the program window ``op`` the way ``key`` says."""
+        count = 0
+        for user in dict.fromkeys(ctx.consumers.get(id(op), [])):
+            if not isinstance(user, Einsum) or not any(isinstance(o, Shift) for o in user.operands):
+                continue
+            low = self.lowering(user)
+            if low is None:
+                continue
+            for k in dict.fromkeys(g.operand for g in low.gathers):
+                if user.operands[k] is op and _view_key(user, k, [g for g in low.gathers if g.operand == k]) == key:
+                    count += 1
+        return count
 
     def _window(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
         """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.
@@ -175,6 +208,12 @@ class WindowPrinting:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def _view_key(node: Einsum, k: int, mine: list) -> tuple:
+    """One view per (array, windowed axes, window tensors): products sharing it share the code."""
+    axes = tuple(node.in_idx[k].index(g.i) for g in mine)
+    return (id(node.operands[k]), axes, tuple(id(g.shift) for g in mine))
 
 
 def exact_tiling(shifts: list[Shift]) -> bool:

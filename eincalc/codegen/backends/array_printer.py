@@ -70,6 +70,9 @@ class ArrayLibraryPrinter(NumPyPrinter):
         return f"{self.reference}.dtype" if self.reference is not None else self.np("float64")
 
     # -- new arrays in the arguments' float type -----------------------------------------
+    def contiguous(self, view: Expr, order: tuple[int, ...]) -> Expr | None:
+        return None  # the library's own contraction reads its window view
+
     def _print_Array(self, node: Array, ctx: Context) -> Expr:
         # written out in the function, so it takes the call's float type and device
         return self.creation("array", repr(node.data.tolist()))

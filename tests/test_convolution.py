@@ -346,3 +346,16 @@ def test_a_window_view_two_products_share_is_copied_once_in_their_order(rng):
     np.testing.assert_allclose(value, ec.evaluate(f, X=X, K=K, Y=Y), rtol=1e-12)
     numeric = numeric_jacobian(lambda k: ec.evaluate(f, X=X, K=k, Y=Y), K)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("size", "side"), [(2, 6), (3, 6), (2, 8)])
+def test_average_pooling_is_a_sum_of_strided_slices(size, side, rng):
+    f = ec.parse(f"avg_pool2d(X, size={size})", X=f"b c {side} {side}")
+    code = ec.compile(f)
+    assert f"0::{size}, 0::{size}]" in code.source and ".sum(" not in code.source.split("def f(")[1]
+    X = rng.normal(size=(2, 3, side, side))
+    m = side // size
+    np.testing.assert_allclose(code(X=X), X.reshape(2, 3, m, size, m, size).mean(axis=(3, 5)), rtol=1e-13)
+    g = ec.grad(ec.sum(ec.tanh(f)), "X")  # its gradient (a scatter) is unchanged, checked numerically
+    numeric = numeric_jacobian(lambda x: ec.evaluate(ec.sum(ec.tanh(f)), X=x), X)
+    np.testing.assert_allclose(ec.compile(g)(X=X), numeric, rtol=1e-6, atol=1e-8)

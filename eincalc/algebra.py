@@ -377,18 +377,13 @@ def power_form(node: Node) -> tuple[Node, float]:
     ``sqrt(s)`` is ``s ** 0.5`` and ``(s ** a) ** b`` is ``s ** (a b)`` for a non-integer
     ``a`` (``s ** a`` is then defined only for ``s ≥ 0``, where the identity holds).
     """
-    if isinstance(node, Elementwise):
-        if node.fn == "pow":
-            assert node.param is not None
-            inner, a = power_form(node.arg)
-            if a != 1.0 and not float(a).is_integer():
-                return inner, a * node.param
-            return node.arg, node.param
-        if node.fn == "sqrt":
-            inner, a = power_form(node.arg)
-            if a != 1.0 and not float(a).is_integer():
-                return inner, 0.5 * a
-            return node.arg, 0.5
+    if isinstance(node, Elementwise) and node.fn in ("pow", "sqrt"):
+        p = 0.5 if node.fn == "sqrt" else node.param
+        assert p is not None
+        inner, a = power_form(node.arg)
+        if a != 1.0 and not float(a).is_integer():
+            return inner, a * p
+        return node.arg, p
     return node, 1.0
 
 
@@ -773,21 +768,20 @@ def _open_scaled_sums(items: list[Node]) -> list[Node]:
     So ``f − f`` and ``2g − g − g`` are 0. A scaled sum meeting nothing alike stays one
     term (``-2.0 * (T - U @ V.T)``, one pass in generated code, not two).
     """
+    splits = [split_coef(t) for t in items]
     inner: dict[int, set[int]] = {}
-    for k, t in enumerate(items):
-        base = split_coef(t)[1]
+    for k, (_, base) in enumerate(splits):
         if isinstance(base, Add):
             inner[k] = {id(base), *(id(split_coef(u)[1]) for u in base.terms)}
     if not inner:
         return items
     counts: dict[int, int] = {}
-    for k, t in enumerate(items):
-        for i in inner.get(k, (id(split_coef(t)[1]),)):
+    for k, (_, base) in enumerate(splits):
+        for i in inner.get(k, (id(base),)):
             counts[i] = counts.get(i, 0) + 1
     opened: list[Node] = []
-    for k, t in enumerate(items):
+    for k, (t, (c, base)) in enumerate(zip(items, splits)):
         if k in inner and any(counts[i] > 1 for i in inner[k]):
-            c, base = split_coef(t)
             opened.extend(scale(u, c) for u in base.terms)  # type: ignore[attr-defined]
         else:
             opened.append(t)

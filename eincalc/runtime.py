@@ -114,12 +114,16 @@ class StructuredTensor:
         if blocks is None:
             n = int(numpy.prod(self.shape[:r], dtype=numpy.int64))
             return numpy.linalg.slogdet(self.dense().reshape(n, n))
-        mat, repeats = blocks
+        mat, repeats, _ = blocks
         signs, logs = numpy.linalg.slogdet(mat)
         return float(numpy.prod(signs) ** repeats), float(repeats * numpy.sum(logs))
 
     def _blocks(self) -> tuple | None:
-        """The distinct diagonal blocks (b × k × k) and how often each repeats, or None."""
+        """The distinct diagonal blocks (b × k × k), how often each repeats, and the label groups; or None.
+
+        The groups are the batch labels in the core and outside it, and the labels of
+        the rows only and of the columns only.
+        """
         r = self.ndim // 2
         row, col = self.labels[:r], self.labels[r:]
         sizes = dict(zip(self.labels, self.shape))
@@ -136,7 +140,8 @@ class StructuredTensor:
         outside = [lab for lab in batch if lab not in self.core_labels]
         mat = numpy.einsum(f"{self.core_labels}->{''.join(in_core + row_only + col_only)}", self.core)
         n_b = int(numpy.prod([sizes[x] for x in in_core], dtype=numpy.int64))
-        return mat.reshape(n_b, n_ro, n_co), int(numpy.prod([sizes[x] for x in outside], dtype=numpy.int64))
+        repeats = int(numpy.prod([sizes[x] for x in outside], dtype=numpy.int64))
+        return mat.reshape(n_b, n_ro, n_co), repeats, (in_core, outside, row_only, col_only)
 
     def solve_columns(self, b: numpy.ndarray) -> numpy.ndarray:
         """``solve`` for many right-hand sides at once: ``b`` has a last axis of columns."""
@@ -146,14 +151,9 @@ class StructuredTensor:
             n = int(numpy.prod(self.shape[:r], dtype=numpy.int64))
             x = numpy.linalg.solve(self.dense().reshape(n, n), b.reshape(n, -1))
             return x.reshape(self.shape[r:] + b.shape[-1:])
-        mat = blocks[0]
+        mat, _, (in_core, outside, row_only, col_only) = blocks
         row, col = self.labels[:r], self.labels[r:]
         sizes = dict(zip(self.labels, self.shape))
-        batch = [lab for lab in row if lab in col]
-        in_core = [lab for lab in batch if lab in self.core_labels]
-        outside = [lab for lab in batch if lab not in self.core_labels]
-        row_only = [lab for lab in row if lab not in col]
-        col_only = [lab for lab in col if lab not in row]
         rhs_labels = "".join(in_core + row_only + outside)
         rhs = numpy.einsum(f"{row}Z->{rhs_labels}Z", b).reshape(mat.shape[0], mat.shape[1], -1)
         sol = numpy.linalg.solve(mat, rhs)
@@ -326,43 +326,45 @@ class StructuredSum:
         x = numpy.asarray(x).reshape(-1)
         return x if flat else x.reshape(half)
 
-    def slogdet(self) -> tuple:
-        """``(sign, log|det|)``: one structured term plus low-rank ones by the determinant lemma."""
+    def _split(self) -> tuple:
+        """The structured terms, the low-rank ones, and the low-rank terms' total rank."""
         low = [p for p in self.parts if isinstance(p, LowRank)]
         base = [p for p in self.parts if not isinstance(p, LowRank)]
-        rank = sum(p.factor.shape[0] for p in low)
+        return base, low, sum(p.factor.shape[0] for p in low)
+
+    def _capacitance(self, d: object, low: list) -> tuple:
+        """For ``D + U C Uᵀ``: ``U`` (N × r), the diagonal of ``C``, ``D⁻¹ U`` and ``I + C Uᵀ D⁻¹ U``."""
+        half = self.shape[: self.ndim // 2]
+        n = self._size()
+        u = numpy.concatenate([p.rows for p in low]).T
+        c = numpy.concatenate([p.coef * p.weights for p in low])
+        d_inv_u = d.solve_columns(u.reshape(*half, u.shape[1])).reshape(n, u.shape[1])
+        return u, c, d_inv_u, numpy.eye(u.shape[1]) + c[:, None] * (u.T @ d_inv_u)
+
+    def slogdet(self) -> tuple:
+        """``(sign, log|det|)``: one structured term plus low-rank ones by the determinant lemma."""
+        base, low, rank = self._split()
         n = self._size()
         if len(base) == 1 and rank < n:
             sign, log = base[0].slogdet()
             if low:  # det(D + U C Uᵀ) = det(D) det(I + C Uᵀ D⁻¹ U)
-                half = self.shape[: self.ndim // 2]
-                u = numpy.concatenate([p.rows for p in low]).T
-                c = numpy.concatenate([p.coef * p.weights for p in low])
-                d_inv_u = base[0].solve_columns(u.reshape(*half, rank)).reshape(n, rank)
-                s2, l2 = numpy.linalg.slogdet(numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u))
+                s2, l2 = numpy.linalg.slogdet(self._capacitance(base[0], low)[3])
                 sign, log = sign * s2, log + l2
             return float(sign), float(log)
         return numpy.linalg.slogdet(self.dense().reshape(n, n))
 
     def _structured_solve(self, b: numpy.ndarray) -> numpy.ndarray | None:
-        n = self._size()
-        low = [p for p in self.parts if isinstance(p, LowRank)]
-        base = [p for p in self.parts if not isinstance(p, LowRank)]
+        base, low, rank = self._split()
         if len(base) == 2 and not low:
             return self._shifted_kronecker_solve(base, b)
-        rank = sum(p.factor.shape[0] for p in low)
-        if len(base) != 1 or rank >= n:
+        if len(base) != 1 or rank >= self._size():
             return None
         d = base[0]
         if not low:
             return d.solve_columns(b)
-        half = self.shape[: self.ndim // 2]
-        u = numpy.concatenate([p.rows for p in low]).T  # N × r
-        c = numpy.concatenate([p.coef * p.weights for p in low])
-        d_inv_b = d.solve_columns(b).reshape(n)
-        d_inv_u = d.solve_columns(u.reshape(*half, rank)).reshape(n, rank)
+        u, c, d_inv_u, inner = self._capacitance(d, low)
+        d_inv_b = d.solve_columns(b).reshape(-1)
         # (D + U C Uᵀ)⁻¹ = D⁻¹ − D⁻¹ U (I + C Uᵀ D⁻¹ U)⁻¹ C Uᵀ D⁻¹ (C may be singular)
-        inner = numpy.eye(rank) + c[:, None] * (u.T @ d_inv_u)
         return d_inv_b - d_inv_u @ numpy.linalg.solve(inner, c * (u.T @ d_inv_b))
 
     def _shifted_kronecker_solve(self, base: list, b: numpy.ndarray) -> numpy.ndarray | None:

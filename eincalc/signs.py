@@ -62,12 +62,8 @@ def _elementwise_bounds(node: Elementwise) -> Interval:
     if node.fn == "pow":
         assert node.param is not None
         p = node.param
-        lo, hi = _CACHE[node.arg]
-        if float(p).is_integer() and p % 2 == 0:
-            return (0.0, math.inf)
-        if lo >= 0.0 or not float(p).is_integer():  # a fractional power is defined only for x ≥ 0
-            return (0.0, math.inf)
-        return _ANY
+        # an even power, a power of x ≥ 0, or a fractional one (defined only for x ≥ 0)
+        return (0.0, math.inf) if p % 2 == 0 or _CACHE[node.arg][0] >= 0.0 or not float(p).is_integer() else _ANY
     if node.fn in ("maximum", "minimum", "where"):
         parts = [_CACHE[a] for a in (node.args[1:] if node.fn == "where" else node.args)]
         los, his = [lo for lo, _ in parts], [hi for _, hi in parts]

@@ -11,8 +11,9 @@ matrix-factorisation Newton step is a k×k solve, not an nk×nk one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from eincalc import algebra as alg
 from eincalc import runtime
 from eincalc.errors import ShapeError
 from eincalc.expr import Add, Delta, Einsum, Node
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,19 +48,32 @@ class Compressed:
     def label_dims(self) -> dict[str, str]:
         return dict(zip(self.labels, self.expr.dims))
 
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """What a program computes for this result: the core."""
+        return (self.core,)
+
     def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredTensor | np.ndarray:
         """Values: the core computed by the reference interpreter, wrapped with the structure."""
-        from eincalc.interpreter import bind_values, evaluate
-
-        values, sizes, _ = bind_values([self.expr], named={**(arrays or {}), **named_arrays})
-        core_vars = self.core.variables()
-        core_value = np.asarray(evaluate(self.core, {k: v for k, v in values.items() if k in core_vars}, sizes))
+        (core_value,), sizes = _evaluate_nodes(self, {**(arrays or {}), **named_arrays})
         return structured_value(self, core_value, sizes)
 
     def __str__(self) -> str:
         if not self.is_compressed:
             return str(self.core)
         return f"{_delta_text(self)} ⊗ ({self.core})"
+
+
+def _evaluate_nodes(c: Compressed | CompressedSum, named: dict) -> tuple[list[np.ndarray], dict[str, int]]:
+    """The values of ``c.nodes`` by the reference interpreter, for the arrays of ``c.expr``."""
+    from eincalc.interpreter import bind_values, evaluate
+
+    values, sizes, _ = bind_values([c.expr], named=named)
+    computed = []
+    for node in c.nodes:
+        wanted = node.variables()
+        computed.append(np.asarray(evaluate(node, {k: v for k, v in values.items() if k in wanted}, sizes)))
+    return computed, sizes
 
 
 def _delta_text(c: Compressed) -> str:
@@ -238,26 +254,24 @@ class CompressedSum:
     @property
     def nodes(self) -> tuple[Node, ...]:
         """What a program computes for this result, in order."""
-        return tuple(n for p in self.parts for n in _part_nodes(p))
+        return tuple(n for p in self.parts for n in p.nodes)
+
+    def by_part(self, items: Sequence[T]) -> Iterator[tuple[Part, list[T]]]:
+        """Each part with its slice of ``items`` (one item per node of :attr:`nodes`)."""
+        at = 0
+        for p in self.parts:
+            yield p, list(items[at : at + len(p.nodes)])
+            at += len(p.nodes)
 
     def evaluate(self, arrays: dict | None = None, /, **named_arrays: object) -> StructuredSum:
         """Values: each term's nodes computed by the reference interpreter, wrapped."""
-        from eincalc.interpreter import bind_values, evaluate
-
-        values, sizes, _ = bind_values([self.expr], named={**(arrays or {}), **named_arrays})
-        computed = []
-        for node in self.nodes:
-            wanted = node.variables()
-            computed.append(np.asarray(evaluate(node, {k: v for k, v in values.items() if k in wanted}, sizes)))
+        computed, sizes = _evaluate_nodes(self, {**(arrays or {}), **named_arrays})
         return structured_sum_value(self, computed, sizes)
 
     def code(self, codes: list[str], shape: str, structured_code: Callable[[Compressed, str], str]) -> str:
         """Python constructing the value from the code of :attr:`nodes`."""
-        at = 0
         parts = []
-        for p in self.parts:
-            mine = codes[at : at + len(_part_nodes(p))]
-            at += len(mine)
+        for p, mine in self.by_part(codes):
             if isinstance(p, Compressed):
                 parts.append(structured_code(p, mine[0]))
             elif isinstance(p, LowRankTerm):
@@ -268,10 +282,6 @@ class CompressedSum:
 
     def __str__(self) -> str:
         return " + ".join(f"{_delta_text(p)} ⊗ ({p.core})" if isinstance(p, Compressed) else str(p) for p in self.parts)
-
-
-def _part_nodes(p: Part) -> tuple[Node, ...]:
-    return (p.core,) if isinstance(p, Compressed) else p.nodes
 
 
 def _structured_sum(expr: Add, parts: list[Compressed]) -> CompressedSum | None:
@@ -421,10 +431,7 @@ def structured_sum_value(c: CompressedSum, computed: list[np.ndarray], sizes: di
     """Wrap the values of ``c.nodes`` as a StructuredSum."""
     shape = tuple(sizes[d] for d in c.expr.dims)
     parts: list = []
-    at = 0
-    for p in c.parts:
-        mine = computed[at : at + len(_part_nodes(p))]
-        at += len(mine)
+    for p, mine in c.by_part(computed):
         if isinstance(p, Compressed):
             value = structured_value(p, mine[0], sizes)
             parts.append(value if isinstance(value, StructuredTensor) else np.asarray(value))

@@ -10,6 +10,7 @@ hand-written Newton step does. Values are unchanged up to rounding.
 from __future__ import annotations
 
 from eincalc import algebra as alg
+from eincalc.codegen.sharing import with_children
 from eincalc.expr import Einsum, Node
 from eincalc.graph import rewrite
 from eincalc.signs import is_nonnegative
@@ -19,8 +20,6 @@ def symmetric_products(roots: list[Node]) -> list[Node]:
     """``roots`` with every ``Mᵀ D M`` (``D ≥ 0`` over the summed axis) as a Gram product."""
 
     def rule(node: Node, children: tuple[Node, ...]) -> Node:
-        from eincalc.codegen.sharing import with_children
-
         node = with_children(node, children)
         return _as_gram(node) if isinstance(node, Einsum) else node
 
@@ -33,8 +32,8 @@ def _as_gram(node: Einsum) -> Node:
         return node
     i, j, summed = found
     m = node.operands[i]
-    weights = [(op, idx) for k, (op, idx) in enumerate(zip(node.operands, node.in_idx)) if k not in (i, j)]
-    ops, idx = [op for op, _ in weights], [idx for _, idx in weights]
+    ops = [op for k, op in enumerate(node.operands) if k not in (i, j)]
+    idx = [ix for k, ix in enumerate(node.in_idx) if k not in (i, j)]
     # the sign is proved on the flattened product (y ⊙ y is a square only once y is
     # seen twice); the weights are computed from the operands as they are (shared ones)
     if not is_nonnegative(alg.einsum(ops, idx, (summed,))):
@@ -44,8 +43,7 @@ def _as_gram(node: Einsum) -> Node:
         if len(ops) == 1 and idx[0] == (summed,)
         else Einsum.make(tuple(ops), tuple(idx), (summed,), 1.0, (m.dims[node.in_idx[i].index(summed)],))
     )
-    m_idx = node.in_idx[i]
-    scaled = Einsum.make((m, alg.elementwise("sqrt", w)), (m_idx, (summed,)), m_idx, 1.0, m.dims)
+    scaled = Einsum.make((m, alg.elementwise("sqrt", w)), (node.in_idx[i], (summed,)), node.in_idx[i], 1.0, m.dims)
     return Einsum.make((scaled, scaled), (node.in_idx[i], node.in_idx[j]), node.out_idx, node.coef, node.dims)
 
 

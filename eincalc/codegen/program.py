@@ -417,7 +417,7 @@ class CompiledFunction:
         free = [self._dim_code[d] for d in self._free_dims]
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
-        cores = [n for c in self._compressed if c is not None for n in _structure_nodes(c)]
+        cores = [n for c in self._compressed if c is not None for n in c.nodes]
         tree = _tree_sizes(topo_order([*self.outputs, *cores]), FORMULA_NODES)  # one walk for all outputs
         for k, (o, c) in enumerate(zip(self.outputs, self._compressed)):
             if c is None:
@@ -535,12 +535,9 @@ def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[No
     for given in outputs:
         o = simplify(given)
         c = None if dense else compress(o)
-        if isinstance(c, CompressedSum):
+        if c is not None and c.is_compressed:
             compressed.append(c)
-            roots.extend(c.nodes)  # a δ ⊗ core and each low-rank term's factor and weights
-        elif c is not None and c.is_compressed:
-            compressed.append(c)
-            roots.append(c.core)
+            roots.extend(c.nodes)  # a δ ⊗ core's core; a sum's cores, factors and weights
         else:
             compressed.append(None)
             roots.append(o)
@@ -549,7 +546,7 @@ def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[No
 
 def _root_count(c: Structure | None) -> int:
     """How many roots of the program one output takes."""
-    return len(c.nodes) if isinstance(c, CompressedSum) else 1
+    return 1 if c is None else len(c.nodes)
 
 
 def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
@@ -593,9 +590,6 @@ def _as_eincalc(value: Any) -> Any:
         return Kronecker(value.factors, value.positions, value.coef, value.shape)
     return value
 
-
-def _structure_nodes(c: Structure) -> tuple[Node, ...]:
-    return c.nodes if isinstance(c, CompressedSum) else (c.core,)
 
 
 def _share_scaled_sums(roots: list[Node]) -> list[Node]:

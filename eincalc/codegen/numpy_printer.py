@@ -499,6 +499,10 @@ class NumPyPrinter(WindowPrinting, Printer):
             args[0] = self._function_arg(node.args[0], ctx)
         for m in entry.imports:
             self.module(m)
+        if entry.in_place and not all(isinstance(a, Const) for a in node.args):
+            start, finish = entry.in_place
+            ctx.after(lambda name: finish.format(out=name))
+            return Expr(start.format(*(a.text for a in args)), owned=True)
         if entry.code_prec == "atom":  # the arguments sit inside call parentheses
             return Expr(entry.code.format(*(a.text for a in args)), owned=True)
         prec = PRODUCT if entry.code_prec == "product" else SUM

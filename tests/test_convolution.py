@@ -359,3 +359,31 @@ def test_average_pooling_is_a_sum_of_strided_slices(size, side, rng):
     g = ec.grad(ec.sum(ec.tanh(f)), "X")  # its gradient (a scatter) is unchanged, checked numerically
     numeric = numeric_jacobian(lambda x: ec.evaluate(ec.sum(ec.tanh(f)), X=x), X)
     np.testing.assert_allclose(ec.compile(g)(X=X), numeric, rtol=1e-6, atol=1e-8)
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation"), [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 2), ((1, 2), (0, 1), 1)]
+)
+def test_large_convolution_gradients_against_differences_of_the_loop(stride, padding, dilation, rng):
+    """Images large enough for grouped products (``K.reshape(o, s) @ g.reshape(b, s, y·x)``) and the joint col2im."""
+    x, k = rng.normal(size=(2, 3, 20, 20)), rng.normal(size=(4, 3, 3, 3)) / 3
+    geometry = (_pair(stride), _pair(padding), _pair(dilation))
+    v = rng.normal(size=ref_conv2d(x, k, *geometry).shape)
+    text = f"sum(tanh(conv2d(X, K, stride={stride!r}, padding={padding!r}, dilation={dilation!r})) * V)"
+    f = ec.parse(text, X="b 3 20 20", K="4 3 3 3", V="b 4 {} {}".format(*v.shape[2:]))
+    fn = ec.compile([ec.grad(f, "X"), ec.grad(f, "K")])
+    assert "arange" not in fn.source, fn.source  # no dense 0/1 window tensor
+    gx, gk = fn(X=x, K=k, V=v)
+
+    def loss(x, k):
+        return float(np.sum(np.tanh(ref_conv2d(x, k, *geometry)) * v))
+
+    h = 1e-6
+    d = rng.normal(size=x.shape)
+    check_close(np.vdot(gx, d), (loss(x + h * d, k) - loss(x - h * d, k)) / (2 * h), rtol=1e-6, atol=1e-8)
+    d = rng.normal(size=k.shape)
+    check_close(np.vdot(gk, d), (loss(x, k + h * d) - loss(x, k - h * d)) / (2 * h), rtol=1e-6, atol=1e-8)

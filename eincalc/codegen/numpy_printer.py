@@ -658,6 +658,25 @@ class NumPyPrinter(WindowPrinting, Printer):
             return self.creation("full", ctx.shape(tuple(plan.index_dim[i] for i in plan.out)), scalar.text)
         return scalar
 
+    def _grouped_matmul(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
+        """``K.reshape(o, s) @ X.reshape(p, s, q)``, reshaped to the step's axes (see ``"groups"``)."""
+        summed_first, n_lead, n_summed = step.axes
+        (si, bi), (small, big) = idx, args
+
+        def size(axes: IndexTuple) -> str:
+            return " * ".join(ctx.size(plan.index_dim[i]) for i in axes) or "1"
+
+        lead, group, tail = bi[:n_lead], bi[n_lead : n_lead + n_summed], bi[n_lead + n_summed :]
+        free = tuple(i for i in si if i not in group)
+        if summed_first:
+            left = Expr(f"{small.atom}.reshape({size(group)}, {size(free)}).T", ATOM)
+        else:
+            left = Expr(f"{small.atom}.reshape({size(free)}, {size(group)})", ATOM)
+        right = Expr(f"{big.atom}.reshape({', '.join(ctx.size(plan.index_dim[i]) for i in lead)}, "
+                     f"{size(group)}, {size(tail)})", ATOM)  # fmt: skip
+        product = binary(left, "@", right)
+        return Expr(f"({product.text}).reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", ATOM)
+
     def _scale_text(self, coef: float, plan: Plan, ctx: Context) -> Expr:
         """The coefficient times the sizes of the summed constant indices."""
         factor = coef
@@ -696,6 +715,8 @@ class NumPyPrinter(WindowPrinting, Printer):
         if step.op == "tensordot":
             axes = f"axes=({_axes_text(step.axes[0])}, {_axes_text(step.axes[1])})"
             return call(self.np("tensordot"), args[0].text, args[1].text, axes)
+        if step.op == "groups":
+            return self._grouped_matmul(step, args, idx, plan, ctx)
         if step.op == "multiply":
             if len(idx[0]) == 1 and len(idx[1]) == 1 and out == idx[0] + idx[1] and idx[0] != idx[1]:
                 return call(self.np("outer"), args[0].text, args[1].text)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 from eincalc._types import Index, IndexTuple
-from eincalc.codegen.planning import plan_einsum
+from eincalc.codegen.planning import Plan, plan_einsum
 from eincalc.codegen.printer import ATOM, SUM, Context, Expr, binary, call, literal
 from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
 from eincalc.expr import Const, Einsum, Node, Shift
@@ -99,12 +100,60 @@ class WindowPrinting:
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
         dims = index_dims(node)
         factor_idx = [tuple(ix[p] for p in layout[k]) if k in layout else ix for k, ix in low.factors]
-        plan = plan_einsum(kinds, factor_idx, low.inner_out, coef, dims, ctx.sizes)
+        plan = plan_einsum(kinds, factor_idx, low.inner_out, coef, dims, ctx.sizes, groups=True)
+        joint = low.scatters and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
+        if joint:
+            plan = _natural_order(plan)  # the scatter reads the contraction in its own order
         value = self.render_plan(plan, [values[low.factors[k][0]] for k in plan.inputs], ctx)
+        if joint:
+            return self._scatter_all(value, plan.out, low.scatters, node.out_idx, dims, ctx)
         axes = low.inner_out
         for s in low.scatters:
             value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
         return value
+
+    def _scatter_all(
+        self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context
+    ) -> Expr:
+        """Add ``value`` (axes ``axes``: each scatter's ``o`` and ``k`` among them) into a zero array, window by window.
+
+        One loop per kernel axis, one strided slice each (col2im). The zero array keeps the
+        value's axis order (``o`` standing where ``i`` will be, ``k`` dropped), so every
+        slice of the value is read in memory order; the result is a view in ``out`` order.
+        """
+        by_o = {s.o: s for s in scatters}
+        by_i = {s.i: s for s in scatters}
+        kernel_axes = {s.k for s in scatters}
+        target = tuple(by_o[j].i if j in by_o else j for j in axes if j not in kernel_axes)
+        padded = {j: str(s.shift.size + 2 * s.shift.padding) for j, s in by_i.items()}
+        sizes = [padded[j] if j in padded else ctx.size(dims[j]) for j in target]
+        zeros = ctx.temp(self.creation("zeros", "(" + ", ".join(sizes) + ("," if len(target) == 1 else "") + ")"))
+        source = value if value.inline else ctx.temp(value)
+        loops = {s.k: ctx.new_temp() for s in scatters}
+        reads = [loops[j] if j in loops else ":" for j in axes]
+        while reads[-1] == ":":
+            reads.pop()
+        writes, crop = [], []
+        for j in target:
+            if j not in by_i:
+                writes.append(":")
+                crop.append(":")
+                continue
+            sh, loop = by_i[j].shift, loops[by_i[j].k]
+            start = loop if sh.dilation == 1 else f"{sh.dilation} * {loop}"
+            step = f":{sh.stride}" if sh.stride != 1 else ""
+            writes.append(f"{start}:{start} + {(sh.out - 1) * sh.stride + 1}{step}")
+            crop.append(f"{sh.padding}:{sh.padding + sh.size}" if sh.padding else ":")
+        for depth, s in enumerate(scatters):
+            ctx.lines.append(f"{'    ' * depth}for {loops[s.k]} in range({s.shift.kernel}):")
+        added = self.add_into(zeros.text, ", ".join(writes), f"{source.atom}[{', '.join(reads)}]")
+        ctx.lines.append("    " * len(scatters) + added)
+        result = Expr(zeros.text, ATOM, owned=True, inline=True)
+        if any(c != ":" for c in crop):
+            result = Expr(f"{zeros.text}[{', '.join(crop)}]", ATOM, owned=True)
+        from eincalc.codegen.numpy_printer import transpose  # the printer module imports this mix-in
+
+        return transpose(result, tuple(target.index(j) for j in out), self.permute)
 
     def _tile_sum(self, node: Einsum, low: Lowering, values: dict, coef: float, ctx: Context) -> Expr | None:
         """A sum over non-overlapping windows (average pooling) as a sum of strided slices.
@@ -246,6 +295,18 @@ class WindowPrinting:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def _natural_order(plan: Plan) -> Plan:
+    """``plan`` without its final transpose: the result in the order its last operation gives."""
+    if not plan.steps or plan.steps[-1].op != "transpose" or plan.embed is not None:
+        return plan
+    n = len(plan.value_idx) - 1
+    if plan.result != n or plan.scale_at == n:
+        return plan
+    (before,) = plan.steps[-1].args
+    steps, value_idx = plan.steps[:-1], plan.value_idx[:-1]
+    return replace(plan, steps=steps, value_idx=value_idx, result=before, out=plan.value_idx[before])
 
 
 def _view_key(node: Einsum, k: int, mine: list) -> tuple:

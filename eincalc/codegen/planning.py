@@ -69,6 +69,9 @@ class Step:
     ``"matmul"``    ``L @ R``; ``axes`` = (perm of L, perm of R) applied first (``()``: none)
     ``"vdot"``      full inner product of two arrays with equal indices in equal order
     ``"tensordot"`` ``tensordot(L, R, axes)`` with ``axes`` = (axes of L, axes of R)
+    ``"groups"``    ``L @ R`` over axis groups: L's summed axes ``S`` at one end, R laid out
+                    ``(P…, S…, Q…)``; the result is ``(P…, L's free…, Q…)``, and ``axes`` =
+                    (L's summed axes first?, len(P), len(S))
     ``"multiply"``  entry-wise product with broadcasting (Hadamard, outer, scaling)
     ``"einsum"``    pairwise ``einsum`` (batch indices that are also contracted)
     ``"broadcast"`` broadcast ``args[0]`` to ``out`` (ones factors over output indices)
@@ -153,7 +156,14 @@ def spec_of(inputs: Sequence[Sequence[Index]], out: Sequence[Index]) -> str:
 class _Builder:
     """Accumulates values and steps while a plan is built."""
 
-    def __init__(self, value_idx: list[IndexTuple], index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]) -> None:
+    def __init__(
+        self,
+        value_idx: list[IndexTuple],
+        index_dim: Mapping[Index, Dim],
+        sizes: Mapping[Dim, int],
+        groups: bool = False,
+    ) -> None:
+        self.groups = groups
         self.value_idx = value_idx
         self.steps: list[Step] = []
         self.index_dim = index_dim
@@ -201,6 +211,7 @@ def plan_einsum(
     coef: float,
     index_dim: Mapping[Index, Dim],
     sizes: Mapping[Dim, int],
+    groups: bool = False,
 ) -> Plan:
     """Plan ``coef · einsum(in_idx -> out_idx)`` over operands of the given kinds.
 
@@ -213,6 +224,8 @@ def plan_einsum(
         index_dim: the dim of every index.
         sizes: the size of every dim (real or nominal; only the order of operations
             depends on them, never the result).
+        groups: allow ``"groups"`` steps (a matrix product over axis groups of a large
+            array whose summed axes sit between kept ones, without copying it).
 
     Returns:
         The plan; see :class:`Plan`.
@@ -255,7 +268,7 @@ def plan_einsum(
     counts = tuple(index_dim[i] for i in present if i not in carried and i not in unique)
     core_out = tuple(i for i in unique if i in carried)
 
-    builder = _Builder(list(arrays), index_dim, sizes)
+    builder = _Builder(list(arrays), index_dim, sizes, groups)
     result = _contract(builder, list(range(len(arrays))), core_out)
     if result is not None and not embedded and core_out != out_idx:
         # ones factors over output indices: the core is constant along them
@@ -477,6 +490,10 @@ def _batched_matmul(b: _Builder, a: int, c: int, batch: IndexTuple, k: Index, de
 
 def _tensordot(b: _Builder, a: int, c: int, summed: list[Index], desired: IndexTuple | None) -> int:
     """``tensordot`` over the summed indices; the result is L's free axes, then R's."""
+    if b.groups:
+        grouped = _grouped_matmul(b, a, c, summed)
+        if grouped is not None:
+            return b.transpose_to(grouped, desired) if desired is not None else grouped
     sa, sc = b.value_idx[a], b.value_idx[c]
     left, right = a, c
     fa = tuple(i for i in sa if i not in summed)
@@ -488,3 +505,35 @@ def _tensordot(b: _Builder, a: int, c: int, summed: list[Index], desired: IndexT
     out = tuple(i for i in li if i not in summed) + tuple(i for i in ri if i not in summed)
     value = b.add("tensordot", (left, right), out, axes)
     return b.transpose_to(value, desired) if desired is not None else value
+
+
+MIN_GROUP_COLUMNS = 64
+"""The smallest trailing group ``Q`` worth a matrix product per leading entry (``P``)."""
+
+
+def _grouped_matmul(b: _Builder, a: int, c: int, summed: list[Index]) -> int | None:
+    """A ``"groups"`` step when one operand's summed axes sit inside it, or None.
+
+    ``tensordot`` would copy that operand to bring them to an end; ``K.reshape(o, s) @
+    X.reshape(p, s, q)`` reads it in place and keeps its layout in the result: a
+    convolution over an im2col array (b, c·u·v, y·x) gives (b, o, y·x), channels first.
+    """
+    for small, big in ((a, c), (c, a)):
+        si, bi = b.value_idx[small], b.value_idx[big]
+        pos = [bi.index(i) for i in summed]
+        start, stop = min(pos), max(pos) + 1
+        if stop - start != len(summed) or start == 0 or stop == len(bi):
+            continue  # not one inner run of axes: tensordot reads it as a matrix as it is
+        group = bi[start:stop]
+        if si[: len(group)] == group:
+            summed_first = True
+        elif si[len(si) - len(group) :] == group:
+            summed_first = False
+        else:
+            continue
+        lead, tail = bi[:start], bi[stop:]
+        if b.size(tail) < MIN_GROUP_COLUMNS:
+            continue  # many thin products: tensordot's one large one is faster
+        free = tuple(i for i in si if i not in group)
+        return b.add("groups", (small, big), lead + free + tail, (summed_first, len(lead), len(group)))
+    return None

@@ -19,6 +19,7 @@ decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
 from __future__ import annotations
 
 import base64
+import math
 import zlib
 from dataclasses import dataclass, replace
 
@@ -95,6 +96,13 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple, method: str = "transpose") 
     if subs:
         e = Expr(f"{e.atom}[{', '.join(subs)}]", readonly=e.readonly)
     return e
+
+
+def _product_code(sizes: list[str]) -> str:
+    """Code for the product of sizes, the numbers folded: ``X.shape[0] * 54``."""
+    number = math.prod(int(z) for z in sizes if z.isdigit())
+    symbols = [z for z in sizes if not z.isdigit()]
+    return " * ".join(symbols + ([str(number)] if number != 1 or not symbols else []))
 
 
 def _summed_alone(node: Einsum, w: int, o: str) -> bool:
@@ -664,7 +672,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         (si, bi), (small, big) = idx, args
 
         def size(axes: IndexTuple) -> str:
-            return " * ".join(ctx.size(plan.index_dim[i]) for i in axes) or "1"
+            return _product_code([ctx.size(plan.index_dim[i]) for i in axes])
 
         lead, group, tail = bi[:n_lead], bi[n_lead : n_lead + n_summed], bi[n_lead + n_summed :]
         free = tuple(i for i in si if i not in group)
@@ -676,6 +684,20 @@ class NumPyPrinter(WindowPrinting, Printer):
                      f"{size(group)}, {size(tail)})", ATOM)  # fmt: skip
         product = binary(left, "@", right)
         return Expr(f"({product.text}).reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", ATOM)
+
+    def _summed_batches(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
+        """``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(axis=0)`` (see ``"groups_summed"``)."""
+        n_lead, n_tail = step.axes
+
+        def size(axes: IndexTuple) -> str:
+            return _product_code([ctx.size(plan.index_dim[i]) for i in axes])
+
+        def as_3d(e: Expr, ix: IndexTuple) -> str:
+            lead, free, tail = ix[:n_lead], ix[n_lead : len(ix) - n_tail], ix[len(ix) - n_tail :]
+            return f"{e.atom}.reshape({size(lead)}, {size(free)}, {size(tail)})"
+
+        product = f"({as_3d(args[0], idx[0])} @ {as_3d(args[1], idx[1])}.{self.permute}(0, 2, 1)).sum(axis=0)"
+        return Expr(f"{product}.reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", ATOM)
 
     def _scale_text(self, coef: float, plan: Plan, ctx: Context) -> Expr:
         """The coefficient times the sizes of the summed constant indices."""
@@ -717,6 +739,8 @@ class NumPyPrinter(WindowPrinting, Printer):
             return call(self.np("tensordot"), args[0].text, args[1].text, axes)
         if step.op == "groups":
             return self._grouped_matmul(step, args, idx, plan, ctx)
+        if step.op == "groups_summed":
+            return self._summed_batches(step, args, idx, plan, ctx)
         if step.op == "multiply":
             if len(idx[0]) == 1 and len(idx[1]) == 1 and out == idx[0] + idx[1] and idx[0] != idx[1]:
                 return call(self.np("outer"), args[0].text, args[1].text)

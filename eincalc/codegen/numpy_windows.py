@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 from eincalc._types import Index, IndexTuple
-from eincalc.codegen.planning import Plan, plan_einsum
+from eincalc.codegen.planning import MIN_GROUP_COLUMNS, Plan, plan_einsum
 from eincalc.codegen.printer import ATOM, SUM, Context, Expr, binary, call, literal
 from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
-from eincalc.expr import Const, Einsum, Node, Shift
+from eincalc.expr import Const, Einsum, Shift
 
 
 class WindowPrinting:
@@ -76,18 +77,20 @@ class WindowPrinting:
         if pooled is not None:
             return pooled
         layout: dict[int, tuple[int, ...]] = {}
+        dims = index_dims(node)
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
             key = _view_key(node, k, mine)
             if key not in self._views:
                 view = self._window(values[k], list(key[1]), len(node.in_idx[k]), [g.shift for g in mine], ctx)
                 order = None
-                if not exact_tiling([g.shift for g in mine]) and self._view_uses(node.operands[k], key, ctx) > 1:
-                    # im2col once: a contiguous copy, kept axes first, which every contraction
-                    # (the forward pass, the kernel gradient) reads without copying the view again
-                    ix = dict(low.factors)[k]
-                    kept = [p for p, i in enumerate(ix) if i in low.inner_out]
-                    order = (*kept, *(p for p in range(len(ix)) if p not in kept))
+                if not exact_tiling([g.shift for g in mine]):
+                    # im2col once: a contiguous copy every contraction (the forward pass, the
+                    # kernel gradient) reads without copying the view again; BLAS would copy
+                    # the view anyway
+                    order = _im2col_order(
+                        dict(low.factors)[k], low.inner_out, lambda ix: math.prod(ctx.sizes[dims[i]] for i in ix)
+                    )
                     copied = self.contiguous(view, order)
                     if copied is None:
                         order = None
@@ -98,7 +101,6 @@ class WindowPrinting:
             if order is not None:
                 layout[k] = order
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
-        dims = index_dims(node)
         factor_idx = [tuple(ix[p] for p in layout[k]) if k in layout else ix for k, ix in low.factors]
         plan = plan_einsum(kinds, factor_idx, low.inner_out, coef, dims, ctx.sizes, groups=True)
         joint = low.scatters and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
@@ -191,20 +193,6 @@ class WindowPrinting:
         """A contiguous copy of ``view`` with its axes in ``order`` (None: keep the view)."""
         return call(self.np("ascontiguousarray"), f"{view.atom}.transpose{order}")
 
-    def _view_uses(self, op: Node, key: tuple, ctx: Context) -> int:
-        """How many products of the program window ``op`` the way ``key`` says."""
-        count = 0
-        for user in dict.fromkeys(ctx.consumers.get(id(op), [])):
-            if not isinstance(user, Einsum) or not any(isinstance(o, Shift) for o in user.operands):
-                continue
-            low = self.lowering(user)
-            if low is None:
-                continue
-            for k in dict.fromkeys(g.operand for g in low.gathers):
-                if user.operands[k] is op and _view_key(user, k, [g for g in low.gathers if g.operand == k]) == key:
-                    count += 1
-        return count
-
     def _window(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
         """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.
 
@@ -295,6 +283,26 @@ class WindowPrinting:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def _im2col_order(ix: IndexTuple, kept: IndexTuple, size: Callable[[list[Index]], int]) -> tuple[int, ...]:
+    """The axis order of the im2col copy of a window view with indices ``ix``.
+
+    Kept axes before the first summed one, the summed ones, then the other kept ones:
+    (b, c·u·v, y·x) for a convolution, which a matrix product per image reads in place
+    and which gives its result channels first. With no kept axis in front (a kernel
+    gradient alone) or small images (the trailing kept axes smaller than
+    :data:`~eincalc.codegen.planning.MIN_GROUP_COLUMNS`), the kept axes first: one
+    matrix over the summed ones.
+    """
+    n_lead = next((p for p, i in enumerate(ix) if i not in kept), len(ix))
+    lead = list(range(n_lead))
+    summed = [p for p, i in enumerate(ix) if i not in kept]
+    rest = [p for p in range(n_lead, len(ix)) if ix[p] in kept]
+    if not lead or size([ix[p] for p in rest]) < MIN_GROUP_COLUMNS:
+        kept_first = [p for p, i in enumerate(ix) if i in kept]
+        return (*kept_first, *summed)
+    return (*lead, *summed, *rest)
 
 
 def _natural_order(plan: Plan) -> Plan:

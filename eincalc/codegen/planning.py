@@ -72,6 +72,8 @@ class Step:
     ``"groups"``    ``L @ R`` over axis groups: L's summed axes ``S`` at one end, R laid out
                     ``(P…, S…, Q…)``; the result is ``(P…, L's free…, Q…)``, and ``axes`` =
                     (L's summed axes first?, len(P), len(S))
+    ``"groups_summed"`` both laid out ``(P…, F…, Q…)`` with ``P`` and ``Q`` summed: one
+                    product per entry of ``P``, then their sum; ``axes`` = (len(P), len(Q))
     ``"multiply"``  entry-wise product with broadcasting (Hadamard, outer, scaling)
     ``"einsum"``    pairwise ``einsum`` (batch indices that are also contracted)
     ``"broadcast"`` broadcast ``args[0]`` to ``out`` (ones factors over output indices)
@@ -491,7 +493,7 @@ def _batched_matmul(b: _Builder, a: int, c: int, batch: IndexTuple, k: Index, de
 def _tensordot(b: _Builder, a: int, c: int, summed: list[Index], desired: IndexTuple | None) -> int:
     """``tensordot`` over the summed indices; the result is L's free axes, then R's."""
     if b.groups:
-        grouped = _grouped_matmul(b, a, c, summed)
+        grouped = _grouped_matmul(b, a, c, summed, desired)
         if grouped is not None:
             return b.transpose_to(grouped, desired) if desired is not None else grouped
     sa, sc = b.value_idx[a], b.value_idx[c]
@@ -511,7 +513,7 @@ MIN_GROUP_COLUMNS = 64
 """The smallest trailing group ``Q`` worth a matrix product per leading entry (``P``)."""
 
 
-def _grouped_matmul(b: _Builder, a: int, c: int, summed: list[Index]) -> int | None:
+def _grouped_matmul(b: _Builder, a: int, c: int, summed: list[Index], desired: IndexTuple | None) -> int | None:
     """A ``"groups"`` step when one operand's summed axes sit inside it, or None.
 
     ``tensordot`` would copy that operand to bring them to an end; ``K.reshape(o, s) @
@@ -536,4 +538,28 @@ def _grouped_matmul(b: _Builder, a: int, c: int, summed: list[Index]) -> int | N
             continue  # many thin products: tensordot's one large one is faster
         free = tuple(i for i in si if i not in group)
         return b.add("groups", (small, big), lead + free + tail, (summed_first, len(lead), len(group)))
-    return None
+    if desired is not None and _summed_batches(b, c, a, summed, dry=True) == desired:
+        a, c = c, a  # the result in the order wanted: (o, c, u, v), not (c, u, v, o)
+    return _summed_batches(b, a, c, summed)
+
+
+def _summed_batches(b: _Builder, a: int, c: int, summed: list[Index], dry: bool = False) -> int | IndexTuple | None:
+    """A ``"groups_summed"`` step: ``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(0)``.
+
+    For two arrays sharing leading and trailing summed axes around their free ones (a
+    convolution's kernel gradient from an im2col array (b, c·u·v, y·x) and the signal
+    (b, o, y·x)); ``tensordot`` would copy both to bring the summed axes together.
+    """
+    ia, ic = b.value_idx[a], b.value_idx[c]
+    n_lead = next((n for n, (i, j) in enumerate(zip(ia, ic)) if i != j or i not in summed), min(len(ia), len(ic)))
+    lead = ia[:n_lead]
+    n_tail = len(summed) - n_lead
+    if not lead or n_tail <= 0 or ia[len(ia) - n_tail :] != ic[len(ic) - n_tail :]:
+        return None
+    tail = ia[len(ia) - n_tail :]
+    if set(lead + tail) != set(summed) or b.size(tail) < MIN_GROUP_COLUMNS:
+        return None
+    out = ia[n_lead : len(ia) - n_tail] + ic[n_lead : len(ic) - n_tail]
+    if dry:
+        return out
+    return b.add("groups_summed", (a, c), out, (n_lead, n_tail))

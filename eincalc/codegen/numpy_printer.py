@@ -98,6 +98,29 @@ def align(e: Expr, idx: IndexTuple, res: IndexTuple, method: str = "transpose") 
     return e
 
 
+def _spread_array(node: Node) -> int | None:
+    """The position of the one array in ``node`` when it is that array spread over ones, or None.
+
+    ``einsum('c,bcij->bcij', c1, ones(...))`` is ``c1`` broadcast: nothing summed, no
+    diagonal, no scale.
+    """
+    if not isinstance(node, Einsum) or node.coef != 1.0:
+        return None
+    arrays = [k for k, op in enumerate(node.operands) if not (isinstance(op, Const) and op.value == 1.0)]
+    if len(arrays) != 1 or isinstance(node.operands[arrays[0]], (Delta, Shift, Window, Const)):
+        return None
+    (k,) = arrays
+    idx = node.in_idx[k]
+    if len(set(idx)) < len(idx) or not set(idx) <= set(node.out_idx) or len(idx) == len(node.out_idx):
+        return None
+    return k
+
+
+def _full_term(term: Node, ctx: Context) -> bool:
+    """True when the printed value of a sum's term has the sum's full shape."""
+    return not isinstance(term, Const) and id(term) not in ctx.embeds and _spread_array(term) is None
+
+
 def _product_code(sizes: list[str]) -> str:
     """Code for the product of sizes, the numbers folded: ``X.shape[0] * 54``."""
     number = math.prod(int(z) for z in sizes if z.isdigit())
@@ -271,6 +294,12 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     # -- products -----------------------------------------------------------------------
     def _print_Einsum(self, node: Einsum, ctx: Context) -> Expr:
+        spread = _spread_array(node)
+        if spread is not None and ctx.only_added(node) and id(node) not in ctx.scaled_of:
+            if all(any(_full_term(t, ctx) for t in use.terms) for use in ctx.uses(node)):
+                # a bias added to full arrays: NumPy broadcasts it (X @ W + b), no broadcast_to
+                aligned = align(ctx.arg(node.operands[spread]), node.in_idx[spread], node.out_idx, self.permute)
+                return replace(aligned, inline=True, readonly=True)
         low = self.lowering(node) if any(isinstance(op, Shift) for op in node.operands) else None
         if low is not None:
             return self.print_windowed(node, low, node.coef, ctx)

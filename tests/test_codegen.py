@@ -386,7 +386,7 @@ def test_peak_memory_holds_only_live_temporaries(rng: np.random.Generator) -> No
         (ec.einsum("mnk,nk->m", T3, C), "_t0 = numpy.tensordot(T, C, axes=((1, 2), (0, 1)))"),
         (X.T @ y, "_t0 = y @ X"),
         (ec.sum(X, axis=0), "_t0 = X.sum(axis=0)"),
-        (X @ A - X, "_t1 = _t0 - X"),
+        (X @ A - X, "_t0 -= X"),
         (A + ec.eye("n"), "numpy.einsum('aa->a', _t0)[...] += 1.0"),
         (ec.softplus(X), "_t0 = numpy.logaddexp(0.0, X)"),
         (ec.logdet(A), "_t0 = numpy.linalg.slogdet(A)[1]"),

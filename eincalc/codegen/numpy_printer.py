@@ -178,6 +178,8 @@ class NumPyPrinter(WindowPrinting, Printer):
 
     name = "numpy"
     numpy = "numpy"
+    in_place = True
+    """Arrays may be written in place (``a += b``, ``out=``)."""
     permute = "transpose"
     """The array method permuting axes (``x.transpose(0, 2, 1)``)."""
 
@@ -478,6 +480,10 @@ class NumPyPrinter(WindowPrinting, Printer):
                 negative.append(ctx.arg(term))
             else:
                 positive.append(ctx.arg(term))
+        if not diagonals and not gathers and not constant and len(positive) + len(negative) == 2 and self.in_place:
+            into = self._add_in_place(node, ctx)
+            if into is not None:
+                return into
         expr: Expr | None = None
         total = constant
         if not positive and constant > 0:  # 1.0 - x reads better than -x + 1.0
@@ -522,6 +528,23 @@ class NumPyPrinter(WindowPrinting, Printer):
             rows = f"{self.np('arange')}({ctx.size(g.window.dims[0])}), {list(g.window.rows or ())!r}"
             ctx.after(lambda name, rows=rows, c=g.coef: f"{name}[{rows}] {'-=' if c < 0 else '+='} {abs(c)!r}")
         return replace(base, owned=True)
+
+    def _add_in_place(self, node: Add, ctx: Context) -> Expr | None:
+        """``a + b`` as ``a += b`` when ``a`` is a fresh full array nothing else reads, else None.
+
+        No new array: on large activations (a convolution's output plus its bias) the
+        allocation costs as much as the addition.
+        """
+        first, second = node.terms
+        for target, other in ((first, second), (second, first)):
+            if id(target) in ctx.negated or not _full_term(target, ctx):
+                continue
+            e = ctx.arg(target)
+            if e.owned and len(ctx.uses(target)) == 1 and not ctx.is_root(target) and id(target) not in ctx.scaled_of:
+                op = "-=" if id(other) in ctx.negated else "+="
+                ctx.lines.append(f"{e.text} {op} {ctx.arg(other).text}  # {ctx.describe(node)}")
+                return replace(e, owned=False, inline=True)  # the sum is now that array's value
+        return None
 
     # -- functions ----------------------------------------------------------------------
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:

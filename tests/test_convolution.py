@@ -387,3 +387,19 @@ def test_large_convolution_gradients_against_differences_of_the_loop(stride, pad
     check_close(np.vdot(gx, d), (loss(x + h * d, k) - loss(x - h * d, k)) / (2 * h), rtol=1e-6, atol=1e-8)
     d = rng.normal(size=k.shape)
     check_close(np.vdot(gk, d), (loss(x, k + h * d) - loss(x, k - h * d)) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
+def test_pooling_over_large_batches_folds_slices_and_splits_ties(rng):
+    """Max pooling of a large array is a maximum of strided slices; its gradient splits ties evenly (JAX's rule)."""
+    f = ec.parse("sum(max_pool2d(X, size=2) * V)", X="b 3 8 8", V="b 3 4 4")
+    fn = ec.compile([f, ec.grad(f, "X")], sizes={"b": 200})
+    assert "[..., 0, 0]" in fn.source and ".max(" not in fn.source, fn.source
+    x = rng.integers(0, 3, size=(200, 3, 8, 8)).astype(float)  # many ties
+    v = rng.normal(size=(200, 3, 4, 4))
+    value, grad = fn(X=x, V=v)
+    tiles = x.reshape(200, 3, 4, 2, 4, 2)
+    peak = tiles.max(axis=(3, 5), keepdims=True)
+    hits = (tiles == peak).astype(float)
+    want_grad = (hits / hits.sum(axis=(3, 5), keepdims=True) * v[:, :, :, None, :, None]).reshape(x.shape)
+    check_close(value, np.sum(peak[:, :, :, 0, :, 0] * v), rtol=1e-12)
+    check_close(grad, want_grad, rtol=1e-12, atol=1e-12)

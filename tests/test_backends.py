@@ -176,6 +176,21 @@ def test_conv2d_and_its_input_gradient_on_each_backend(backend, stride, padding,
     check_close(np.sum(to_numpy(backend, grad) * d), np.sum(v * conv_d))
 
 
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_pooling_gradients_over_a_large_batch_on_each_backend(backend, pool, rng):
+    """Pooling over many images (folded slices, untiled gradients; max pooling's ties compare entries)."""
+    f = ec.parse(f"sum(tanh({pool}(X, size=2)) * V)", X="b 3 8 8", V="b 3 4 4")
+    g = ec.grad(f, "X")
+    x = rng.integers(0, 3, size=(100, 3, 8, 8)).astype(float)  # ties
+    v = rng.normal(size=(100, 3, 4, 4))
+    want = ec.evaluate(g, X=x, V=v)  # the reference interpreter
+    fn = ec.compile(g, backend=backend, sizes={"b": 100})
+    with float64(backend):
+        got = fn(X=to_library(backend, x), V=to_library(backend, v))
+    check_close(to_numpy(backend, got), want)
+
+
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_float32_in_float32_out(backend, rng):
     f = ec.parse("sum(log(1 + exp(-y * (X @ w)))) + 0.5 * w @ w", X="m n", w="n", y="m")

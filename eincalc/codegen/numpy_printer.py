@@ -770,7 +770,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         right = Expr(f"{big.atom}.reshape({', '.join(ctx.size(plan.index_dim[i]) for i in lead)}, "
                      f"{size(group)}, {size(tail)})", ATOM)  # fmt: skip
         product = binary(left, "@", right)
-        return Expr(f"({product.text}).reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", ATOM)
+        return Expr(f"({product.text}).reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", owned=True)
 
     def _summed_batches(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
         """``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(axis=0)`` (see ``"groups_summed"``)."""
@@ -784,7 +784,7 @@ class NumPyPrinter(WindowPrinting, Printer):
             return f"{e.atom}.reshape({size(lead)}, {size(free)}, {size(tail)})"
 
         product = f"({as_3d(args[0], idx[0])} @ {as_3d(args[1], idx[1])}.{self.permute}(0, 2, 1)).sum(axis=0)"
-        return Expr(f"{product}.reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", ATOM)
+        return Expr(f"{product}.reshape{ctx.shape(tuple(plan.index_dim[i] for i in step.out))}", owned=True)
 
     def _scale_text(self, coef: float, plan: Plan, ctx: Context) -> Expr:
         """The coefficient times the sizes of the summed constant indices."""

@@ -103,16 +103,48 @@ class WindowPrinting:
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
         factor_idx = [tuple(ix[p] for p in layout[k]) if k in layout else ix for k, ix in low.factors]
         plan = plan_einsum(kinds, factor_idx, low.inner_out, coef, dims, ctx.sizes, groups=True)
-        joint = low.scatters and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
-        if joint:
+        tiled = bool(low.scatters) and all(exact_tiling([s.shift]) and s.o in low.inner_out for s in low.scatters)
+        joint = bool(low.scatters) and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
+        if tiled or joint:
             plan = _natural_order(plan)  # the scatter reads the contraction in its own order
         value = self.render_plan(plan, [values[low.factors[k][0]] for k in plan.inputs], ctx)
+        if tiled:
+            return self._untile(value, plan.out, low.scatters, node.out_idx, dims, ctx)
         if joint:
             return self._scatter_all(value, plan.out, low.scatters, node.out_idx, dims, ctx)
         axes = low.inner_out
         for s in low.scatters:
             value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
         return value
+
+    def _untile(
+        self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context
+    ) -> Expr:
+        """Windows that tile their axes exactly (pooling's gradient): each (``o``, ``k``) pair reshaped into ``i``.
+
+        ``v.transpose(0, 1, 2, 4, 3, 5).reshape(b, c, 28, 28)``, one copy; a ``k`` the value
+        does not carry (average pooling: equal weights) is a broadcast first.
+        """
+        by_o = {s.o: s for s in scatters}
+        by_k = {s.k: s for s in scatters}
+        present = [j for j in axes if j not in by_k]
+        order: list = []  # the value's axes with each window offset right after its window start
+        for j in present:
+            order.append(j)
+            if j in by_o:
+                order.append(by_o[j].k)
+        from eincalc.codegen.numpy_printer import transpose  # the printer module imports this mix-in
+
+        carried = tuple(j for j in order if j in axes)
+        e = transpose(value, tuple(axes.index(j) for j in carried), self.permute)
+        if len(carried) < len(order):
+            subs = ", ".join(":" if j in axes else "None" for j in order)
+            sizes = ", ".join(str(by_k[j].shift.kernel) if j in by_k else ctx.size(dims[j]) for j in order)
+            e = Expr(f"{self.np('broadcast_to')}({e.atom}[{subs}], ({sizes}))", ATOM)
+        target = tuple(by_o[j].i if j in by_o else j for j in present)
+        shape = [str(by_o[j].shift.size) if j in by_o else ctx.size(dims[j]) for j in present]
+        merged = Expr(f"{e.atom}.reshape({', '.join(shape)}{',' if len(shape) == 1 else ''})", ATOM, owned=True)
+        return transpose(merged, tuple(target.index(j) for j in out), self.permute)
 
     def _scatter_all(
         self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context

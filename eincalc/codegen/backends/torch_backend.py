@@ -26,6 +26,7 @@ class TorchPrinter(ArrayLibraryPrinter):
     numpy = "torch"
     permute = "permute"
     UNSUPPORTED = frozenset({"concatenate", "cumprod"})  # the adjugate's SVD form only
+    NAMES = {"equal": "torch.eq"}  # torch.equal compares whole tensors (one bool), numpy.equal entries
     ELEMENTWISE = {
         "relu": ("torch.clamp({0}, min=0.0)", ()),
         "softplus": ("torch.logaddexp(torch.zeros_like({0}), {0})", ()),

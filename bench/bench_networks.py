@@ -361,8 +361,8 @@ def _col2im(cols: np.ndarray, k: int, c: int) -> np.ndarray:
     return out[:, p : p + h, p : p + w, :]
 
 
-def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
-    """conv 1→6 (3×3) → relu → conv 6→16 (3×3) → relu → avg-pool 2 → dense 64 → relu → dense 10, cross-entropy."""
+def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> None:
+    """conv 1→6 (3×3) → relu → conv 6→16 (3×3) → relu → avg- or max-pool 2 → dense 64 → relu → dense 10, cross-entropy."""
     half = side // 2
     decls = dict(X=f"b 1 {side} {side}", K1="6 1 3 3", c1="6", K2="16 6 3 3", c2="16", W1=f"16 {half} {half} 64",
                  d1="64", W2="64 10", Y="b 10")  # fmt: skip
@@ -370,7 +370,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
         f"-sum(Y * log_softmax(relu(einsum('bcij,cije->be', avg_pool2d(relu(conv2d(relu(conv2d(X, K1, padding=1) "
         f"+ einsum('c,bcij->bcij', c1, ones('b 6 {side} {side}'))), K2, padding=1) "
         f"+ einsum('c,bcij->bcij', c2, ones('b 16 {side} {side}'))), size=2), W1) + d1) @ W2, axis=1)) / {batch}"
-    )
+    ).replace("avg_pool2d", f"{pool}_pool2d")
     params = ["K1", "c1", "K2", "c2", "W1", "d1", "W2"]
     rng = np.random.default_rng(0)
     shapes = dict(K1=(6, 1, 3, 3), c1=(6,), K2=(16, 6, 3, 3), c2=(16,), W1=(16, half, half, 64), d1=(64,), W2=(64, 10))
@@ -393,7 +393,13 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
         cols2 = _im2col(a1, 3)
         z2 = cols2 @ k2 + a["c2"]
         a2 = np.maximum(z2, 0.0)
-        pooled = a2.reshape(batch, half, 2, half, 2, 16).mean(axis=(2, 4))  # (b, h/2, w/2, 16)
+        tiles = a2.reshape(batch, half, 2, half, 2, 16)
+        if pool == "avg":
+            pooled = tiles.mean(axis=(2, 4))  # (b, h/2, w/2, 16)
+        else:
+            pooled = tiles.max(axis=(2, 4))
+            hits = tiles == pooled[:, :, None, :, None, :]
+            share = hits / hits.sum(axis=(2, 4), keepdims=True)  # ties split evenly, as eincalc and JAX do
         w1 = a["W1"].transpose(1, 2, 0, 3).reshape(-1, 64)
         flat = pooled.reshape(batch, -1)
         z3 = flat @ w1 + a["d1"]
@@ -405,8 +411,12 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
         gW2 = h3.T @ dz
         dz3 = (dz @ a["W2"].T) * (z3 > 0)
         gW1, gd1 = flat.T @ dz3, dz3.sum(axis=0)
-        dpool = (dz3 @ w1.T).reshape(batch, half, 1, half, 1, 16) / 4.0
-        dz2 = np.broadcast_to(dpool, (batch, half, 2, half, 2, 16)).reshape(batch, side, side, 16) * (z2 > 0)
+        dpool = (dz3 @ w1.T).reshape(batch, half, 1, half, 1, 16)
+        if pool == "avg":
+            dtiles = np.broadcast_to(dpool / 4.0, (batch, half, 2, half, 2, 16))
+        else:
+            dtiles = share * dpool
+        dz2 = dtiles.reshape(batch, side, side, 16) * (z2 > 0)
         gK2, gc2 = cols2.reshape(-1, 54).T @ dz2.reshape(-1, 16), dz2.sum(axis=(0, 1, 2))
         da1 = _col2im(dz2 @ k2.T, 3, 6) * (a1 > 0)
         gK1, gc1 = cols1.reshape(-1, 9).T @ da1.reshape(-1, 6), da1.sum(axis=(0, 1, 2))
@@ -424,7 +434,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
         def torch_grads() -> list:
             K1, c1, K2, c2, W1, d1, W2 = tp
             h = F.relu(F.conv2d(F.relu(F.conv2d(t["X"], K1, c1, padding=1)), K2, c2, padding=1))
-            h = F.avg_pool2d(h, 2)
+            h = F.avg_pool2d(h, 2) if pool == "avg" else F.max_pool2d(h, 2)
             z = F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2
             loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / batch
             return list(torch.autograd.grad(loss, tp))
@@ -437,7 +447,8 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
             conv = jax.lax.conv_general_dilated
             h = jax.nn.relu(conv(X, K1, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn) + c1[:, None, None])
             h = jax.nn.relu(conv(h, K2, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn) + c2[:, None, None])
-            h = h.reshape(batch, 16, half, 2, half, 2).mean(axis=(3, 5))
+            h = h.reshape(batch, 16, half, 2, half, 2)
+            h = h.mean(axis=(3, 5)) if pool == "avg" else h.max(axis=(3, 5))
             z = jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2
             return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
 
@@ -449,7 +460,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100) -> None:
     sizes = {"b": batch}
     temp = ec.cost(grads, **sizes).largest_intermediate
     hand_temp = batch * side * side * 54  # the second layer's im2col matrix
-    row(f"CNN {side}×{side} b{batch} (conv-conv-pool-dense-dense)", hand, lambda: fn(**a), setup, budget, peers,
+    row(f"CNN {side}×{side} b{batch} ({pool}-pool)", hand, lambda: fn(**a), setup, budget, peers,
         f"{temp / hand_temp:.2f}", ok)  # fmt: skip
 
 
@@ -492,6 +503,7 @@ def main() -> None:
     bench_cnn(8, budget)
     if not quick:
         bench_cnn(28, budget)
+        bench_cnn(28, budget, pool="max")
     bench_hvp(budget)
     bench_layer_hessian(budget)
     bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])

@@ -860,3 +860,20 @@ def test_plan_lowers_pairs_to_blas() -> None:
     )  # fmt: skip
     assert [step.op for step in plan.steps] == ["matmul", "matmul"]
     assert plan.value_idx[plan.scale_at] in [("c",), ("b",), ("a",)]  # the coefficient goes on a vector
+
+
+def test_plan_groups_axes_of_a_large_array_instead_of_copying_it() -> None:
+    """With ``groups``: K (o, s) against X (b, s, q) is one product per image, X read in place (no tensordot copy)."""
+    dims = dict(o="O", s="S", b="B", q="Q")
+    sizes = {"O": 16, "S": 54, "B": 100, "Q": 784}
+    forward = plan_einsum(["array", "array"], [("o", "s"), ("b", "s", "q")], ("b", "o", "q"), 1.0, dims, sizes, True)
+    assert [step.op for step in forward.steps] == ["groups"]
+    kernel = plan_einsum(["array", "array"], [("b", "o", "q"), ("b", "s", "q")], ("o", "s"), 1.0, dims, sizes, True)
+    assert [step.op for step in kernel.steps] == ["groups_summed"]
+    assert kernel.value_idx[kernel.result] == ("o", "s")  # operands ordered for the wanted result, no transpose
+    conv = (["array", "array"], [("o", "s"), ("b", "s", "q")], ("b", "o", "q"), 1.0, dims)
+    thin = plan_einsum(*conv, {**sizes, "Q": 8}, True)
+    assert "groups" not in [step.op for step in thin.steps]  # many thin products: one tensordot instead
+    plain = plan_einsum(*conv, sizes)
+    assert "groups" not in [step.op for step in plain.steps]  # only windowed products ask for it
+

@@ -538,28 +538,31 @@ def _grouped_matmul(b: _Builder, a: int, c: int, summed: list[Index], desired: I
             continue  # many thin products: tensordot's one large one is faster
         free = tuple(i for i in si if i not in group)
         return b.add("groups", (small, big), lead + free + tail, (summed_first, len(lead), len(group)))
-    if desired is not None and _summed_batches(b, c, a, summed, dry=True) == desired:
-        a, c = c, a  # the result in the order wanted: (o, c, u, v), not (c, u, v, o)
-    return _summed_batches(b, a, c, summed)
+    layout = _summed_batches(b, a, c, summed)
+    if layout is None:
+        return None
+    out, n_lead, n_tail = layout
+    if desired is not None and out != desired:
+        swapped = _summed_batches(b, c, a, summed)
+        if swapped is not None and swapped[0] == desired:
+            (out, n_lead, n_tail), a, c = swapped, c, a  # the result as wanted: (o, c, u, v), not (c, u, v, o)
+    return b.add("groups_summed", (a, c), out, (n_lead, n_tail))
 
 
-def _summed_batches(b: _Builder, a: int, c: int, summed: list[Index], dry: bool = False) -> int | IndexTuple | None:
-    """A ``"groups_summed"`` step: ``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(0)``.
+def _summed_batches(b: _Builder, a: int, c: int, summed: list[Index]) -> tuple[IndexTuple, int, int] | None:
+    """The result axes and group lengths of a ``"groups_summed"`` step of ``a`` and ``c``, or None.
 
-    For two arrays sharing leading and trailing summed axes around their free ones (a
-    convolution's kernel gradient from an im2col array (b, c·u·v, y·x) and the signal
-    (b, o, y·x)); ``tensordot`` would copy both to bring the summed axes together.
+    ``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(0)``: for two arrays
+    sharing leading and trailing summed axes around their free ones (a convolution's
+    kernel gradient from an im2col array (b, c·u·v, y·x) and the signal (b, o, y·x));
+    ``tensordot`` would copy both to bring the summed axes together.
     """
     ia, ic = b.value_idx[a], b.value_idx[c]
     n_lead = next((n for n, (i, j) in enumerate(zip(ia, ic)) if i != j or i not in summed), min(len(ia), len(ic)))
-    lead = ia[:n_lead]
     n_tail = len(summed) - n_lead
-    if not lead or n_tail <= 0 or ia[len(ia) - n_tail :] != ic[len(ic) - n_tail :]:
+    if not n_lead or n_tail <= 0 or ia[len(ia) - n_tail :] != ic[len(ic) - n_tail :]:
         return None
     tail = ia[len(ia) - n_tail :]
-    if set(lead + tail) != set(summed) or b.size(tail) < MIN_GROUP_COLUMNS:
+    if set(ia[:n_lead] + tail) != set(summed) or b.size(tail) < MIN_GROUP_COLUMNS:
         return None
-    out = ia[n_lead : len(ia) - n_tail] + ic[n_lead : len(ic) - n_tail]
-    if dry:
-        return out
-    return b.add("groups_summed", (a, c), out, (n_lead, n_tail))
+    return ia[n_lead : len(ia) - n_tail] + ic[n_lead : len(ic) - n_tail], n_lead, n_tail

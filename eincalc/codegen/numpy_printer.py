@@ -116,7 +116,7 @@ def _small_trailing(dims: tuple, axis: object, ctx: Context) -> list[tuple[int, 
     if axes != tuple(range(len(dims) - len(axes), len(dims))) or len(axes) == len(dims):
         return None
     reduced = dims[len(dims) - len(axes) :]
-    if not all(str(d).isdigit() for d in reduced) or math.prod(int(d) for d in reduced) > TRAILING_TERMS:
+    if not all(str(d).isdigit() for d in reduced) or not 2 <= math.prod(int(d) for d in reduced) <= TRAILING_TERMS:
         return None
     rest = math.prod(int(d) if str(d).isdigit() else ctx.sizes.get(d, 1) for d in dims[: len(dims) - len(axes)])
     if rest < 64 * TRAILING_TERMS:

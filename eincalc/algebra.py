@@ -201,7 +201,8 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
             )
         for i, d in zip(idx, op.dims):
             if i in index_dim:
-                dimsmod.require_same(index_dim[i], d, f"einsum index {i!r} (operand {where[i]} and operand {k})")
+                if index_dim[i] != d:  # the message is only built for a mismatch (or a dim being inferred)
+                    dimsmod.require_same(index_dim[i], d, f"einsum index {i!r} (operand {where[i]} and operand {k})")
             else:
                 index_dim[i] = d
                 where[i] = k
@@ -458,6 +459,8 @@ def _sum_windows(flat: list[Factor], out: set[Index], index_dim: dict[Index, str
     (Each row of a window holds one 1; ones factors over i go with it.) The cotangent of
     ``logp[arange(n), labels]`` then needs no row sums of a one-hot matrix.
     """
+    if not any(isinstance(op, Window) for op, _ in flat):
+        return flat  # nothing to sum (most products): no counting
     count: dict[Index, int] = {}
     for op, idx in flat:
         for i in () if is_ones(op) else idx:  # ones over i do not use i
@@ -480,6 +483,8 @@ def _sum_windows(flat: list[Factor], out: set[Index], index_dim: dict[Index, str
 
 def _drop_ones(flat: list[Factor]) -> list[Factor]:
     """Drop ones factors whose indices another factor carries; one ones per index at most."""
+    if not any(is_ones(op) for op, _ in flat):
+        return flat
     carried = {i for op, idx in flat if not is_ones(op) for i in idx}
     kept: list[Factor] = []
     for op, idx in flat:
@@ -516,10 +521,7 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
                     names[i] = get_symbol(len(names))
         return tuple(tuple(names[i] for i in idx) for _, idx in order), names
 
-    choices = 1
-    for g in group_list:
-        choices *= math.factorial(len(g))
-    if choices == 1:
+    if all(len(g) == 1 for g in group_list):  # no equal operands: one order
         best = [g[0] for g in group_list]
     else:
         best = _cached_least_order(group_list, out)

@@ -843,7 +843,7 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
     bases: dict[int, Node] = {}
     for node in order:
         if isinstance(node, Einsum) and not any(isinstance(op, Delta) for op in node.operands):
-            base = node if node.coef == 1.0 else alg.einsum(node.operands, node.in_idx, node.out_idx, 1.0)
+            base = alg.split_coef(node)[1]  # remembered per node: sums split the same products
             if isinstance(base, Einsum):  # a bare transpose-free single operand is no product
                 groups.setdefault(id(base), []).append(node)
                 bases[id(base)] = base

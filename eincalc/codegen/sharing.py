@@ -86,6 +86,22 @@ class _Planner:
         self.known: dict[int, tuple[Einsum, frozenset[int]]] = {}  # products computed (coefficient 1)
         self.by_operand: dict[int, list[Einsum]] = {}  # id(operand) -> known products with it
         self.by_operands: dict[tuple[int, ...], list[Einsum]] = {}  # sorted operand ids -> products
+        # products built while planning, by operands and index pattern (kept alive with them)
+        self._built: dict[tuple, tuple[tuple[Node, ...], Node]] = {}
+
+    def product(self, operands: Sequence[Node], indices: Sequence[IndexTuple], out: IndexTuple) -> Node:
+        """``alg.einsum(operands, indices, out)``, remembered: matching asks again for products plans built.
+
+        The canonical product depends only on the operands and the pattern of the indices
+        (renamed by first appearance, output first), which is the key.
+        """
+        names: dict[Index, int] = {i: k for k, i in enumerate(out)}
+        pattern = tuple(tuple(names.setdefault(i, len(names)) for i in idx) for idx in indices)
+        key = (tuple(id(op) for op in operands), pattern, len(out))
+        hit = self._built.get(key)
+        if hit is None:
+            hit = self._built[key] = (tuple(operands), alg.einsum(operands, indices, out))
+        return hit[1]
 
     def register(self, node: Node) -> None:
         if not isinstance(node, Einsum) or node.coef != 1.0 or len(node.operands) < 2 or id(node) in self.known:
@@ -123,7 +139,7 @@ class _Planner:
             later = [i for p in live for i in p.idx] + list(node.out_idx)
             out = tuple(dict.fromkeys(i for i in later if i in mine))
             members = left.members | right.members
-            sub = alg.einsum(
+            sub = self.product(
                 [node.operands[k] for k in sorted(members)], [node.in_idx[k] for k in sorted(members)], out
             )
             if isinstance(sub, Einsum) and id(sub) not in self.recipe:
@@ -142,7 +158,7 @@ class _Planner:
             if len(members) < 2:
                 continue
             covered = frozenset().union(*(q.members for q in members))
-            sub = alg.einsum([q.node for q in members], [q.idx for q in members], idx)
+            sub = self.product([q.node for q in members], [q.idx for q in members], idx)
             if not isinstance(sub, Einsum):
                 continue
             if id(sub) not in self.recipe:
@@ -163,7 +179,10 @@ class _Planner:
             if wide.ndim <= node.ndim or wide is node:
                 continue
             idx = alg.symbols(wide.ndim)
-            for out in itertools.permutations(idx, node.ndim):
+            for axes in itertools.permutations(range(wide.ndim), node.ndim):
+                if tuple(wide.dims[k] for k in axes) != node.dims:
+                    continue  # cheap test first: building the sum is the costly part
+                out = tuple(idx[k] for k in axes)
                 if alg.einsum([wide], [idx], out, node.coef) is node:
                     self._as_it_is(wide)
                     self.recipe[id(node)] = _Pair((_Part(wide, idx, frozenset()),), out, node.coef)
@@ -224,7 +243,7 @@ class _Planner:
         for out in itertools.permutations(needed):
             if tuple(dim_of[i] for i in out) != p.dims:
                 continue  # cheap test first: building the product is the costly part
-            if alg.einsum(operands, indices, out) is p:
+            if self.product(operands, indices, out) is p:
                 self._as_it_is(p)
                 members = frozenset().union(*(q.members for q in chosen))
                 return [*rest, _Part(p, out, members)]

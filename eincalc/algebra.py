@@ -519,7 +519,8 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
             for i in idx:
                 if i not in names:
                     names[i] = get_symbol(len(names))
-        return tuple(tuple(names[i] for i in idx) for _, idx in order), names
+        rename = names.__getitem__
+        return tuple([tuple(map(rename, idx)) for _, idx in order]), names
 
     if all(len(g) == 1 for g in group_list):  # no equal operands: one order
         best = [g[0] for g in group_list]

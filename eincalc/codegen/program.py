@@ -41,7 +41,7 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
-from eincalc.calling import Signature, check_sizes, signature
+from eincalc.calling import Signature, check_sizes, signature, used_variables
 from eincalc.codegen.backends import AUTO, get_backend
 from eincalc.codegen.caller import Caller, LibraryCaller
 from eincalc.codegen.factoring import factor_sums
@@ -50,7 +50,7 @@ from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost, price
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Var, Window
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Window
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
@@ -225,7 +225,7 @@ class CompiledFunction:
         roots = self._roots
         everything = topo_order([*self.outputs, *roots])
         self.signature: Signature = signature(self.outputs)  # a name with two dims raises here
-        used = {n.name for n in topo_order(list(self.outputs)) if isinstance(n, Var)}
+        used = {v.name for v in used_variables(self.outputs)}
         variables = {v.name: v for v in self.signature.variables if v.name in used}
         self.arg_names: tuple[str, ...] = self.signature.names
         self._used_names = tuple(variables)

@@ -84,7 +84,11 @@ class _Planner:
         self.sizes = sizes
         self.recipe: dict[int, _Pair] = {}  # id(canonical node) -> how it is computed
         self.known: dict[int, tuple[Einsum, frozenset[int]]] = {}  # products computed (coefficient 1)
-        self.by_operand: dict[int, list[Einsum]] = {}  # id(operand) -> known products with it
+        # Each known product is listed under one of its operands (the one with the fewest
+        # products so far): a product whose operands include it is found by its anchor alone.
+        self.by_anchor: dict[int, list[Einsum]] = {}
+        self.slot: dict[tuple[int, int], int] = {}  # (id(operand), id(product)) -> rank among its products
+        self.count: dict[int, int] = {}  # id(operand) -> how many known products have it
         self.by_operands: dict[tuple[int, ...], list[Einsum]] = {}  # sorted operand ids -> products
         # products built while planning, by operands and index pattern (kept alive with them)
         self._built: dict[tuple, tuple[tuple[Node, ...], Node]] = {}
@@ -109,7 +113,10 @@ class _Planner:
         ids = frozenset(id(op) for op in node.operands)
         self.known[id(node)] = (node, ids)
         for op_id in ids:
-            self.by_operand.setdefault(op_id, []).append(node)
+            self.slot[op_id, id(node)] = self.count.get(op_id, 0)
+            self.count[op_id] = self.slot[op_id, id(node)] + 1
+        anchor = min(ids, key=lambda op_id: (self.count[op_id], op_id))
+        self.by_anchor.setdefault(anchor, []).append(node)
         self.by_operands.setdefault(tuple(sorted(id(op) for op in node.operands)), []).append(node)
 
     def plan(self, node: Einsum) -> None:
@@ -192,20 +199,30 @@ class _Planner:
     def _reuse(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
         """Replace operands that form a known product by that product, largest first."""
         leaves = frozenset(id(op) for op in node.operands)
-        # Products sharing an operand, with no operand outside this one (a set test in C).
-        # The algebra caps product width (algebra.MAX_INLINE), so this stays small.
-        found = {id(p): p for op_id in leaves for p in self.by_operand.get(op_id, ())}
-        candidates = sorted(
-            (p for p in found.values() if len(p.operands) < len(node.operands) and self.known[id(p)][1] <= leaves),
-            key=lambda p: -len(p.operands),
-        )
-        for p in candidates:
-            if not self.known[id(p)][1] <= leaves:
-                continue
-            found = self._match(node, parts, p, Counter(id(op) for op in p.operands))
-            if found is not None:
-                parts = found
-                leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
+        # Known products with no operand outside this one (a set test in C), found by their
+        # anchors. The algebra caps product width (algebra.MAX_INLINE), so this stays small.
+        by_size: dict[int, list[Einsum]] = {}
+        for op_id in leaves:
+            for p in self.by_anchor.get(op_id, ()):
+                if len(p.operands) < len(node.operands) and self.known[id(p)][1] <= leaves:
+                    by_size.setdefault(len(p.operands), []).append(p)
+        # Largest first; ties in the order of the operands' product lists, walked in the
+        # order of `leaves`: the first of the product's operands there, then its rank.
+        rank = {op_id: k for k, op_id in enumerate(leaves)}
+
+        def first_seen(p: Einsum) -> tuple[int, int]:
+            return min((rank[op_id], self.slot[op_id, id(p)]) for op_id in self.known[id(p)][1])
+
+        for size in sorted(by_size, reverse=True):
+            # a match takes operands away: only products still inside are ordered and tried
+            same = [p for p in by_size[size] if self.known[id(p)][1] <= leaves]
+            for p in sorted(same, key=first_seen) if len(same) > 1 else same:
+                if not self.known[id(p)][1] <= leaves:
+                    continue
+                found = self._match(node, parts, p, Counter(id(op) for op in p.operands))
+                if found is not None:
+                    parts = found
+                    leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
         return parts
 
     def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: Counter) -> list[_Part] | None:

@@ -191,21 +191,18 @@ def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: Inde
     if len(operands) != len(ins):
         raise IndexMismatchError(f"einsum has {len(ins)} index groups but {len(operands)} operands")
     index_dim: dict[Index, str] = {}
-    where: dict[Index, int] = {}
     for k, (op, idx) in enumerate(zip(operands, ins)):
         if not isinstance(op, Node):
             raise IndexMismatchError(f"einsum operand {k} is not an expression: {op!r}")
-        if len(idx) != op.ndim:
+        if len(idx) != len(op.dims):
             raise IndexMismatchError(
                 f"einsum operand {k} has {op.ndim} dims {dimsmod.fmt(op.dims)} but {len(idx)} indices {''.join(idx)!r}"
             )
         for i, d in zip(idx, op.dims):
-            if i in index_dim:
-                if index_dim[i] != d:  # the message is only built for a mismatch (or a dim being inferred)
-                    dimsmod.require_same(index_dim[i], d, f"einsum index {i!r} (operand {where[i]} and operand {k})")
-            else:
-                index_dim[i] = d
-                where[i] = k
+            known = index_dim.setdefault(i, d)
+            if known != d:  # the message is only built for a mismatch (or a dim being inferred)
+                where = next(j for j, other in enumerate(ins) if i in other)
+                dimsmod.require_same(known, d, f"einsum index {i!r} (operand {where} and operand {k})")
     seen: set[Index] = set()
     for i in out:
         if i in seen:
@@ -278,16 +275,26 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     if not math.isfinite(coef):
         raise ShapeError("the constant factor of a product overflows a float64 (its magnitude passes 1.8e308)")
 
-    flat = _eliminate_deltas(flat, set(out), index_dim)
-    flat = _sum_windows(flat, set(out), index_dim)
-    flat = _collect_powers(flat, index_dim)
-    flat = _drop_ones(flat)
-    # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
-    flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
+    # Each pass below changes only products with its kind of factor (and may add ones):
+    # one look at the kinds present spares the others their walk over the factors.
+    kinds = {type(op) for op, _ in flat}
+    if Delta in kinds:
+        flat = _eliminate_deltas(flat, set(out), index_dim)
+        kinds.add(Const)
+    if Window in kinds:
+        flat = _sum_windows(flat, set(out), index_dim)
+        kinds.add(Const)
+    if Elementwise in kinds or Unary in kinds:
+        flat = _collect_powers(flat, index_dim)
+        kinds.add(Const)
+    if Const in kinds:
+        flat = _drop_ones(flat)
+        # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
+        flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
 
     if not flat:
         return Const.make(coef, ())
-    if all(is_ones(op) for op, _ in flat):
+    if Const in kinds and all(is_ones(op) for op, _ in flat):
         present = {i for _, idx in flat for i in idx}
         if present == set(out):  # nothing summed: a filled constant
             return Const.make(coef, out_dims)
@@ -302,7 +309,7 @@ def _to_inline(factors: list[Factor]) -> set[int]:
     Choosing by size and digest, not by position, makes the choice independent of the
     order the operands come in.
     """
-    alone = sum(1 for op, _ in factors if not isinstance(op, Const)) == 1  # a scaling, transposition or sum
+    alone = len([op for op, _ in factors if not isinstance(op, Const)]) == 1  # a scaling, transposition or sum
     products = sorted(
         (len(op.operands), op.digest, k)
         for k, (op, _) in enumerate(factors)

@@ -59,7 +59,7 @@ class Node:
         # keeps them alive only as long as this node lives (weak values). Dims are part of
         # the key: while a parser infers dims, a node's dims are not a function of its
         # params and children alone (an operand may still carry a placeholder dim).
-        key = (cls, params, tuple(id(c) for c in children), dims)
+        key = (cls, params, tuple(map(id, children)), dims)
         with _INTERN_LOCK:
             node = _INTERNED.get(key)
             if node is None:

@@ -112,10 +112,12 @@ class _Planner:
             return
         ids = frozenset(id(op) for op in node.operands)
         self.known[id(node)] = (node, ids)
+        anchor, fewest = 0, -1
         for op_id in ids:
-            self.slot[op_id, id(node)] = self.count.get(op_id, 0)
-            self.count[op_id] = self.slot[op_id, id(node)] + 1
-        anchor = min(ids, key=lambda op_id: (self.count[op_id], op_id))
+            n = self.slot[op_id, id(node)] = self.count.get(op_id, 0)
+            self.count[op_id] = n + 1
+            if fewest < 0 or n < fewest:
+                anchor, fewest = op_id, n
         self.by_anchor.setdefault(anchor, []).append(node)
         self.by_operands.setdefault(tuple(sorted(id(op) for op in node.operands)), []).append(node)
 
@@ -219,13 +221,16 @@ class _Planner:
             for p in sorted(same, key=first_seen) if len(same) > 1 else same:
                 if not self.known[id(p)][1] <= leaves:
                     continue
-                found = self._match(node, parts, p, Counter(id(op) for op in p.operands))
+                need: dict[int, int] = {}
+                for op in p.operands:
+                    need[id(op)] = need.get(id(op), 0) + 1
+                found = self._match(node, parts, p, need)
                 if found is not None:
                     parts = found
                     leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
         return parts
 
-    def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: Counter) -> list[_Part] | None:
+    def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: dict[int, int]) -> list[_Part] | None:
         single: dict[int, list[_Part]] = {}
         for q in parts:
             if len(q.members) == 1:

@@ -204,10 +204,12 @@ class _Planner:
         # Known products with no operand outside this one (a set test in C), found by their
         # anchors. The algebra caps product width (algebra.MAX_INLINE), so this stays small.
         by_size: dict[int, list[Einsum]] = {}
+        width = len(node.children)
         for op_id in leaves:
             for p in self.by_anchor.get(op_id, ()):
-                if len(p.operands) < len(node.operands) and self.known[id(p)][1] <= leaves:
-                    by_size.setdefault(len(p.operands), []).append(p)
+                size = len(p.children)
+                if size < width and self.known[id(p)][1] <= leaves:
+                    by_size.setdefault(size, []).append(p)
         # Largest first; ties in the order of the operands' product lists, walked in the
         # order of `leaves`: the first of the product's operands there, then its rank.
         rank = {op_id: k for k, op_id in enumerate(leaves)}
@@ -215,6 +217,8 @@ class _Planner:
         def first_seen(p: Einsum) -> tuple[int, int]:
             return min((rank[op_id], self.slot[op_id, id(p)]) for op_id in self.known[id(p)][1])
 
+        single: dict[int, list[_Part]] | None = None  # the layout of `parts`, made when first needed
+        occurs: dict[Index, int] = {}
         for size in sorted(by_size, reverse=True):
             # a match takes operands away: only products still inside are ordered and tried
             same = [p for p in by_size[size] if self.known[id(p)][1] <= leaves]
@@ -224,17 +228,27 @@ class _Planner:
                 need: dict[int, int] = {}
                 for op in p.operands:
                     need[id(op)] = need.get(id(op), 0) + 1
-                found = self._match(node, parts, p, need)
+                if single is None:
+                    single, occurs = _layout(parts)
+                found = self._match(node, parts, p, need, single, occurs)
                 if found is not None:
-                    parts = found
+                    parts, single = found, None
                     leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
         return parts
 
-    def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: dict[int, int]) -> list[_Part] | None:
-        single: dict[int, list[_Part]] = {}
-        for q in parts:
-            if len(q.members) == 1:
-                single.setdefault(id(q.node), []).append(q)
+    def _match(
+        self,
+        node: Einsum,
+        parts: list[_Part],
+        p: Einsum,
+        need: dict[int, int],
+        single: dict[int, list[_Part]],
+        occurs: dict[Index, int],
+    ) -> list[_Part] | None:
+        """``parts`` with ``need`` (operand id -> count, ``p``'s operands) replaced by ``p``, if they form it.
+
+        ``single`` and ``occurs`` describe ``parts`` (:func:`_layout`).
+        """
         # the ways to pick p's operands among equal ones (window tensors repeat): a few at most
         choices = 1
         for op_id, c in need.items():
@@ -244,21 +258,31 @@ class _Planner:
             choices *= math.comb(len(same), c)
             if choices > MAX_PICKS:
                 return None  # too many ways (a power of one matrix): plan the product instead
+        if choices == 1:  # each operand as often as p has it: one way (most products)
+            return self._match_chosen(node, parts, p, [q for op_id in need for q in single[op_id]], occurs)
         options = [list(itertools.combinations(single[op_id], c)) for op_id, c in need.items()]
         for picks in itertools.product(*options):
             chosen = [q for pick in picks for q in pick]
-            found = self._match_chosen(node, parts, p, chosen)
+            found = self._match_chosen(node, parts, p, chosen, occurs)
             if found is not None:
                 return found
         return None
 
-    def _match_chosen(self, node: Einsum, parts: list[_Part], p: Einsum, chosen: list[_Part]) -> list[_Part] | None:
-        chosen_ids = {id(q) for q in chosen}
-        rest = [q for q in parts if id(q) not in chosen_ids]
-        outside = set(node.out_idx).union(*(q.idx for q in rest))
-        needed = tuple(dict.fromkeys(i for q in chosen for i in q.idx if i in outside))
+    def _match_chosen(
+        self, node: Einsum, parts: list[_Part], p: Einsum, chosen: list[_Part], occurs: dict[Index, int]
+    ) -> list[_Part] | None:
+        # The indices the chosen parts keep: the output's and those another part carries
+        # (counted: a part carries an index once). Tested before the rest is assembled.
+        mine: dict[Index, int] = {}
+        for q in chosen:
+            for i in q.idx:
+                mine[i] = mine.get(i, 0) + 1
+        kept = set(node.out_idx)
+        needed = tuple(dict.fromkeys(i for q in chosen for i in q.idx if i in kept or occurs[i] > mine[i]))
         if len(needed) != p.ndim or len(needed) > MAX_KEPT:
             return None
+        chosen_ids = {id(q) for q in chosen}
+        rest = [q for q in parts if id(q) not in chosen_ids]
         operands = [q.node for q in chosen]
         indices = [q.idx for q in chosen]
         dim_of = {i: d for q in chosen for i, d in zip(q.idx, q.node.dims)}
@@ -270,6 +294,18 @@ class _Planner:
                 members = frozenset().union(*(q.members for q in chosen))
                 return [*rest, _Part(p, out, members)]
         return None
+
+
+def _layout(parts: list[_Part]) -> tuple[dict[int, list[_Part]], dict[Index, int]]:
+    """The single-operand parts by operand id (in order), and how many parts carry each index."""
+    single: dict[int, list[_Part]] = {}
+    occurs: dict[Index, int] = {}
+    for q in parts:
+        if len(q.members) == 1:
+            single.setdefault(id(q.node), []).append(q)
+        for i in q.idx:
+            occurs[i] = occurs.get(i, 0) + 1
+    return single, occurs
 
 
 def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:

@@ -701,8 +701,10 @@ def _distribute_products(roots: list[Node], cost: _Estimate) -> list[Node]:
             if not isinstance(s, Add) or not alone(s):
                 continue
             before = cost(node) + cost(s) + sum(cost(t) for t in s.terms if isinstance(t, Einsum) and alone(t))
-            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms))
-            after += (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
+            adding = (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
+            if adding >= 0.8 * before or before - adding <= best:
+                continue  # the sum of the distributed terms alone loses: no need to build them
+            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms)) + adding
             if after < 0.8 * before and before - after > best:  # a clear win only
                 best, choice[id(node)] = before - after, k
     if not choice:

@@ -32,7 +32,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc._types import Dim, Index, IndexTuple
@@ -50,8 +50,7 @@ MAX_PICKS = 64
 """Ways of choosing a reused product's operands among equal operands that are tried."""
 
 
-@dataclass(frozen=True)
-class _Part:
+class _Part(NamedTuple):  # a tuple: made for every operand of every plan, so cheaply
     """A factor while a product is planned: a node (operand or shared sub-product) and its indices."""
 
     node: Node
@@ -59,8 +58,7 @@ class _Part:
     members: frozenset[int]  # positions of the product's operands it covers
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     """How a node is computed: ``coef · einsum(idx[0], idx[1] -> out)`` of two parts (or one)."""
 
     parts: tuple[_Part, ...]

@@ -167,13 +167,24 @@ def _variables_below(node: Node | Sequence[Node]) -> frozenset[Var]:
     with _LOCK:
         for n in topo_order(roots, stop=_VARIABLES_BELOW.__contains__):
             if n not in _VARIABLES_BELOW:
-                below = (
-                    frozenset((n,))
-                    if isinstance(n, Var)
-                    else frozenset().union(*(_VARIABLES_BELOW[c] for c in n.children))
+                _VARIABLES_BELOW[n] = (
+                    frozenset((n,)) if isinstance(n, Var) else _union_of([_VARIABLES_BELOW[c] for c in n.children])
                 )
-                _VARIABLES_BELOW[n] = below
-        return frozenset().union(*(_VARIABLES_BELOW[r] for r in roots))
+        return _union_of([_VARIABLES_BELOW[r] for r in roots])
+
+
+def _union_of(sets: list[frozenset[Var]]) -> frozenset[Var]:
+    """The union of ``sets``: the largest itself when it holds the others (shared, not copied).
+
+    Along a deep chain each node reads (nearly) what its widest child reads; copying that
+    set at every node cost O(nodes × variables).
+    """
+    if not sets:
+        return frozenset()
+    widest = max(sets, key=len)
+    if all(s is widest or s <= widest for s in sets):
+        return widest
+    return widest.union(*sets)
 
 
 def _by_creation(variables: Iterable[Var]) -> Signature:

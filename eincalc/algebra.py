@@ -344,15 +344,14 @@ def _inline(inner: Einsum, outer_idx: IndexTuple, index_dim: dict[Index, str]) -
     simply maps two inner output indices to one name, which is the diagonal.
     """
     rename: dict[Index, Index] = dict(zip(inner.out_idx, outer_idx))
+    renamed = rename.__getitem__
     out: list[Factor] = []
     for op, idx in zip(inner.operands, inner.in_idx):
-        new_idx = []
         for i, d in zip(idx, op.dims):
             if i not in rename:
-                rename[i] = fresh_index()
-                index_dim[rename[i]] = d
-            new_idx.append(rename[i])
-        out.append((op, tuple(new_idx)))
+                new = rename[i] = fresh_index()
+                index_dim[new] = d
+        out.append((op, tuple(map(renamed, idx))))
     return out
 
 

@@ -97,7 +97,8 @@ def _union(signatures: Iterable[Signature]) -> Signature:
     found: dict[str, Var] = {}
     clashes: list[Var] = []
     ordered = True
-    for sig in signatures:
+    # a signature met again adds nothing (the gradients of one function share theirs)
+    for sig in {id(sig): sig for sig in signatures}.values():
         ordered = ordered and sig.ordered
         for v in sig.variables:
             if found.setdefault(v.name, v) is not v:

@@ -217,11 +217,13 @@ class _Planner:
 
         single: dict[int, list[_Part]] | None = None  # the layout of `parts`, made when first needed
         occurs: dict[Index, int] = {}
+        matched = False  # whether a match took operands away since `by_size` was filled
         for size in sorted(by_size, reverse=True):
             # a match takes operands away: only products still inside are ordered and tried
-            same = [p for p in by_size[size] if self.known[id(p)][1] <= leaves]
+            same = [p for p in by_size[size] if self.known[id(p)][1] <= leaves] if matched else by_size[size]
+            tested = True  # every product in `same` is inside the current leaves
             for p in sorted(same, key=first_seen) if len(same) > 1 else same:
-                if not self.known[id(p)][1] <= leaves:
+                if not tested and not self.known[id(p)][1] <= leaves:
                     continue
                 need: dict[int, int] = {}
                 for op in p.operands:
@@ -232,6 +234,7 @@ class _Planner:
                 if found is not None:
                     parts, single = found, None
                     leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
+                    matched, tested = True, False
         return parts
 
     def _match(

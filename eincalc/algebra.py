@@ -183,8 +183,8 @@ def einsum(
     operands = tuple(operands)
     ins = tuple(tuple(s) for s in in_idx)
     out = tuple(out_idx)
-    _validate(operands, ins, out)
-    return _normalise([(op, idx) for op, idx in zip(operands, ins)], out, float(coef))
+    index_dim = _validate(operands, ins, out)
+    return _normalise(list(zip(operands, ins)), out, float(coef), index_dim)
 
 
 def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: IndexTuple) -> dict[Index, str]:
@@ -242,13 +242,14 @@ def _has_shift(node: Einsum) -> bool:
     return any(isinstance(op, Shift) for op in node.operands)
 
 
-def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
+def _normalise(factors: list[Factor], out: IndexTuple, coef: float, index_dim: dict[Index, str]) -> Node:
+    """The canonical product of ``factors``.
+
+    ``index_dim`` holds each index's dim (first occurrence first, from :func:`_validate`);
+    the indices inlining adds are added to it.
+    """
     if len(factors) > MAX_OPERANDS:
         raise _too_many_operands(len(factors))
-    index_dim: dict[Index, str] = {}
-    for op, idx in factors:
-        for i, d in zip(idx, op.dims):
-            index_dim.setdefault(i, d)
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []

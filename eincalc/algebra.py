@@ -310,17 +310,17 @@ def _to_inline(factors: list[Factor]) -> set[int]:
     Choosing by size and digest, not by position, makes the choice independent of the
     order the operands come in.
     """
+    products = sorted((len(op.children), op.digest, k) for k, (op, _) in enumerate(factors) if isinstance(op, Einsum))
+    if not products:
+        return set()
     alone = len([op for op, _ in factors if not isinstance(op, Const)]) == 1  # a scaling, transposition or sum
-    products = sorted(
-        (len(op.operands), op.digest, k)
-        for k, (op, _) in enumerate(factors)
-        if isinstance(op, Einsum) and (alone or not _has_shift(op))
-    )
     spare = MAX_INLINE - len(factors)  # factors that inlining may still add
     chosen: set[int] = set()
     for size, _, k in products:
         if size - 1 > spare:
             break
+        if not alone and _has_shift(factors[k][0]):  # asked only of products that would fit
+            continue
         spare -= size - 1
         chosen.add(k)
     return chosen

@@ -46,8 +46,13 @@ def fresh_index() -> Index:
     return f"#{next(_fresh_counter)}"
 
 
+_SYMBOLS = tuple(get_symbol(k) for k in range(1024))  # canonical index names, looked up rather than made
+
+
 def symbols(n: int, start: int = 0) -> IndexTuple:
     """``n`` canonical index names: ``('a', 'b', …)``."""
+    if start + n <= len(_SYMBOLS):
+        return _SYMBOLS[start : start + n]
     return tuple(get_symbol(i) for i in range(start, start + n))
 
 
@@ -519,13 +524,12 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     group_list = list(groups.values())
 
     def realise(order: list[Factor]) -> tuple[tuple[IndexTuple, ...], dict[Index, Index]]:
-        names: dict[Index, Index] = {}
-        for i in out:
-            names[i] = get_symbol(len(names))
+        names: dict[Index, Index] = dict(zip(out, symbols(len(out))))
         for _, idx in order:
             for i in idx:
                 if i not in names:
-                    names[i] = get_symbol(len(names))
+                    n = len(names)
+                    names[i] = _SYMBOLS[n] if n < len(_SYMBOLS) else get_symbol(n)
         rename = names.__getitem__
         return tuple([tuple(map(rename, idx)) for _, idx in order]), names
 

@@ -518,10 +518,8 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     one giving the smallest index pattern wins, which makes ``w @ A @ w`` and
     ``w @ (w @ A)`` one node without ever identifying ``A`` with ``Aᵀ``.
     """
-    groups: dict[bytes, list[Factor]] = {}
-    for f in sorted(flat, key=lambda f: f[0].digest):
-        groups.setdefault(f[0].digest, []).append(f)
-    group_list = list(groups.values())
+    keyed = sorted([(op.digest, k) for k, (op, _) in enumerate(flat)])  # by digest, stable
+    ordered = [flat[k] for _, k in keyed]
 
     def realise(order: list[Factor]) -> tuple[tuple[IndexTuple, ...], dict[Index, Index]]:
         names: dict[Index, Index] = dict(zip(out, symbols(len(out))))
@@ -533,10 +531,13 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
         rename = names.__getitem__
         return tuple([tuple(map(rename, idx)) for _, idx in order]), names
 
-    if all(len(g) == 1 for g in group_list):  # no equal operands: one order
-        best = [g[0] for g in group_list]
+    if len({digest for digest, _ in keyed}) == len(keyed):  # no equal operands: one order
+        best = ordered
     else:
-        best = _cached_least_order(group_list, out)
+        groups: dict[bytes, list[Factor]] = {}
+        for f in ordered:
+            groups.setdefault(f[0].digest, []).append(f)
+        best = _cached_least_order(list(groups.values()), out)
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)

@@ -748,6 +748,8 @@ def add(terms: Sequence[Node]) -> Node:
     terms = list(terms)
     if not terms:
         raise ShapeError("add needs at least one term")
+    if len(terms) == 1 and not isinstance(terms[0], (Add, Const)) and split_coef(terms[0])[0] == 1.0:
+        return terms[0]  # one unscaled term is its own sum (a cotangent with one parent)
     dims = terms[0].dims
     items: list[Node] = []
     for t in terms:

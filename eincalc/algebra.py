@@ -46,8 +46,13 @@ def fresh_index() -> Index:
     return f"#{next(_fresh_counter)}"
 
 
+_SYMBOLS = tuple(get_symbol(k) for k in range(1024))  # canonical index names, looked up rather than made
+
+
 def symbols(n: int, start: int = 0) -> IndexTuple:
     """``n`` canonical index names: ``('a', 'b', …)``."""
+    if start + n <= len(_SYMBOLS):
+        return _SYMBOLS[start : start + n]
     return tuple(get_symbol(i) for i in range(start, start + n))
 
 
@@ -183,28 +188,26 @@ def einsum(
     operands = tuple(operands)
     ins = tuple(tuple(s) for s in in_idx)
     out = tuple(out_idx)
-    _validate(operands, ins, out)
-    return _normalise([(op, idx) for op, idx in zip(operands, ins)], out, float(coef))
+    index_dim = _validate(operands, ins, out)
+    return _normalise(list(zip(operands, ins)), out, float(coef), index_dim)
 
 
 def _validate(operands: tuple[Node, ...], ins: tuple[IndexTuple, ...], out: IndexTuple) -> dict[Index, str]:
     if len(operands) != len(ins):
         raise IndexMismatchError(f"einsum has {len(ins)} index groups but {len(operands)} operands")
     index_dim: dict[Index, str] = {}
-    where: dict[Index, int] = {}
     for k, (op, idx) in enumerate(zip(operands, ins)):
         if not isinstance(op, Node):
             raise IndexMismatchError(f"einsum operand {k} is not an expression: {op!r}")
-        if len(idx) != op.ndim:
+        if len(idx) != len(op.dims):
             raise IndexMismatchError(
                 f"einsum operand {k} has {op.ndim} dims {dimsmod.fmt(op.dims)} but {len(idx)} indices {''.join(idx)!r}"
             )
         for i, d in zip(idx, op.dims):
-            if i in index_dim:
-                dimsmod.require_same(index_dim[i], d, f"einsum index {i!r} (operand {where[i]} and operand {k})")
-            else:
-                index_dim[i] = d
-                where[i] = k
+            known = index_dim.setdefault(i, d)
+            if known != d:  # the message is only built for a mismatch (or a dim being inferred)
+                where = next(j for j, other in enumerate(ins) if i in other)
+                dimsmod.require_same(known, d, f"einsum index {i!r} (operand {where} and operand {k})")
     seen: set[Index] = set()
     for i in out:
         if i in seen:
@@ -244,13 +247,14 @@ def _has_shift(node: Einsum) -> bool:
     return any(isinstance(op, Shift) for op in node.operands)
 
 
-def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
+def _normalise(factors: list[Factor], out: IndexTuple, coef: float, index_dim: dict[Index, str]) -> Node:
+    """The canonical product of ``factors``.
+
+    ``index_dim`` holds each index's dim (first occurrence first, from :func:`_validate`);
+    the indices inlining adds are added to it.
+    """
     if len(factors) > MAX_OPERANDS:
         raise _too_many_operands(len(factors))
-    index_dim: dict[Index, str] = {}
-    for op, idx in factors:
-        for i, d in zip(idx, op.dims):
-            index_dim.setdefault(i, d)
     out_dims = tuple(index_dim[i] for i in out)
 
     flat: list[Factor] = []
@@ -277,16 +281,26 @@ def _normalise(factors: list[Factor], out: IndexTuple, coef: float) -> Node:
     if not math.isfinite(coef):
         raise ShapeError("the constant factor of a product overflows a float64 (its magnitude passes 1.8e308)")
 
-    flat = _eliminate_deltas(flat, set(out), index_dim)
-    flat = _sum_windows(flat, set(out), index_dim)
-    flat = _collect_powers(flat, index_dim)
-    flat = _drop_ones(flat)
-    # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
-    flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
+    # Each pass below changes only products with its kind of factor (and may add ones):
+    # one look at the kinds present spares the others their walk over the factors.
+    kinds = {type(op) for op, _ in flat}
+    if Delta in kinds:
+        flat = _eliminate_deltas(flat, set(out), index_dim)
+        kinds.add(Const)
+    if Window in kinds:
+        flat = _sum_windows(flat, set(out), index_dim)
+        kinds.add(Const)
+    if Elementwise in kinds or Unary in kinds:
+        flat = _collect_powers(flat, index_dim)
+        kinds.add(Const)
+    if Const in kinds:
+        flat = _drop_ones(flat)
+        # a summed size-1 axis of ones contributes the factor 1 (x[:, None] products, keepdims)
+        flat = [(op, idx) for op, idx in flat if not (is_ones(op) and op.dims == ("1",) and idx[0] not in out)]
 
     if not flat:
         return Const.make(coef, ())
-    if all(is_ones(op) for op, _ in flat):
+    if Const in kinds and all(is_ones(op) for op, _ in flat):
         present = {i for _, idx in flat for i in idx}
         if present == set(out):  # nothing summed: a filled constant
             return Const.make(coef, out_dims)
@@ -301,17 +315,17 @@ def _to_inline(factors: list[Factor]) -> set[int]:
     Choosing by size and digest, not by position, makes the choice independent of the
     order the operands come in.
     """
-    alone = sum(1 for op, _ in factors if not isinstance(op, Const)) == 1  # a scaling, transposition or sum
-    products = sorted(
-        (len(op.operands), op.digest, k)
-        for k, (op, _) in enumerate(factors)
-        if isinstance(op, Einsum) and (alone or not _has_shift(op))
-    )
+    products = sorted((len(op.children), op.digest, k) for k, (op, _) in enumerate(factors) if isinstance(op, Einsum))
+    if not products:
+        return set()
+    alone = len([op for op, _ in factors if not isinstance(op, Const)]) == 1  # a scaling, transposition or sum
     spare = MAX_INLINE - len(factors)  # factors that inlining may still add
     chosen: set[int] = set()
     for size, _, k in products:
         if size - 1 > spare:
             break
+        if not alone and _has_shift(factors[k][0]):  # asked only of products that would fit
+            continue
         spare -= size - 1
         chosen.add(k)
     return chosen
@@ -336,15 +350,14 @@ def _inline(inner: Einsum, outer_idx: IndexTuple, index_dim: dict[Index, str]) -
     simply maps two inner output indices to one name, which is the diagonal.
     """
     rename: dict[Index, Index] = dict(zip(inner.out_idx, outer_idx))
+    renamed = rename.__getitem__
     out: list[Factor] = []
     for op, idx in zip(inner.operands, inner.in_idx):
-        new_idx = []
         for i, d in zip(idx, op.dims):
             if i not in rename:
-                rename[i] = fresh_index()
-                index_dim[rename[i]] = d
-            new_idx.append(rename[i])
-        out.append((op, tuple(new_idx)))
+                new = rename[i] = fresh_index()
+                index_dim[new] = d
+        out.append((op, tuple(map(renamed, idx))))
     return out
 
 
@@ -458,6 +471,8 @@ def _sum_windows(flat: list[Factor], out: set[Index], index_dim: dict[Index, str
     (Each row of a window holds one 1; ones factors over i go with it.) The cotangent of
     ``logp[arange(n), labels]`` then needs no row sums of a one-hot matrix.
     """
+    if not any(isinstance(op, Window) for op, _ in flat):
+        return flat  # nothing to sum (most products): no counting
     count: dict[Index, int] = {}
     for op, idx in flat:
         for i in () if is_ones(op) else idx:  # ones over i do not use i
@@ -480,6 +495,8 @@ def _sum_windows(flat: list[Factor], out: set[Index], index_dim: dict[Index, str
 
 def _drop_ones(flat: list[Factor]) -> list[Factor]:
     """Drop ones factors whose indices another factor carries; one ones per index at most."""
+    if not any(is_ones(op) for op, _ in flat):
+        return flat
     carried = {i for op, idx in flat if not is_ones(op) for i in idx}
     kept: list[Factor] = []
     for op, idx in flat:
@@ -501,28 +518,26 @@ def _canonical(flat: list[Factor], out: IndexTuple, coef: float, index_dim: dict
     one giving the smallest index pattern wins, which makes ``w @ A @ w`` and
     ``w @ (w @ A)`` one node without ever identifying ``A`` with ``Aᵀ``.
     """
-    groups: dict[bytes, list[Factor]] = {}
-    for f in sorted(flat, key=lambda f: f[0].digest):
-        groups.setdefault(f[0].digest, []).append(f)
-    group_list = list(groups.values())
+    keyed = sorted([(op.digest, k) for k, (op, _) in enumerate(flat)])  # by digest, stable
+    ordered = [flat[k] for _, k in keyed]
 
     def realise(order: list[Factor]) -> tuple[tuple[IndexTuple, ...], dict[Index, Index]]:
-        names: dict[Index, Index] = {}
-        for i in out:
-            names[i] = get_symbol(len(names))
+        names: dict[Index, Index] = dict(zip(out, symbols(len(out))))
         for _, idx in order:
             for i in idx:
                 if i not in names:
-                    names[i] = get_symbol(len(names))
-        return tuple(tuple(names[i] for i in idx) for _, idx in order), names
+                    n = len(names)
+                    names[i] = _SYMBOLS[n] if n < len(_SYMBOLS) else get_symbol(n)
+        rename = names.__getitem__
+        return tuple([tuple(map(rename, idx)) for _, idx in order]), names
 
-    choices = 1
-    for g in group_list:
-        choices *= math.factorial(len(g))
-    if choices == 1:
-        best = [g[0] for g in group_list]
+    if len({digest for digest, _ in keyed}) == len(keyed):  # no equal operands: one order
+        best = ordered
     else:
-        best = _cached_least_order(group_list, out)
+        groups: dict[bytes, list[Factor]] = {}
+        for f in ordered:
+            groups.setdefault(f[0].digest, []).append(f)
+        best = _cached_least_order(list(groups.values()), out)
     ins, names = realise(best)
     operands = tuple(op for op, _ in best)
     new_out = tuple(names[i] for i in out)
@@ -733,6 +748,8 @@ def add(terms: Sequence[Node]) -> Node:
     terms = list(terms)
     if not terms:
         raise ShapeError("add needs at least one term")
+    if len(terms) == 1 and not isinstance(terms[0], (Add, Const)) and split_coef(terms[0])[0] == 1.0:
+        return terms[0]  # one unscaled term is its own sum (a cotangent with one parent)
     dims = terms[0].dims
     items: list[Node] = []
     for t in terms:

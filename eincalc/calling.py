@@ -77,6 +77,10 @@ class Signature:
     def _by_name(self) -> dict[str, Var]:
         return {v.name: v for v in self.variables}
 
+    @functools.cached_property
+    def _variable_set(self) -> frozenset[Var]:
+        return frozenset(self.variables)
+
     def get(self, name: str) -> Var | None:
         """The variable called ``name``, or None."""
         return self._by_name.get(name)
@@ -93,7 +97,8 @@ def _union(signatures: Iterable[Signature]) -> Signature:
     found: dict[str, Var] = {}
     clashes: list[Var] = []
     ordered = True
-    for sig in signatures:
+    # a signature met again adds nothing (the gradients of one function share theirs)
+    for sig in {id(sig): sig for sig in signatures}.values():
         ordered = ordered and sig.ordered
         for v in sig.variables:
             if found.setdefault(v.name, v) is not v:
@@ -116,8 +121,8 @@ def remember(node: Node, sig: Signature) -> Node:
     signature wins, for keyword calls only. A node that reads no variable (a zero, a
     constant: shared by every function with that value) takes the latest function's.
     """
-    used = _used(node)
-    missing = [v for v in used if sig.get(v.name) is not v]
+    used = _variables_below(node)
+    missing = used - sig._variable_set  # one name is one variable in a signature
     full = _union([sig, _by_creation(missing)]) if missing else sig
     with _LOCK:
         old = _REMEMBERED.get(node)
@@ -149,18 +154,38 @@ def _used(node: Node | Sequence[Node]) -> list[Var]:
     Remembered per node: the derivatives of one function share most of their DAG, and
     walking it for each would cost O(depth²).
     """
+    return sorted(_variables_below(node), key=lambda v: v.serial)
+
+
+def used_variables(exprs: Node | Sequence[Node]) -> frozenset[Var]:
+    """The variables ``exprs`` read (remembered per node: no walk once a signature is known)."""
+    return _variables_below(exprs)
+
+
+def _variables_below(node: Node | Sequence[Node]) -> frozenset[Var]:
+    """The variables ``node`` reads, as a set (see :func:`_used`)."""
     roots = [node] if isinstance(node, Node) else list(node)
     with _LOCK:
         for n in topo_order(roots, stop=_VARIABLES_BELOW.__contains__):
             if n not in _VARIABLES_BELOW:
-                below = (
-                    frozenset((n,))
-                    if isinstance(n, Var)
-                    else frozenset().union(*(_VARIABLES_BELOW[c] for c in n.children))
+                _VARIABLES_BELOW[n] = (
+                    frozenset((n,)) if isinstance(n, Var) else _union_of([_VARIABLES_BELOW[c] for c in n.children])
                 )
-                _VARIABLES_BELOW[n] = below
-        found = frozenset().union(*(_VARIABLES_BELOW[r] for r in roots))
-    return sorted(found, key=lambda v: v.serial)
+        return _union_of([_VARIABLES_BELOW[r] for r in roots])
+
+
+def _union_of(sets: list[frozenset[Var]]) -> frozenset[Var]:
+    """The union of ``sets``: the largest itself when it holds the others (shared, not copied).
+
+    Along a deep chain each node reads (nearly) what its widest child reads; copying that
+    set at every node cost O(nodes × variables).
+    """
+    if not sets:
+        return frozenset()
+    widest = max(sets, key=len)
+    if all(s is widest or s <= widest for s in sets):
+        return widest
+    return widest.union(*sets)
 
 
 def _by_creation(variables: Iterable[Var]) -> Signature:

@@ -10,6 +10,7 @@ modes on paper, not a timer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,7 +53,12 @@ class CostReport:
 
 
 def _size(dims: tuple[str, ...], sizes: dict[str, int]) -> int:
-    return int(np.prod([sizes[d] for d in dims], dtype=np.int64)) if dims else 1
+    n = math.prod([int(sizes[d]) for d in dims])
+    # NumPy's int64 product (wrapping past 2**63, as ever) only where Python's exact one leaves that range
+    return n if n < _INT64_END else int(np.prod([sizes[d] for d in dims], dtype=np.int64))
+
+
+_INT64_END = 2**63
 
 
 def _einsum_cost(node: Einsum, sizes: dict[str, int], root: bool) -> tuple[int, int, int]:

@@ -257,7 +257,8 @@ def require_same_dims(a: Dims, b: Dims, context: str) -> None:
     if len(a) != len(b):
         raise ShapeError(f"{context}: dims {fmt(a)} and {fmt(b)} differ in rank")
     for x, y in zip(a, b):
-        require_same(x, y, context + f" (dims {fmt(a)} vs {fmt(b)})")
+        if x != y:  # the message is only built for a mismatch (or a dim being inferred)
+            require_same(x, y, context + f" (dims {fmt(a)} vs {fmt(b)})")
 
 
 def fmt(dims: Dims) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import threading
 import weakref
 from typing import Any, ClassVar
@@ -40,6 +41,9 @@ _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionar
 # node, and equal structure would stop being one object (``is`` is equality here).
 _INTERN_LOCK = threading.Lock()
 _VAR_SERIALS = itertools.count()
+
+
+_children = property(operator.attrgetter("children"), doc="The children (a C getter: read in every walk).")
 
 
 class Node:
@@ -59,20 +63,24 @@ class Node:
         # keeps them alive only as long as this node lives (weak values). Dims are part of
         # the key: while a parser infers dims, a node's dims are not a function of its
         # params and children alone (an operand may still carry a placeholder dim).
-        key = (cls, params, tuple(id(c) for c in children), dims)
+        key = (cls, params, tuple(map(id, children)), dims)
         with _INTERN_LOCK:
             node = _INTERNED.get(key)
             if node is None:
                 node = object.__new__(cls)
-                h = hashlib.blake2b(repr((cls.kind, params, dims)).encode(), digest_size=16)
-                for c in children:
-                    h.update(c.digest)
+                h = hashlib.blake2b(cls._text(params, dims).encode(), digest_size=16)
+                h.update(b"".join([c.digest for c in children]))  # one update: the same bytes hashed
                 object.__setattr__(node, "dims", dims)
                 object.__setattr__(node, "children", children)
                 object.__setattr__(node, "digest", h.digest())
                 node._init_params(params)
                 _INTERNED[key] = node
         return node
+
+    @classmethod
+    def _text(cls, params: tuple, dims: Dims) -> str:
+        """The text the digest hashes (before the children's digests): ``repr((kind, params, dims))``."""
+        return repr((cls.kind, params, dims))
 
     def _init_params(self, params: tuple) -> None:
         raise NotImplementedError
@@ -446,6 +454,23 @@ class Shift(Node):
         return (i == o * self.stride + k * self.dilation - self.padding).astype(float)
 
 
+_INDEX_REPRS: dict[tuple, str] = {}
+INDEX_REPRS_KEPT = 1 << 16
+"""Index tuples whose repr :func:`_index_repr` remembers (canonical products repeat few patterns)."""
+
+
+def _index_repr(idx: Any) -> str:
+    """``repr(idx)`` of an einsum's index tuple, remembered."""
+    if type(idx) is not tuple:
+        return repr(idx)
+    text = _INDEX_REPRS.get(idx)
+    if text is None:
+        text = repr(idx)
+        if len(_INDEX_REPRS) < INDEX_REPRS_KEPT:
+            _INDEX_REPRS[idx] = text
+    return text
+
+
 class Einsum(Node):
     """``coef · einsum('in_idx[0],in_idx[1],…->out_idx', *operands)``.
 
@@ -467,15 +492,21 @@ class Einsum(Node):
         object.__setattr__(self, "out_idx", params[1])
         object.__setattr__(self, "coef", params[2])
 
+    @classmethod
+    def _text(cls, params: tuple, dims: Dims) -> str:
+        # repr((kind, params, dims)) spelled from remembered reprs of the index tuples: a
+        # wide product's repr cost more than the rest of building it
+        in_idx, out_idx, coef = params
+        inner = ", ".join([_index_repr(t) for t in in_idx]) + ("," if len(in_idx) == 1 else "")
+        return f"({cls.kind!r}, (({inner}), {_index_repr(out_idx)}, {coef!r}), {dims!r})"
+
     @staticmethod
     def make(
         operands: tuple[Node, ...], in_idx: tuple[IndexTuple, ...], out_idx: IndexTuple, coef: float, dims: Dims
     ) -> Einsum:
         return Einsum._intern((in_idx, out_idx, float(coef)), operands, dims)
 
-    @property
-    def operands(self) -> tuple[Node, ...]:
-        return self.children
+    operands = _children  # the children under the name of this kind
 
     @property
     def spec(self) -> str:
@@ -496,9 +527,7 @@ class Add(Node):
     def make(terms: tuple[Node, ...]) -> Add:
         return Add._intern((), terms, terms[0].dims)
 
-    @property
-    def terms(self) -> tuple[Node, ...]:
-        return self.children
+    terms = _children  # the children under the name of this kind
 
 
 class Elementwise(Node):
@@ -526,9 +555,7 @@ class Elementwise(Node):
         """The first (for most functions the only) argument."""
         return self.children[0]
 
-    @property
-    def args(self) -> tuple[Node, ...]:
-        return self.children
+    args = _children  # the children under the name of this kind
 
 
 class Unary(Node):

@@ -7,7 +7,7 @@ exponentially on Hessians of deep expressions).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from eincalc.expr import Node
 
@@ -30,19 +30,20 @@ def topo_order(roots: Node | Iterable[Node], stop: Callable[[Node], bool] | None
         if stop is not None and stop(root):
             order.append(root)
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
+        # each frame resumes its node's children where it left off (no re-push per child)
+        stack: list[tuple[Node, Iterator[Node]]] = [(root, iter(root.children))]
         while stack:
-            node, i = stack.pop()
-            if i < len(node.children):
-                stack.append((node, i + 1))
-                child = node.children[i]
+            node, children = stack[-1]
+            for child in children:
                 if id(child) not in seen:
                     seen.add(id(child))
                     if stop is not None and stop(child):
                         order.append(child)
                     else:
-                        stack.append((child, 0))
+                        stack.append((child, iter(child.children)))
+                        break
             else:
+                stack.pop()
                 order.append(node)
     return order
 
@@ -56,7 +57,7 @@ def rewrite(roots: Node | Iterable[Node], rule: Callable[[Node, tuple[Node, ...]
     root_list = [roots] if isinstance(roots, Node) else list(roots)
     image: dict[int, Node] = {}
     for node in topo_order(root_list):
-        image[id(node)] = rule(node, tuple(image[id(c)] for c in node.children))
+        image[id(node)] = rule(node, tuple([image[id(c)] for c in node.children]))
     return [image[id(r)] for r in root_list]
 
 

@@ -147,7 +147,8 @@ def broadcast_to(x: Node, dims: Dims) -> Node:
             x_idx.append(alg.symbols(1, len(dims) + k)[0])
             spread.append(lead + k)
         else:
-            dimsmod.require_same(a, b, f"broadcasting {dimsmod.fmt(x.dims)} against {dimsmod.fmt(dims)}")
+            if a != b:  # the message is only built for a mismatch (or a dim being inferred)
+                dimsmod.require_same(a, b, f"broadcasting {dimsmod.fmt(x.dims)} against {dimsmod.fmt(dims)}")
             x_idx.append(idx[lead + k])
     if isinstance(x, Const):
         return alg.const(x.value, dims)
@@ -167,7 +168,7 @@ def broadcast_dims(*all_dims: Dims, what: str = "broadcasting") -> Dims:
                 continue
             if found is None or found == "1":
                 found = d[j]
-            else:
+            elif found != d[j]:  # the message is only built for a mismatch (or a dim being inferred)
                 dimsmod.require_same(
                     found, d[j], f"{what}: dims {' and '.join(dimsmod.fmt(x) for x in all_dims)} do not broadcast"
                 )
@@ -265,14 +266,16 @@ def matmul(a: Operand, b: Operand) -> Node:
     batch = alg.symbols(nb)
     m, k, n = alg.symbols(3, nb)
     for p, q in zip(reversed(bx), reversed(by)):
-        dimsmod.require_same(p, q, f"@: batch dims of {dimsmod.fmt(x.dims)} @ {dimsmod.fmt(y.dims)} do not fit")
+        if p != q:  # messages are only built for a mismatch (or a dim being inferred)
+            dimsmod.require_same(p, q, f"@: batch dims of {dimsmod.fmt(x.dims)} @ {dimsmod.fmt(y.dims)} do not fit")
     ix = batch[nb - len(bx) :] + ((m, k) if x.ndim >= 2 else (k,))
     iy = batch[nb - len(by) :] + ((k, n) if y.ndim >= 2 else (k,))
-    dimsmod.require_same(
-        x.dims[-1],
-        y.dims[-2 if y.ndim >= 2 else 0],
-        f"@: dims {dimsmod.fmt(x.dims)} @ {dimsmod.fmt(y.dims)} do not fit",
-    )
+    if x.dims[-1] != y.dims[-2 if y.ndim >= 2 else 0]:
+        dimsmod.require_same(
+            x.dims[-1],
+            y.dims[-2 if y.ndim >= 2 else 0],
+            f"@: dims {dimsmod.fmt(x.dims)} @ {dimsmod.fmt(y.dims)} do not fit",
+        )
     out = batch + ((m,) if x.ndim >= 2 else ()) + ((n,) if y.ndim >= 2 else ())
     return alg.einsum([x, y], [ix, iy], out)
 

@@ -8,6 +8,7 @@ against a closed form or a direct NumPy computation.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import pickle
 import subprocess
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 
 import eincalc as ec
+from eincalc import algebra as alg
+from eincalc.expr import Einsum
 from eincalc.graph import count_nodes, topo_order
 from eincalc.testing import check_close
 
@@ -76,6 +79,28 @@ def test_digest_is_deterministic_across_processes():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_einsum_digest_is_the_hash_of_its_repr_and_children():
+    """Products spell their digest text from remembered index reprs: the bytes must be repr's."""
+    vectors = [ec.vector(f"v{k}", "n") for k in range(56)]
+    names = [(f"i{k}",) for k in range(56)]
+    outer = alg.einsum(vectors, names, [i for (i,) in names])  # indices past opt_einsum's 52 ASCII letters
+    assert max(ord(i) for i in outer.out_idx) > 127
+    chain = X
+    for k in range(40):  # wide products nested past MAX_INLINE
+        chain = chain @ ec.matrix(f"W{k}", "n n")
+    products = [A @ B, A.T, ec.trace(A), 2.5 * ec.sum(x), ec.einsum("ij,jk,k->i", A, B, x), outer, chain]
+    checked = 0
+    for node in (n for p in products for n in topo_order(p)):
+        if isinstance(node, Einsum):
+            text = repr((node.kind, (node.in_idx, node.out_idx, node.coef), node.dims))
+            h = hashlib.blake2b(text.encode(), digest_size=16)
+            for child in node.children:
+                h.update(child.digest)
+            assert node.digest == h.digest(), text
+            checked += 1
+    assert checked >= 8
 
 
 # --------------------------------------------------------------------------------------

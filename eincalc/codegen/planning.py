@@ -27,6 +27,7 @@ Nothing here walks the DAG or knows about node classes beyond the operand kinds.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -362,9 +363,11 @@ def _spec_and_shapes(
     inputs: Sequence[IndexTuple], out: IndexTuple, index_dim: Mapping[Index, Dim], sizes: Mapping[Dim, int]
 ) -> tuple[str, tuple[tuple[int, ...], ...]]:
     """The key of :func:`_best_path`: subscripts (opt_einsum symbols, past 52 letters too) and shapes."""
-    symbol = {i: get_symbol(k) for k, i in enumerate(dict.fromkeys(i for idx in inputs for i in idx))}
-    spec = ",".join("".join(symbol[i] for i in idx) for idx in inputs) + "->" + "".join(symbol[i] for i in out)
-    return spec, tuple(tuple(sizes[index_dim[i]] for i in idx) for idx in inputs)
+    names = dict.fromkeys(itertools.chain.from_iterable(inputs))
+    symbol = dict(zip(names, map(get_symbol, range(len(names))))).__getitem__
+    spec = ",".join(["".join(map(symbol, idx)) for idx in inputs]) + "->" + "".join(map(symbol, out))
+    size = {i: sizes[index_dim[i]] for i in names}.__getitem__
+    return spec, tuple([tuple(map(size, idx)) for idx in inputs])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -41,7 +41,7 @@ from eincalc import __version__
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, SizeDict
-from eincalc.calling import Signature, check_sizes, signature
+from eincalc.calling import Signature, check_sizes, signature, used_variables
 from eincalc.codegen.backends import AUTO, get_backend
 from eincalc.codegen.caller import Caller, LibraryCaller
 from eincalc.codegen.factoring import factor_sums
@@ -50,7 +50,7 @@ from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
 from eincalc.costmodel import node_cost, price
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Var, Window
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Window
 from eincalc.graph import rewrite, topo_order
 from eincalc.printing import node_line, to_numpy_syntax
 from eincalc.rewrite import rebuild, simplify
@@ -225,7 +225,7 @@ class CompiledFunction:
         roots = self._roots
         everything = topo_order([*self.outputs, *roots])
         self.signature: Signature = signature(self.outputs)  # a name with two dims raises here
-        used = {n.name for n in topo_order(list(self.outputs)) if isinstance(n, Var)}
+        used = {v.name for v in used_variables(self.outputs)}
         variables = {v.name: v for v in self.signature.variables if v.name in used}
         self.arg_names: tuple[str, ...] = self.signature.names
         self._used_names = tuple(variables)
@@ -701,8 +701,10 @@ def _distribute_products(roots: list[Node], cost: _Estimate) -> list[Node]:
             if not isinstance(s, Add) or not alone(s):
                 continue
             before = cost(node) + cost(s) + sum(cost(t) for t in s.terms if isinstance(t, Einsum) and alone(t))
-            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms))
-            after += (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
+            adding = (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
+            if adding >= 0.8 * before or before - adding <= best:
+                continue  # the sum of the distributed terms alone loses: no need to build them
+            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms)) + adding
             if after < 0.8 * before and before - after > best:  # a clear win only
                 best, choice[id(node)] = before - after, k
     if not choice:
@@ -843,7 +845,7 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
     bases: dict[int, Node] = {}
     for node in order:
         if isinstance(node, Einsum) and not any(isinstance(op, Delta) for op in node.operands):
-            base = node if node.coef == 1.0 else alg.einsum(node.operands, node.in_idx, node.out_idx, 1.0)
+            base = alg.split_coef(node)[1]  # remembered per node: sums split the same products
             if isinstance(base, Einsum):  # a bare transpose-free single operand is no product
                 groups.setdefault(id(base), []).append(node)
                 bases[id(base)] = base

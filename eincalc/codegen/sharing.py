@@ -32,7 +32,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eincalc import algebra as alg
 from eincalc._types import Dim, Index, IndexTuple
@@ -50,8 +50,7 @@ MAX_PICKS = 64
 """Ways of choosing a reused product's operands among equal operands that are tried."""
 
 
-@dataclass(frozen=True)
-class _Part:
+class _Part(NamedTuple):  # a tuple: made for every operand of every plan, so cheaply
     """A factor while a product is planned: a node (operand or shared sub-product) and its indices."""
 
     node: Node
@@ -59,8 +58,7 @@ class _Part:
     members: frozenset[int]  # positions of the product's operands it covers
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     """How a node is computed: ``coef · einsum(idx[0], idx[1] -> out)`` of two parts (or one)."""
 
     parts: tuple[_Part, ...]
@@ -84,16 +82,41 @@ class _Planner:
         self.sizes = sizes
         self.recipe: dict[int, _Pair] = {}  # id(canonical node) -> how it is computed
         self.known: dict[int, tuple[Einsum, frozenset[int]]] = {}  # products computed (coefficient 1)
-        self.by_operand: dict[int, list[Einsum]] = {}  # id(operand) -> known products with it
+        # Each known product is listed under one of its operands (the one with the fewest
+        # products so far): a product whose operands include it is found by its anchor alone.
+        self.by_anchor: dict[int, list[Einsum]] = {}
+        self.slot: dict[tuple[int, int], int] = {}  # (id(operand), id(product)) -> rank among its products
+        self.count: dict[int, int] = {}  # id(operand) -> how many known products have it
         self.by_operands: dict[tuple[int, ...], list[Einsum]] = {}  # sorted operand ids -> products
+        # products built while planning, by operands and index pattern (kept alive with them)
+        self._built: dict[tuple, tuple[tuple[Node, ...], Node]] = {}
+
+    def product(self, operands: Sequence[Node], indices: Sequence[IndexTuple], out: IndexTuple) -> Node:
+        """``alg.einsum(operands, indices, out)``, remembered: matching asks again for products plans built.
+
+        The canonical product depends only on the operands and the pattern of the indices
+        (renamed by first appearance, output first), which is the key.
+        """
+        names: dict[Index, int] = {i: k for k, i in enumerate(out)}
+        pattern = tuple(tuple(names.setdefault(i, len(names)) for i in idx) for idx in indices)
+        key = (tuple(id(op) for op in operands), pattern, len(out))
+        hit = self._built.get(key)
+        if hit is None:
+            hit = self._built[key] = (tuple(operands), alg.einsum(operands, indices, out))
+        return hit[1]
 
     def register(self, node: Node) -> None:
         if not isinstance(node, Einsum) or node.coef != 1.0 or len(node.operands) < 2 or id(node) in self.known:
             return
         ids = frozenset(id(op) for op in node.operands)
         self.known[id(node)] = (node, ids)
+        anchor, fewest = 0, -1
         for op_id in ids:
-            self.by_operand.setdefault(op_id, []).append(node)
+            n = self.slot[op_id, id(node)] = self.count.get(op_id, 0)
+            self.count[op_id] = n + 1
+            if fewest < 0 or n < fewest:
+                anchor, fewest = op_id, n
+        self.by_anchor.setdefault(anchor, []).append(node)
         self.by_operands.setdefault(tuple(sorted(id(op) for op in node.operands)), []).append(node)
 
     def plan(self, node: Einsum) -> None:
@@ -123,7 +146,7 @@ class _Planner:
             later = [i for p in live for i in p.idx] + list(node.out_idx)
             out = tuple(dict.fromkeys(i for i in later if i in mine))
             members = left.members | right.members
-            sub = alg.einsum(
+            sub = self.product(
                 [node.operands[k] for k in sorted(members)], [node.in_idx[k] for k in sorted(members)], out
             )
             if isinstance(sub, Einsum) and id(sub) not in self.recipe:
@@ -142,7 +165,7 @@ class _Planner:
             if len(members) < 2:
                 continue
             covered = frozenset().union(*(q.members for q in members))
-            sub = alg.einsum([q.node for q in members], [q.idx for q in members], idx)
+            sub = self.product([q.node for q in members], [q.idx for q in members], idx)
             if not isinstance(sub, Einsum):
                 continue
             if id(sub) not in self.recipe:
@@ -163,7 +186,10 @@ class _Planner:
             if wide.ndim <= node.ndim or wide is node:
                 continue
             idx = alg.symbols(wide.ndim)
-            for out in itertools.permutations(idx, node.ndim):
+            for axes in itertools.permutations(range(wide.ndim), node.ndim):
+                if tuple(wide.dims[k] for k in axes) != node.dims:
+                    continue  # cheap test first: building the sum is the costly part
+                out = tuple(idx[k] for k in axes)
                 if alg.einsum([wide], [idx], out, node.coef) is node:
                     self._as_it_is(wide)
                     self.recipe[id(node)] = _Pair((_Part(wide, idx, frozenset()),), out, node.coef)
@@ -173,27 +199,57 @@ class _Planner:
     def _reuse(self, node: Einsum, parts: list[_Part]) -> list[_Part]:
         """Replace operands that form a known product by that product, largest first."""
         leaves = frozenset(id(op) for op in node.operands)
-        # Products sharing an operand, with no operand outside this one (a set test in C).
-        # The algebra caps product width (algebra.MAX_INLINE), so this stays small.
-        found = {id(p): p for op_id in leaves for p in self.by_operand.get(op_id, ())}
-        candidates = sorted(
-            (p for p in found.values() if len(p.operands) < len(node.operands) and self.known[id(p)][1] <= leaves),
-            key=lambda p: -len(p.operands),
-        )
-        for p in candidates:
-            if not self.known[id(p)][1] <= leaves:
-                continue
-            found = self._match(node, parts, p, Counter(id(op) for op in p.operands))
-            if found is not None:
-                parts = found
-                leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
+        # Known products with no operand outside this one (a set test in C), found by their
+        # anchors. The algebra caps product width (algebra.MAX_INLINE), so this stays small.
+        by_size: dict[int, list[Einsum]] = {}
+        width = len(node.children)
+        for op_id in leaves:
+            for p in self.by_anchor.get(op_id, ()):
+                size = len(p.children)
+                if size < width and self.known[id(p)][1] <= leaves:
+                    by_size.setdefault(size, []).append(p)
+        # Largest first; ties in the order of the operands' product lists, walked in the
+        # order of `leaves`: the first of the product's operands there, then its rank.
+        rank = {op_id: k for k, op_id in enumerate(leaves)}
+
+        def first_seen(p: Einsum) -> tuple[int, int]:
+            return min((rank[op_id], self.slot[op_id, id(p)]) for op_id in self.known[id(p)][1])
+
+        single: dict[int, list[_Part]] | None = None  # the layout of `parts`, made when first needed
+        occurs: dict[Index, int] = {}
+        matched = False  # whether a match took operands away since `by_size` was filled
+        for size in sorted(by_size, reverse=True):
+            # a match takes operands away: only products still inside are ordered and tried
+            same = [p for p in by_size[size] if self.known[id(p)][1] <= leaves] if matched else by_size[size]
+            tested = True  # every product in `same` is inside the current leaves
+            for p in sorted(same, key=first_seen) if len(same) > 1 else same:
+                if not tested and not self.known[id(p)][1] <= leaves:
+                    continue
+                need: dict[int, int] = {}
+                for op in p.operands:
+                    need[id(op)] = need.get(id(op), 0) + 1
+                if single is None:
+                    single, occurs = _layout(parts)
+                found = self._match(node, parts, p, need, single, occurs)
+                if found is not None:
+                    parts, single = found, None
+                    leaves = frozenset(id(q.node) for q in parts if len(q.members) == 1)
+                    matched, tested = True, False
         return parts
 
-    def _match(self, node: Einsum, parts: list[_Part], p: Einsum, need: Counter) -> list[_Part] | None:
-        single: dict[int, list[_Part]] = {}
-        for q in parts:
-            if len(q.members) == 1:
-                single.setdefault(id(q.node), []).append(q)
+    def _match(
+        self,
+        node: Einsum,
+        parts: list[_Part],
+        p: Einsum,
+        need: dict[int, int],
+        single: dict[int, list[_Part]],
+        occurs: dict[Index, int],
+    ) -> list[_Part] | None:
+        """``parts`` with ``need`` (operand id -> count, ``p``'s operands) replaced by ``p``, if they form it.
+
+        ``single`` and ``occurs`` describe ``parts`` (:func:`_layout`).
+        """
         # the ways to pick p's operands among equal ones (window tensors repeat): a few at most
         choices = 1
         for op_id, c in need.items():
@@ -203,32 +259,54 @@ class _Planner:
             choices *= math.comb(len(same), c)
             if choices > MAX_PICKS:
                 return None  # too many ways (a power of one matrix): plan the product instead
+        if choices == 1:  # each operand as often as p has it: one way (most products)
+            return self._match_chosen(node, parts, p, [q for op_id in need for q in single[op_id]], occurs)
         options = [list(itertools.combinations(single[op_id], c)) for op_id, c in need.items()]
         for picks in itertools.product(*options):
             chosen = [q for pick in picks for q in pick]
-            found = self._match_chosen(node, parts, p, chosen)
+            found = self._match_chosen(node, parts, p, chosen, occurs)
             if found is not None:
                 return found
         return None
 
-    def _match_chosen(self, node: Einsum, parts: list[_Part], p: Einsum, chosen: list[_Part]) -> list[_Part] | None:
-        chosen_ids = {id(q) for q in chosen}
-        rest = [q for q in parts if id(q) not in chosen_ids]
-        outside = set(node.out_idx).union(*(q.idx for q in rest))
-        needed = tuple(dict.fromkeys(i for q in chosen for i in q.idx if i in outside))
+    def _match_chosen(
+        self, node: Einsum, parts: list[_Part], p: Einsum, chosen: list[_Part], occurs: dict[Index, int]
+    ) -> list[_Part] | None:
+        # The indices the chosen parts keep: the output's and those another part carries
+        # (counted: a part carries an index once). Tested before the rest is assembled.
+        mine: dict[Index, int] = {}
+        for q in chosen:
+            for i in q.idx:
+                mine[i] = mine.get(i, 0) + 1
+        kept = set(node.out_idx)
+        needed = tuple(dict.fromkeys(i for q in chosen for i in q.idx if i in kept or occurs[i] > mine[i]))
         if len(needed) != p.ndim or len(needed) > MAX_KEPT:
             return None
+        chosen_ids = {id(q) for q in chosen}
+        rest = [q for q in parts if id(q) not in chosen_ids]
         operands = [q.node for q in chosen]
         indices = [q.idx for q in chosen]
         dim_of = {i: d for q in chosen for i, d in zip(q.idx, q.node.dims)}
         for out in itertools.permutations(needed):
             if tuple(dim_of[i] for i in out) != p.dims:
                 continue  # cheap test first: building the product is the costly part
-            if alg.einsum(operands, indices, out) is p:
+            if self.product(operands, indices, out) is p:
                 self._as_it_is(p)
                 members = frozenset().union(*(q.members for q in chosen))
                 return [*rest, _Part(p, out, members)]
         return None
+
+
+def _layout(parts: list[_Part]) -> tuple[dict[int, list[_Part]], dict[Index, int]]:
+    """The single-operand parts by operand id (in order), and how many parts carry each index."""
+    single: dict[int, list[_Part]] = {}
+    occurs: dict[Index, int] = {}
+    for q in parts:
+        if len(q.members) == 1:
+            single.setdefault(id(q.node), []).append(q)
+        for i in q.idx:
+            occurs[i] = occurs.get(i, 0) + 1
+    return single, occurs
 
 
 def share_subproducts(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:

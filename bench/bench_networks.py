@@ -362,7 +362,7 @@ def _col2im(cols: np.ndarray, k: int, c: int) -> np.ndarray:
 
 
 def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> None:
-    """conv 1→6 (3×3) → relu → conv 6→16 (3×3) → relu → avg- or max-pool 2 → dense 64 → relu → dense 10, cross-entropy."""
+    """conv 1→6 (3×3), relu, conv 6→16 (3×3), relu, avg- or max-pool 2, dense 64, relu, dense 10; cross-entropy."""
     half = side // 2
     decls = dict(X=f"b 1 {side} {side}", K1="6 1 3 3", c1="6", K2="16 6 3 3", c2="16", W1=f"16 {half} {half} 64",
                  d1="64", W2="64 10", Y="b 10")  # fmt: skip

@@ -233,6 +233,65 @@ def bench_hidden_bias(budget: float) -> None:
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
 
 
+def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128, batch: int = 256) -> None:
+    """A residual MLP, h ← h + tanh(h W + b) U per block, squared loss: all gradients."""
+    params = [f"{p}{k}" for k in range(depth) for p in ("W", "b", "U")]
+    rng = np.random.default_rng(0)
+    a = {"X": rng.normal(size=(batch, width)), "Y": rng.normal(size=(batch, width))}
+    for k in range(depth):
+        a[f"W{k}"] = rng.normal(size=(width, hidden)) / np.sqrt(width)
+        a[f"b{k}"] = 0.1 * rng.normal(size=hidden)
+        a[f"U{k}"] = rng.normal(size=(hidden, width)) / np.sqrt(hidden * depth)
+    start = time.perf_counter()
+    h = ec.tensor("X", ("b", "w"))
+    for k in range(depth):
+        W, b, U = ec.tensor(f"W{k}", ("w", "v")), ec.tensor(f"b{k}", ("v",)), ec.tensor(f"U{k}", ("v", "w"))
+        h = h + ec.tanh(h @ W + b) @ U
+    f = ec.sum((h - ec.tensor("Y", ("b", "w"))) ** 2) / batch
+    grads = [ec.grad(f, p) for p in params]
+    sizes = {"b": batch, "w": width, "v": hidden}
+    fn = ec.compile(grads, sizes=sizes)
+    setup = time.perf_counter() - start
+
+    def hand() -> list[np.ndarray]:
+        hs, ts = [a["X"]], []
+        for k in range(depth):
+            ts.append(np.tanh(hs[-1] @ a[f"W{k}"] + a[f"b{k}"]))
+            hs.append(hs[-1] + ts[-1] @ a[f"U{k}"])
+        d, g = (2.0 / batch) * (hs[-1] - a["Y"]), {}
+        for k in reversed(range(depth)):
+            g[f"U{k}"] = ts[k].T @ d
+            dt = (d @ a[f"U{k}"].T) * (1.0 - ts[k] ** 2)
+            g[f"W{k}"], g[f"b{k}"] = hs[k].T @ dt, dt.sum(axis=0)
+            d = d + dt @ a[f"W{k}"].T
+        return [g[p] for p in params]
+
+    def peer_loss(m, tanh):
+        def loss(X, Y, *ps):
+            h = X
+            for k in range(depth):
+                h = h + tanh(h @ ps[3 * k] + ps[3 * k + 1]) @ ps[3 * k + 2]
+            return ((h - Y) ** 2).sum() / batch
+
+        return loss
+
+    peers = {}
+    if torch is not None:
+        tloss = peer_loss(torch, torch.tanh)
+        tX, tY = torch.from_numpy(a["X"]), torch.from_numpy(a["Y"])
+        tps = [torch.from_numpy(a[p]).requires_grad_(True) for p in params]
+        peers["torch"] = lambda: list(torch.autograd.grad(tloss(tX, tY, *tps), tps))
+    if jax is not None:
+        jg = jax.jit(jax.grad(peer_loss(jnp, jnp.tanh), argnums=tuple(range(2, 2 + len(params)))))
+        jX, jY, jps = jnp.asarray(a["X"]), jnp.asarray(a["Y"]), [jnp.asarray(a[p]) for p in params]
+        peers["jax"] = lambda: [x.block_until_ready() for x in jg(jX, jY, *jps)]
+    want = hand()
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    temp = ec.cost(grads, **sizes).largest_intermediate
+    row(f"residual tanh MLP depth {depth} (64-128) b{batch}", hand, lambda: fn(**a), setup, budget, peers,
+        f"{temp / (batch * hidden):.2f}", ok)  # fmt: skip
+
+
 def bench_hvp(budget: float) -> None:
     """Hessian-vector product w.r.t. W1 of a 2-layer tanh MLP loss (no Hessian formed)."""
     net = Net([64, 256, 10], batch=256)
@@ -500,6 +559,9 @@ def main() -> None:
     for name, net in nets:
         bench_gradients(name, net, budget)
     bench_hidden_bias(budget)
+    bench_residual(8, budget)
+    if not quick:
+        bench_residual(32, budget)
     bench_cnn(8, budget)
     if not quick:
         bench_cnn(28, budget)

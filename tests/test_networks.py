@@ -160,3 +160,40 @@ def test_gradients_of_a_deep_network_share_their_derivation():
     for k in (1, 20, 40):
         check_close(got[2 * (k - 1)], want[f"W{k}"], what=f"W{k}")
         check_close(got[2 * (k - 1) + 1], want[f"b{k}"], what=f"b{k}")
+
+
+def test_residual_network_sums_extend_the_previous_sum(rng):
+    """h_{k+1} = h_k + tanh(h_k W_k + b_k) U_k: gradients equal a hand-written pass; no sum re-adds earlier terms."""
+    from eincalc.codegen.program import program_roots, sized_roots
+    from eincalc.expr import Add
+    from eincalc.graph import topo_order
+
+    depth, batch = 8, 16
+    h = ec.tensor("X", ("b", "w"))
+    params = []
+    for k in range(depth):
+        W, b, U = ec.tensor(f"W{k}", ("w", "v")), ec.tensor(f"b{k}", ("v",)), ec.tensor(f"U{k}", ("v", "w"))
+        h = h + ec.tanh(h @ W + b) @ U
+        params += [f"W{k}", f"b{k}", f"U{k}"]
+    f = ec.sum((h - ec.tensor("Y", ("b", "w"))) ** 2) / batch
+    grads = [ec.grad(f, p) for p in params]
+    sizes = {"b": batch, "w": 6, "v": 5}
+    roots, _ = program_roots(grads)
+    widest = max(len(n.terms) for n in topo_order(sized_roots(roots, sizes)) if isinstance(n, Add))
+    assert widest <= 3, widest  # flat, the last signal would add depth + 1 terms
+    a = {"X": rng.normal(size=(batch, 6)), "Y": rng.normal(size=(batch, 6))}
+    for k in range(depth):
+        a[f"W{k}"], a[f"U{k}"] = rng.normal(size=(6, 5)) / 2, rng.normal(size=(5, 6)) / 2
+        a[f"b{k}"] = rng.normal(size=5) / 4
+    hs, ts = [a["X"]], []
+    for k in range(depth):
+        ts.append(np.tanh(hs[-1] @ a[f"W{k}"] + a[f"b{k}"]))
+        hs.append(hs[-1] + ts[-1] @ a[f"U{k}"])
+    d, want = 2.0 / batch * (hs[-1] - a["Y"]), {}
+    for k in reversed(range(depth)):
+        want[f"U{k}"] = ts[k].T @ d
+        dt = (d @ a[f"U{k}"].T) * (1 - ts[k] ** 2)
+        want[f"W{k}"], want[f"b{k}"] = hs[k].T @ dt, dt.sum(axis=0)
+        d = d + dt @ a[f"W{k}"].T
+    for p, g in zip(params, ec.compile(grads, sizes={"b": batch})(**a)):
+        check_close(g, want[p], what=f"∂/∂{p}")

@@ -49,6 +49,7 @@ from eincalc.codegen.gram import symmetric_products
 from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
+from eincalc.codegen.sums import nest_sums
 from eincalc.costmodel import node_cost, price
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Window
 from eincalc.graph import rewrite, topo_order
@@ -565,8 +566,10 @@ def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
     # Then, as it builds pairwise products the algebra would flatten again: wide
     # products become chains over sub-products shared by all outputs (backprop's signals).
     roots = share_subproducts(roots, sizes)
-    # Last: Mᵀ D M with D ≥ 0 as a Gram product of M √D (BLAS syrk, half the flops).
-    return symmetric_products(roots)
+    # Then Mᵀ D M with D ≥ 0 as a Gram product of M √D (BLAS syrk, half the flops).
+    roots = symmetric_products(roots)
+    # Last: a sum holding another sum's terms adds to it (a residual network's h + f).
+    return nest_sums(roots)
 
 
 # --------------------------------------------------------------------------------------

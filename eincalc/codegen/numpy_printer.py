@@ -31,7 +31,21 @@ from eincalc.algebra import symbols
 from eincalc.codegen.gathers import GatherTerm, added_gather, scatter_of, windows_to_lower, without_window
 from eincalc.codegen.numpy_windows import WindowPrinting
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
-from eincalc.codegen.printer import ATOM, POWER, PRODUCT, SUM, UNARY, Context, Expr, Printer, binary, call, literal
+from eincalc.codegen.printer import (
+    ATOM,
+    POWER,
+    PRODUCT,
+    SUM,
+    UNARY,
+    Context,
+    Expr,
+    Printer,
+    align,
+    binary,
+    call,
+    literal,
+    transpose,
+)
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
 from eincalc.functions import get_elementwise, get_unary
@@ -69,34 +83,6 @@ class Diagonal:
     labels: IndexTuple
     unique: IndexTuple
     core_idx: IndexTuple
-
-
-def transpose(e: Expr, perm: tuple[int, ...], method: str = "transpose") -> Expr:
-    """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix, else ``.<method>(perm)``."""
-    if perm == tuple(range(len(perm))):
-        return e
-    text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.{method}({', '.join(map(str, perm))})"
-    return Expr(text, readonly=e.readonly)
-
-
-def align(e: Expr, idx: IndexTuple, res: IndexTuple, method: str = "transpose") -> Expr:
-    """View ``e`` (axes ``idx``) so it broadcasts against axes ``res``.
-
-    Axes are permuted into ``res`` order and ``None`` inserted for the missing ones;
-    leading ``None`` are left out (NumPy broadcasting aligns trailing axes) and so is
-    the trailing ``:``: ``x[:, None]``.
-    """
-    if not idx:
-        return e
-    present = tuple(i for i in res if i in idx)
-    e = transpose(e, tuple(idx.index(i) for i in present), method)
-    first = next(k for k, i in enumerate(res) if i in idx)
-    subs = [":" if i in idx else "None" for i in res[first:]]
-    while subs and subs[-1] == ":":
-        subs.pop()
-    if subs:
-        e = Expr(f"{e.atom}[{', '.join(subs)}]", readonly=e.readonly)
-    return e
 
 
 TRAILING_TERMS = 16

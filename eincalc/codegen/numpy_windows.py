@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from eincalc._types import Index, IndexTuple
 from eincalc.codegen.planning import MIN_GROUP_COLUMNS, Plan, plan_einsum
-from eincalc.codegen.printer import ATOM, SUM, Context, Expr, binary, call, literal
+from eincalc.codegen.printer import ATOM, SUM, Context, Expr, align, binary, call, literal, transpose
 from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
 from eincalc.expr import Const, Einsum, Shift
 
@@ -133,8 +133,6 @@ class WindowPrinting:
             order.append(j)
             if j in by_o:
                 order.append(by_o[j].k)
-        from eincalc.codegen.numpy_printer import transpose  # the printer module imports this mix-in
-
         carried = tuple(j for j in order if j in axes)
         e = transpose(value, tuple(axes.index(j) for j in carried), self.permute)
         if len(carried) < len(order):
@@ -173,10 +171,8 @@ class WindowPrinting:
                 writes.append(":")
                 crop.append(":")
                 continue
-            sh, loop = by_i[j].shift, loops[by_i[j].k]
-            start = loop if sh.dilation == 1 else f"{sh.dilation} * {loop}"
-            step = f":{sh.stride}" if sh.stride != 1 else ""
-            writes.append(f"{start}:{start} + {(sh.out - 1) * sh.stride + 1}{step}")
+            sh = by_i[j].shift
+            writes.append(_window_slice(sh, loops[by_i[j].k]))
             crop.append(f"{sh.padding}:{sh.padding + sh.size}" if sh.padding else ":")
         for depth, s in enumerate(scatters):
             ctx.lines.append(f"{'    ' * depth}for {loops[s.k]} in range({s.shift.kernel}):")
@@ -185,8 +181,6 @@ class WindowPrinting:
         result = Expr(zeros.text, ATOM, owned=True, inline=True)
         if any(c != ":" for c in crop):
             result = Expr(f"{zeros.text}[{', '.join(crop)}]", ATOM, owned=True)
-        from eincalc.codegen.numpy_printer import transpose  # the printer module imports this mix-in
-
         return transpose(result, tuple(target.index(j) for j in out), self.permute)
 
     def _tile_sum(self, node: Einsum, low: Lowering, values: dict, coef: float, ctx: Context) -> Expr | None:
@@ -196,7 +190,7 @@ class WindowPrinting:
         axes of a tiled view several times slower than it adds these slices.
         """
         shifts = [g.shift for g in low.gathers]
-        if low.scatters or len(low.factors) != 1 or not exact_tiling(shifts) or not self.slice_sums:
+        if low.scatters or len(low.factors) != 1 or not exact_tiling(shifts):
             return None
         k, ix = low.factors[0]
         mine = [g for g in low.gathers if g.operand == k]
@@ -217,9 +211,6 @@ class WindowPrinting:
             terms.append(f"{source.atom}[{', '.join(subs)}]")
         total = Expr(" + ".join(terms), SUM, "+", owned=True)
         return total if coef == 1.0 else binary(literal(coef), "*", total)
-
-    slice_sums = True
-    """Average pooling as a sum of strided slices (False: the library's own reduction of a tiled view)."""
 
     def contiguous(self, view: Expr, order: tuple[int, ...]) -> Expr | None:
         """A contiguous copy of ``view`` with its axes in ``order`` (None: keep the view)."""
@@ -302,19 +293,21 @@ class WindowPrinting:
             src = f"{src}[{', '.join(':' if j != s.k else loop for j in axes)}]"
         src_axes = tuple(j for j in axes if j != s.k)
         # the value over o, aligned with the target's axes (o standing where i is)
-        from eincalc.codegen.numpy_printer import align  # the printer module imports this mix-in
-
         aligned = align(Expr(src, ATOM), src_axes, tuple(s.o if j == s.i else j for j in target), self.permute)
-        stop = f" + {(sh.out - 1) * sh.stride + 1}"
-        start = loop if sh.dilation == 1 else f"{sh.dilation} * {loop}"
-        step = f":{sh.stride}" if sh.stride != 1 else ""
-        subs = ", ".join(f"{start}:{start}{stop}{step}" if j == s.i else ":" for j in target)
+        subs = ", ".join(_window_slice(sh, loop) if j == s.i else ":" for j in target)
         ctx.lines.append(f"for {loop} in range({sh.kernel}):")
         ctx.lines.append(f"    {self.add_into(zeros.text, subs, aligned.text)}")
         if sh.padding:
             crop = ", ".join(f"{sh.padding}:{sh.padding + sh.size}" if j == s.i else ":" for j in target)
             return Expr(f"{zeros.text}[{crop}]", ATOM, owned=True), tuple(target)
         return Expr(zeros.text, ATOM, owned=True, inline=True), tuple(target)
+
+
+def _window_slice(shift: Shift, offset: str) -> str:
+    """The input positions the windows of ``shift`` read at kernel offset ``offset``: ``u:u + 28``, ``2 * u:… :2``."""
+    start = offset if shift.dilation == 1 else f"{shift.dilation} * {offset}"
+    step = f":{shift.stride}" if shift.stride != 1 else ""
+    return f"{start}:{start} + {(shift.out - 1) * shift.stride + 1}{step}"
 
 
 def _im2col_order(ix: IndexTuple, kept: IndexTuple, size: Callable[[list[Index]], int]) -> tuple[int, ...]:

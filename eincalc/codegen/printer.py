@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from eincalc._types import Dim, Dims
+from eincalc._types import Dim, Dims, IndexTuple
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Add, Einsum, Elementwise, Node
 
@@ -70,6 +70,34 @@ class Expr:
     def atom(self) -> str:
         """The text usable before ``.attr``, ``[...]`` or ``(...)``."""
         return self.text if self.prec >= ATOM else f"({self.text})"
+
+
+def transpose(e: Expr, perm: tuple[int, ...], method: str = "transpose") -> Expr:
+    """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix, else ``.<method>(perm)``."""
+    if perm == tuple(range(len(perm))):
+        return e
+    text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.{method}({', '.join(map(str, perm))})"
+    return Expr(text, readonly=e.readonly)
+
+
+def align(e: Expr, idx: IndexTuple, res: IndexTuple, method: str = "transpose") -> Expr:
+    """View ``e`` (axes ``idx``) so it broadcasts against axes ``res``.
+
+    Axes are permuted into ``res`` order and ``None`` inserted for the missing ones;
+    leading ``None`` are left out (NumPy broadcasting aligns trailing axes) and so is
+    the trailing ``:``: ``x[:, None]``.
+    """
+    if not idx:
+        return e
+    present = tuple(i for i in res if i in idx)
+    e = transpose(e, tuple(idx.index(i) for i in present), method)
+    first = next(k for k, i in enumerate(res) if i in idx)
+    subs = [":" if i in idx else "None" for i in res[first:]]
+    while subs and subs[-1] == ":":
+        subs.pop()
+    if subs:
+        e = Expr(f"{e.atom}[{', '.join(subs)}]", readonly=e.readonly)
+    return e
 
 
 def binary(left: Expr, op: str, right: Expr, prec: int = PRODUCT) -> Expr:

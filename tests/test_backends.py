@@ -304,3 +304,15 @@ def test_numpy_code_is_unchanged_by_the_backend_layer():
     f = ec.parse("sum(log(1 + exp(-y * (X @ w))))", X="m n", w="n", y="m")
     source = ec.compile([f, ec.grad(f, "w")]).source
     assert "import numpy\n" in source and "numpy.logaddexp(0.0, _t0)" in source
+
+
+def test_gather_gradient_on_torch_scatters_into_float64_zeros(rng):
+    """The reverse rule of x[rows] writes into zeros of the arguments' dtype (torch.zeros alone is float32)."""
+    torch = pytest.importorskip("torch")
+    f = ec.parse("sum(tanh(x[[0, 2, 1]]) * v)", x="n", v="3")
+    x, v = rng.normal(size=5), rng.normal(size=3)
+    got = ec.compile(ec.grad(f, "x"), backend="torch")(x=torch.from_numpy(x), v=torch.from_numpy(v))
+    want = np.zeros(5)
+    want[[0, 2, 1]] = (1 - np.tanh(x[[0, 2, 1]]) ** 2) * v  # d/dx of Σ tanh(x[rows]) v
+    assert got.dtype == torch.float64
+    check_close(got.numpy(), want)

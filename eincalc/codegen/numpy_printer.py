@@ -22,6 +22,7 @@ import base64
 import itertools
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -397,7 +398,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         else:  # repeated rows add up
             key = repr(rows) if axis == 0 else f"({'slice(None), ' * axis}{rows!r})"
             ctx.after(lambda name: f"{self.np('add.at')}({name}, {key}, {core.text})")
-        return call(self.np("zeros"), ctx.shape(node.dims))
+        return self.creation("zeros", ctx.shape(node.dims))
 
     def _lower_windows(
         self, node: Einsum, kinds: list[str], operands: list[Expr | None], ctx: Context
@@ -739,14 +740,16 @@ class NumPyPrinter(WindowPrinting, Printer):
             return self.creation("full", ctx.shape(tuple(plan.index_dim[i] for i in plan.out)), scalar.text)
         return scalar
 
+    @staticmethod
+    def _size_of(plan: Plan, ctx: Context) -> Callable[[IndexTuple], str]:
+        """Code for the number of entries over some axes of a plan: ``X.shape[0] * 54``."""
+        return lambda axes: _product_code([ctx.size(plan.index_dim[i]) for i in axes])
+
     def _grouped_matmul(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
         """``K.reshape(o, s) @ X.reshape(p, s, q)``, reshaped to the step's axes (see ``"groups"``)."""
         summed_first, n_lead, n_summed = step.axes
         (si, bi), (small, big) = idx, args
-
-        def size(axes: IndexTuple) -> str:
-            return _product_code([ctx.size(plan.index_dim[i]) for i in axes])
-
+        size = self._size_of(plan, ctx)
         lead, group, tail = bi[:n_lead], bi[n_lead : n_lead + n_summed], bi[n_lead + n_summed :]
         free = tuple(i for i in si if i not in group)
         if summed_first:
@@ -761,9 +764,7 @@ class NumPyPrinter(WindowPrinting, Printer):
     def _summed_batches(self, step: Step, args: list[Expr], idx: list[IndexTuple], plan: Plan, ctx: Context) -> Expr:
         """``(A.reshape(p, f, q) @ B.reshape(p, g, q).transpose(0, 2, 1)).sum(axis=0)`` (see ``"groups_summed"``)."""
         n_lead, n_tail = step.axes
-
-        def size(axes: IndexTuple) -> str:
-            return _product_code([ctx.size(plan.index_dim[i]) for i in axes])
+        size = self._size_of(plan, ctx)
 
         def as_3d(e: Expr, ix: IndexTuple) -> str:
             lead, free, tail = ix[:n_lead], ix[n_lead : len(ix) - n_tail], ix[len(ix) - n_tail :]

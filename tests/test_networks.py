@@ -8,6 +8,8 @@ form) and central differences; the shape of the code is checked through ``ec.cos
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,39 @@ def test_residual_network_sums_extend_the_previous_sum(rng):
         d = d + dt @ a[f"W{k}"].T
     for p, g in zip(params, ec.compile(grads, sizes={"b": batch})(**a)):
         check_close(g, want[p], what=f"∂/∂{p}")
+
+
+def test_hessian_vector_product_stores_products_in_their_readers_order(rng):
+    """H(W1)·V of a tanh MLP: equal to Pearlmutter's R-operator written by hand, and the
+    tangent X·V, multiplied entry by entry with the (b, hidden) activations, is stored
+    (b, hidden) — no element-wise pass reads it against its memory order."""
+    text, decls = mlp_text(2, batch=16)
+    decls["V"] = "d0 d1"
+    f = ec.parse(text, **decls)
+    hv = ec.grad(ec.sum(ec.grad(f, "W1") * ec.parse("V", V="d0 d1")), "W1")
+    a = arrays([5, 7, 3], 16, "xent", rng)
+    a["V"] = rng.normal(size=(5, 7))
+    fn = ec.compile(hv, sizes={"b": 16, "d0": 5, "d1": 7, "d2": 3})
+    X, Y, W1, b1, W2, b2, V = (a[k] for k in ("X", "Y", "W1", "b1", "W2", "b2", "V"))
+    h = np.tanh(X @ W1 + b1)
+    z = h @ W2 + b2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    s = Y.sum(axis=1, keepdims=True)
+    dz = (p * s - Y) / 16
+    rh = (1.0 - h * h) * (X @ V)
+    rz = rh @ W2
+    rdz = s * p * (rz - (p * rz).sum(axis=1, keepdims=True)) / 16
+    want = X.T @ ((rdz @ W2.T) * (1.0 - h * h) - 2.0 * (dz @ W2.T) * h * rh)
+    check_close(fn(**{k: a[k] for k in fn.arg_names}), want, rtol=1e-10, atol=1e-12)
+    assert re.search(r"^ +_t\d+ = X @ V($|  #)", fn.source, re.MULTILINE)
+    code = [line.split("  #")[0] for line in fn.source.splitlines()]
+    assert not [line for line in code if "@" not in line and (".T *" in line or ".T)" in line)]
+
+
+def test_a_transpose_of_a_transpose_prints_as_the_array():
+    from eincalc.codegen.printer import Expr, transpose
+
+    assert transpose(Expr("_t8.T"), (1, 0)).text == "_t8"
+    assert transpose(Expr("_t8"), (1, 0)).text == "_t8.T"
+    assert transpose(Expr("(a + b).T"), (1, 0)).text == "(a + b)"

@@ -356,8 +356,11 @@ class NumPyPrinter(WindowPrinting, Printer):
         scatter = scatter_of(node)
         if scatter is not None:
             return self._print_scatter(node, scatter, coef, kinds, in_idx, operands, index_dim, ctx)
-        plan = plan_einsum(kinds, in_idx, node.out_idx, coef, index_dim, ctx.sizes)
+        flip = id(node) in ctx.transpose and "delta" not in kinds
+        plan = plan_einsum(kinds, in_idx, node.out_idx[::-1] if flip else node.out_idx, coef, index_dim, ctx.sizes)
         core = self.render_plan(plan, [operands[k] for k in plan.inputs], ctx)  # type: ignore[misc]
+        if flip:
+            ctx.transposed.add(id(node))  # its readers' order; the name holds the transpose
         if plan.embed is None:
             return core
         core_idx = plan.value_idx[plan.result] if plan.result is not None else ()

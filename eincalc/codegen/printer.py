@@ -76,6 +76,8 @@ def transpose(e: Expr, perm: tuple[int, ...], method: str = "transpose") -> Expr
     """``e`` with its axes permuted by ``perm`` (a view): ``.T`` for a matrix, else ``.<method>(perm)``."""
     if perm == tuple(range(len(perm))):
         return e
+    if perm == (1, 0) and e.prec == ATOM and e.text.endswith(".T"):
+        return Expr(e.text[:-2], readonly=e.readonly)  # (A.T).T is A
     text = f"{e.atom}.T" if perm == (1, 0) else f"{e.atom}.{method}({', '.join(map(str, perm))})"
     return Expr(text, readonly=e.readonly)
 
@@ -131,6 +133,10 @@ class Context:
             :mod:`eincalc.codegen.numpy_printer`).
         negated: filled by printers: ids of nodes whose name holds ``-value`` (the sign
             moved into the one ``Add`` that uses them).
+        transpose: ids of 2-D products to compute in the other axis order, for their
+            readers (:mod:`eincalc.codegen.layouts`).
+        transposed: filled by printers: ids of nodes whose name holds the transpose of
+            their value (those of ``transpose`` printed so).
         new_temp: allocates the next temporary name (``_t0``, ``_t1``, …).
         params: the parameter name of every variable (a user's name, or that name with a
             trailing ``_`` where it would shadow a name the code needs).
@@ -152,6 +158,8 @@ class Context:
     shared: dict[int, Expr] = field(default_factory=dict)
     embeds: dict[int, object] = field(default_factory=dict)
     negated: set[int] = field(default_factory=set)
+    transpose: set[int] = field(default_factory=set)
+    transposed: set[int] = field(default_factory=set)
     lines: list[str] = field(default_factory=list)
     post: list[Callable[[str], str]] = field(default_factory=list)
 

@@ -46,6 +46,7 @@ from eincalc.codegen.backends import AUTO, get_backend
 from eincalc.codegen.caller import Caller, LibraryCaller
 from eincalc.codegen.factoring import factor_sums
 from eincalc.codegen.gram import symmetric_products
+from eincalc.codegen.layouts import transposed_products
 from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.sharing import share_subproducts
@@ -351,6 +352,8 @@ class CompiledFunction:
             params=self._params,
             scaled_of=_shared_products(order),
         )
+        fixed = ctx.roots | set(ctx.scaled_of) | {id(base) for base in ctx.scaled_of.values()}
+        ctx.transpose = transposed_products(order, consumers, fixed)
         formula = _Formulas(order)
         ctx.describe = lambda node: formula.text(node, ctx.values)
         bases = {id(base): base for base in ctx.scaled_of.values()}  # the shared products
@@ -378,9 +381,14 @@ class CompiledFunction:
                 life.named(target, node, expr)
                 # a negated node's name holds minus its value
                 comment = expr.note + formula.text(node, ctx.values, ctx.negated, id(node) in ctx.negated)
+                if id(node) in ctx.transposed:
+                    comment = "transpose of " + comment
                 block.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
                 block.extend(post(target) for post in ctx.post)
-                ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
+                if id(node) in ctx.transposed:  # the name holds the transpose: the value is a view
+                    ctx.values[id(node)] = Expr(f"{target}.T", readonly=expr.readonly, inline=True)
+                else:
+                    ctx.values[id(node)] = Expr(target, owned=expr.owned, readonly=expr.readonly, inline=True)
             life.blocks.append(block)
 
         results = []

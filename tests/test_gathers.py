@@ -27,7 +27,7 @@ def test_cross_entropy_gradient_subtracts_one_at_the_labels(rng):
 
 @pytest.mark.parametrize(
     ("rows", "form"),
-    [([3, 0, 1, 2, 4], "_t4[[3, 0, 1, 2, 4]] = "), ([2, 0, 1, 2, 1], "numpy.add.at(")],
+    [([3, 0, 1, 2, 4], "[[3, 0, 1, 2, 4]] = "), ([2, 0, 1, 2, 1], "numpy.add.at(")],
     ids=["distinct rows", "repeated rows"],
 )
 def test_gather_cotangent_is_a_scatter(rows, form, rng):

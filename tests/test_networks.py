@@ -235,3 +235,12 @@ def test_a_transpose_of_a_transpose_prints_as_the_array():
     assert transpose(Expr("_t8.T"), (1, 0)).text == "_t8"
     assert transpose(Expr("_t8"), (1, 0)).text == "_t8.T"
     assert transpose(Expr("(a + b).T"), (1, 0)).text == "(a + b)"
+
+
+def test_one_minus_a_fresh_square_is_written_into_it(rng):
+    """``1 - h²`` of a tanh layer takes no array of its own: h*h is fresh and read once."""
+    text, decls = mlp_text(2, batch=16)
+    fn = ec.compile(ec.grad(ec.parse(text, **decls), "W1"), sizes={"b": 16, "d0": 5, "d1": 7, "d2": 3})
+    assert re.search(r"numpy\.subtract\(1\.0, (_t\d+), out=\1\)", fn.source)
+    a = arrays([5, 7, 3], 16, "xent", rng)
+    check_close(fn(**{k: a[k] for k in fn.arg_names}), backward_pass(a, 2, "tanh", "xent", 16)["W1"], rtol=1e-10)

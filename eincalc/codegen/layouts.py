@@ -8,11 +8,11 @@ A matrix product costs the same in either order (``B @ A`` is ``(A.T @ B.T).T``)
 such a product is computed in its readers' order and its name holds the transpose:
 ``_t8 = X @ V`` and the node's value is the view ``_t8.T``.
 
-The decision is a vote over the product's uses, made before printing: an element-wise
-partner of the same two indices (another factor of a consumer's product, or the
-consumer's own result) laid out the other way votes for the transpose, one laid out the
-same way against; a term of a sum, the argument of a function, or any other use votes
-against, since it reads the value in its stored order.
+The decision is a vote, made before printing, over everything the product meets entry by
+entry: an array of the same two indices (one of its own factors, another factor of a
+consumer's product, or the consumer's own result) laid out the other way votes for the
+transpose, one laid out the same way against; a term of a sum, the argument of a
+function, or any other use votes against, since it reads the value in its stored order.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ def transposed_products(
     for node in order:
         if id(node) in keep or not _is_matrix_product(node):
             continue
-        votes = 0
+        # its own element-wise factors: the product is formed in their order, then stored
+        votes = sum(
+            _compare(_stored(op, idx, chosen), node.out_idx)
+            for op, idx in zip(node.operands, node.in_idx)
+            if _same_pair(idx, node.out_idx)
+        )
         for use in dict.fromkeys(consumers.get(id(node), [])):  # each consumer once, every slot below
             votes += _vote(node, use, chosen)
         if votes > 0:

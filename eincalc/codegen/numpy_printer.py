@@ -496,8 +496,9 @@ class NumPyPrinter(WindowPrinting, Printer):
                 negative.append(ctx.arg(term))
             else:
                 positive.append(ctx.arg(term))
-        if not diagonals and not gathers and not constant and len(positive) + len(negative) == 2 and self.in_place:
-            into = self._add_in_place(node, ctx)
+        arrays = len(positive) + len(negative)
+        if not diagonals and not gathers and self.in_place and arrays == (1 if constant else 2):
+            into = self._add_in_place(node, constant, ctx)
             if into is not None:
                 return into
         expr: Expr | None = None
@@ -545,23 +546,38 @@ class NumPyPrinter(WindowPrinting, Printer):
             ctx.after(lambda name, rows=rows, c=g.coef: f"{name}[{rows}] {'-=' if c < 0 else '+='} {abs(c)!r}")
         return replace(base, owned=True)
 
-    def _add_in_place(self, node: Add, ctx: Context) -> Expr | None:
-        """``a + b`` as ``a += b`` when ``a`` is a fresh full array nothing else reads, else None.
+    def _add_in_place(self, node: Add, constant: float, ctx: Context) -> Expr | None:
+        """``a + b`` as ``a += b`` and ``1.0 - a`` as ``numpy.subtract(1.0, a, out=a)``, or None.
 
-        No new array: on large activations (a convolution's output plus its bias) the
-        allocation costs as much as the addition.
+        Only when ``a`` is a fresh full array nothing else reads. No new array: on large
+        activations (a convolution's output plus its bias, the ``1 - h²`` of a tanh layer)
+        the allocation costs as much as the addition.
         """
-        first, second = node.terms
-        for target, other in ((first, second), (second, first)):
-            if id(target) in ctx.negated or not _full_term(target, ctx):
+        terms = [t for t in node.terms if not isinstance(t, Const)]
+        pairs = [(terms[0], None)] if constant else [(terms[0], terms[1]), (terms[1], terms[0])]
+        for target, other in pairs:
+            negated = id(target) in ctx.negated
+            if (negated and other is not None) or not _full_term(target, ctx):
                 continue
             e = ctx.arg(target)
-            if e.owned and len(ctx.uses(target)) == 1 and not ctx.is_root(target) and id(target) not in ctx.scaled_of:
-                op = "-=" if id(other) in ctx.negated else "+="
-                comment = ctx.describe(node)
-                ctx.lines.append(f"{e.text} {op} {ctx.arg(other).text}" + (f"  # {comment}" if comment else ""))
-                return replace(e, owned=False, inline=True)  # the sum is now that array's value
+            if not e.owned or len(ctx.uses(target)) != 1 or ctx.is_root(target) or id(target) in ctx.scaled_of:
+                continue
+            if other is not None:
+                statement = f"{e.text} {'-=' if id(other) in ctx.negated else '+='} {ctx.arg(other).text}"
+            elif negated:  # a 0-d result is a NumPy scalar, which takes no out=
+                statement = self._subtract_from_in_place(constant, e.text) if node.dims else None
+            else:
+                statement = f"{e.text} {'+=' if constant > 0 else '-='} {literal(abs(constant)).text}"
+            if statement is None:
+                return None
+            comment = ctx.describe(node)
+            ctx.lines.append(statement + (f"  # {comment}" if comment else ""))
+            return replace(e, owned=False, inline=True)  # the sum is now that array's value
         return None
+
+    def _subtract_from_in_place(self, constant: float, name: str) -> str | None:
+        """The statement replacing the array ``name`` by ``constant - name``, or None where the library has none."""
+        return f"{self.np('subtract')}({literal(constant).text}, {name}, out={name})"
 
     # -- functions ----------------------------------------------------------------------
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:

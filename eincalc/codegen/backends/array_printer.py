@@ -157,6 +157,9 @@ class ArrayLibraryPrinter(NumPyPrinter):
         text = f"{self.np('einsum')}({','.join(specs) + '->' + ''.join(out)!r}, {', '.join(operands)})"
         return text if factor in (None, 1.0) else f"{literal(factor).atom} * {text}"
 
+    def _subtract_from_in_place(self, constant: float, name: str) -> str | None:
+        return None  # torch.subtract takes no number first; a new array is as clear
+
     def _exp_in_place(self, name: str) -> str:
         if self.in_place:
             return super()._exp_in_place(name)

@@ -135,7 +135,7 @@ def cost(expr: Node | Sequence[Node], /, **sizes: int) -> CostReport:
         raise SizeError(f"cost needs a size for dim(s) {', '.join(missing)} (e.g. cost(expr, {missing[0]}=100))")
     # price what ec.compile runs at these sizes: simplified, cores of compressed
     # outputs, products distributed or factored where it pays, shared sub-products
-    from eincalc.codegen.program import program_roots, sized_roots  # codegen prices with this module
+    from eincalc.codegen.rewriting import program_roots, sized_roots  # codegen prices with this module
 
     return price(sized_roots(program_roots(roots)[0], bound), bound)
 

@@ -166,7 +166,7 @@ def test_gradients_of_a_deep_network_share_their_derivation():
 
 def test_residual_network_sums_extend_the_previous_sum(rng):
     """h_{k+1} = h_k + tanh(h_k W_k + b_k) U_k: gradients equal a hand-written pass; no sum re-adds earlier terms."""
-    from eincalc.codegen.program import program_roots, sized_roots
+    from eincalc.codegen.rewriting import program_roots, sized_roots
     from eincalc.expr import Add
     from eincalc.graph import topo_order
 

@@ -10,14 +10,11 @@ module around the function, and the per-size-signature cache of compiled variant
 (:mod:`eincalc.codegen.numpy_printer`); how an einsum is split into steps is
 :mod:`eincalc.codegen.planning`'s.
 
-It is no simplifier, but it makes three rewrites that keep values (up to rounding). It
-shares values equal up to a scale factor (``U @ V.T`` and ``-2.0 * (U @ V.T)``, a sum
-and twice that sum), which a value and its gradient produce all the time. And per size
-signature, only where the cost model makes it a clear win, it distributes a product
-over a sum (``(T - U @ V.T) @ V`` as ``T @ V - U @ (V.T @ V)``) or factors a common
-factor out of a sum (``X @ A.T + X @ A`` as ``X @ (A.T + A)``, see
-:mod:`eincalc.codegen.factoring`). An array temporary no later statement reads is
-deleted (``del``), so the peak memory holds only live values.
+It is no simplifier: the rewrites that keep values and make the code cheaper for a size
+signature (shared rescaled sums, distribution over sums, shared sub-products) are
+:mod:`eincalc.codegen.rewriting`'s; the statements' comments and the ``del`` of array
+temporaries no later statement reads (so the peak memory holds only live values) are
+:mod:`eincalc.codegen.statements`'.
 
 Only generated source is ever executed; the user's text reaches it only as variable
 and dim names, which are validated identifiers, and as comments on single lines.
@@ -28,12 +25,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import keyword
-import math
 import os
 import re
 import weakref
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,18 +40,22 @@ from eincalc._types import Dim, SizeDict
 from eincalc.calling import Signature, check_sizes, signature, used_variables
 from eincalc.codegen.backends import AUTO, get_backend
 from eincalc.codegen.caller import Caller, LibraryCaller
-from eincalc.codegen.factoring import factor_sums
-from eincalc.codegen.gram import symmetric_products
 from eincalc.codegen.layouts import transposed_products
 from eincalc.codegen.loading import load, release, release_all
 from eincalc.codegen.printer import Context, Expr, Printer
-from eincalc.codegen.sharing import share_subproducts
-from eincalc.codegen.sums import nest_sums
-from eincalc.costmodel import node_cost, price
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Window
-from eincalc.graph import rewrite, topo_order
-from eincalc.printing import node_line, to_numpy_syntax
-from eincalc.rewrite import rebuild, simplify
+from eincalc.codegen.rewriting import Structure, program_roots, root_count, sized_roots
+from eincalc.codegen.statements import (
+    FORMULA_NODES,
+    Formulas,
+    Lifetimes,
+    statement_lines,
+    to_numpy_syntax_bounded,
+    tree_sizes,
+    truncate,
+)
+from eincalc.costmodel import price
+from eincalc.expr import Array, Const, Delta, Einsum, Node, Window
+from eincalc.graph import topo_order
 from eincalc.runtime import structured_source
 from eincalc.structure import (
     Compressed,
@@ -64,17 +64,13 @@ from eincalc.structure import (
     LowRank,
     StructuredSum,
     StructuredTensor,
-    compress,
 )
-
-Structure = Compressed | CompressedSum
 
 RESERVED_NAMES = frozenset(
     {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum", "base64", "zlib"}
 )
 """Names the generated module uses or may use; a variable with such a name is renamed."""
 
-TEMP_NAME = re.compile(r"_t\d+")
 GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""
 
@@ -86,12 +82,6 @@ MAX_VARIANTS = 64
 this, with its generated function and its linecache entry (unless another kept signature
 shares the code)."""
 
-FORMULA_NODES = 40
-"""Comments print a node's whole formula while it has at most this many nodes (as a tree)."""
-
-
-COMMENT_CHARS = 64
-LINE_CHARS = 110
 
 
 @dataclass(frozen=True)
@@ -354,10 +344,10 @@ class CompiledFunction:
         )
         fixed = ctx.roots | set(ctx.scaled_of) | {id(base) for base in ctx.scaled_of.values()}
         ctx.transpose = transposed_products(order, consumers, fixed)
-        formula = _Formulas(order)
+        formula = Formulas(order)
         ctx.describe = lambda node: formula.text(node, ctx.values)
         bases = {id(base): base for base in ctx.scaled_of.values()}  # the shared products
-        life = _Lifetimes(set(self._params.values()))
+        life = Lifetimes(set(self._params.values()))
         for node in order:
             ctx.lines, ctx.post = [], []
             allocated.clear()
@@ -383,7 +373,7 @@ class CompiledFunction:
                 comment = expr.note + formula.text(node, ctx.values, ctx.negated, id(node) in ctx.negated)
                 if id(node) in ctx.transposed:
                     comment = "transpose of " + comment
-                block.extend(_statement(f"{target} = {expr.text}", comment if comment != expr.text else ""))
+                block.extend(statement_lines(f"{target} = {expr.text}", comment if comment != expr.text else ""))
                 block.extend(post(target) for post in ctx.post)
                 if id(node) in ctx.transposed:  # the name holds the transpose: the value is a view
                     ctx.values[id(node)] = Expr(f"{target}.T", readonly=expr.readonly, inline=True)
@@ -394,7 +384,7 @@ class CompiledFunction:
         results = []
         at = 0
         for c in self._compressed:
-            codes = [ctx.values[id(root)].text for root in roots[at : at + _root_count(c)]]
+            codes = [ctx.values[id(root)].text for root in roots[at : at + root_count(c)]]
             at += len(codes)
             if c is None:
                 results.append(codes[0])
@@ -427,15 +417,15 @@ class CompiledFunction:
         signature = ", ".join(params + (["*", *free] if free else []))
         described = []
         cores = [n for c in self._compressed if c is not None for n in c.nodes]
-        tree = _tree_sizes(topo_order([*self.outputs, *cores]), FORMULA_NODES)  # one walk for all outputs
+        tree = tree_sizes(topo_order([*self.outputs, *cores]), FORMULA_NODES)  # one walk for all outputs
         for k, (o, c) in enumerate(zip(self.outputs, self._compressed)):
             if c is None:
-                text = _truncate(to_numpy_syntax_bounded(o, tree=tree), 90)
+                text = truncate(to_numpy_syntax_bounded(o, tree=tree), 90)
             elif isinstance(c, CompressedSum):
-                text = _truncate(str(c), 90) if all(tree[id(n)] <= FORMULA_NODES for n in c.nodes) else "δ ⊗ … + L Lᵀ"
+                text = truncate(str(c), 90) if all(tree[id(n)] <= FORMULA_NODES for n in c.nodes) else "δ ⊗ … + L Lᵀ"
             else:  # the δ ⊗ core text, when the core is small enough to print
                 small = tree[id(c.core)] <= FORMULA_NODES
-                text = _truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core, tree=tree), 90)
+                text = truncate(str(c) if small else "δ ⊗ " + to_numpy_syntax_bounded(c.core, tree=tree), 90)
             kind = "StructuredSum" if isinstance(c, CompressedSum) else "StructuredTensor"
             how = "" if c is None else f" as a {kind}"
             described.append(f"    {'' if self._single else f'[{k}] '}{text}  : ({', '.join(o.dims)}){how}")
@@ -520,64 +510,13 @@ class CompiledFunction:
         return path
 
     def __repr__(self) -> str:
-        outs = "; ".join(_truncate(to_numpy_syntax_bounded(o), 60) for o in self.outputs)
+        outs = "; ".join(truncate(to_numpy_syntax_bounded(o), 60) for o in self.outputs)
         dims = ", ".join(self.dims) or "none"
         params = [*self.arg_names, *(["*", *self._free_dims] if self._free_dims else [])]
         return (
             f"<CompiledFunction {self.name}({', '.join(params)}) -> {outs} | dims {dims} | "
             f"backend {self.backend} | {len(self._variants)} size variant(s)>"
         )
-
-
-# --------------------------------------------------------------------------------------
-# the program's DAG: what is computed, before and after the sizes are known
-# --------------------------------------------------------------------------------------
-def program_roots(outputs: Sequence[Node], dense: bool = False) -> tuple[list[Node], list[Structure | None]]:
-    """The nodes a program computes for ``outputs``, and the compression of each output.
-
-    Outputs are simplified (stable forms: softplus for ``log(1 + exp(z))``, logsumexp, …:
-    same values, no overflow); a compressed output (δ ⊗ core) computes only its core
-    unless ``dense``; sums equal up to a scale factor are shared.
-    """
-    compressed: list[Structure | None] = []
-    roots: list[Node] = []
-    for given in outputs:
-        o = simplify(given)
-        c = None if dense else compress(o)
-        if c is not None and c.is_compressed:
-            compressed.append(c)
-            roots.extend(c.nodes)  # a δ ⊗ core's core; a sum's cores, factors and weights
-        else:
-            compressed.append(None)
-            roots.append(o)
-    return _share_scaled_sums(roots), compressed
-
-
-def _root_count(c: Structure | None) -> int:
-    """How many roots of the program one output takes."""
-    return 1 if c is None else len(c.nodes)
-
-
-def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
-    """``roots`` rewritten for one size signature: the DAG the generated code computes.
-
-    Products are distributed over sums, or common factors taken out of sums, where the
-    cost model makes that a clear win for these sizes; then wide products become chains
-    over shared sub-products (:mod:`eincalc.codegen.sharing`). Values are unchanged.
-    """
-    cost = _Estimate(sizes)
-    roots = _distribute_products(roots, cost)
-    # Then the mirror image, X @ A.T + X @ A as X @ (A.T + A). With the same costs and
-    # a clear win required both ways, it never undoes a distribution, but it may
-    # improve on one: (X @ A + X @ B) @ w → X @ (A @ w) + X @ (B @ w) → X @ (A @ w + B @ w).
-    roots = factor_sums(roots, cost)
-    # Then, as it builds pairwise products the algebra would flatten again: wide
-    # products become chains over sub-products shared by all outputs (backprop's signals).
-    roots = share_subproducts(roots, sizes)
-    # Then Mᵀ D M with D ≥ 0 as a Gram product of M √D (BLAS syrk, half the flops).
-    roots = symmetric_products(roots)
-    # Last: a sum holding another sum's terms adds to it (a residual network's h + f).
-    return nest_sums(roots)
 
 
 # --------------------------------------------------------------------------------------
@@ -603,136 +542,6 @@ def _as_eincalc(value: Any) -> Any:
 
 
 
-def _share_scaled_sums(roots: list[Node]) -> list[Node]:
-    """Rewrite a sum that is ``c ·`` another sum of the DAG as ``c ·`` that sum.
-
-    ``2.0 * T - 2.0 * (U @ V.T)`` next to ``T - U @ V.T`` (a gradient next to its loss)
-    becomes ``2.0 * (T - U @ V.T)``: the smart constructors then move the 2.0 into the
-    consuming product, onto its smallest array, and the n×m sum is computed once. Only
-    exact rescalings (the same interned node) are shared, so values do not change
-    beyond rounding of the scale factor.
-    """
-    order = topo_order(roots)
-    present = {id(n) for n in order}
-
-    def bases(s: Add) -> frozenset[int]:
-        return frozenset(id(alg.split_coef(t)[1]) for t in s.terms)
-
-    # A rescaled sum has the same terms up to their coefficients: only sums whose term
-    # set another sum shares can have a partner, and only those are tried.
-    seen = Counter(bases(n) for n in order if isinstance(n, Add))
-
-    def rule(node: Node, children: tuple[Node, ...]) -> Node:
-        new = rebuild(node, children)
-        if isinstance(new, Add):
-            key = bases(new)
-            if new is not node:
-                seen[key] += 1
-            if seen[key] > 1:
-                c, _ = alg.split_coef(new.terms[0])
-                for factor in (c, -c) if c != 0.0 else ():
-                    if factor == 1.0:
-                        continue
-                    candidate = alg.add([alg.scale(t, 1.0 / factor) for t in new.terms])
-                    if id(candidate) in present:
-                        return alg.scale(candidate, factor)
-        present.add(id(new))
-        return new
-
-    return rewrite(roots, rule)
-
-
-ENTRY_COST = 10
-"""Cost of one entry of a new array, in flops (allocating, writing and reading it again).
-
-BLAS flops are much cheaper than fresh memory (about 2 s per GiB here), so this is low;
-it only has to rank ``(T - U @ V.T) @ V`` (an n×m temporary) above ``T @ V - U @ (V.T @ V)``.
-"""
-
-
-class _Estimate:
-    """Flops of computing a node from its children plus ``ENTRY_COST`` per new entry, for ``sizes``.
-
-    A transpose or diagonal of one array is a view (``A.T``): free. Memoised per node
-    (the node is kept, so its id stays its own): the rewrites price the same terms often.
-    """
-
-    def __init__(self, sizes: Mapping[Dim, int]) -> None:
-        self.sizes = dict(sizes)
-        self._memo: dict[int, tuple[Node, float]] = {}
-
-    def __call__(self, node: Node) -> float:
-        hit = self._memo.get(id(node))
-        if hit is not None:
-            return hit[1]
-        if (
-            isinstance(node, Einsum)
-            and len(node.operands) == 1
-            and node.coef == 1.0
-            and not isinstance(node.operands[0], (Delta, Const))
-            and set(node.in_idx[0]) == set(node.out_idx)
-        ):
-            value = 0.0
-        else:
-            c = node_cost(node, self.sizes)
-            value = float(c.flops + ENTRY_COST * c.size)
-        self._memo[id(node)] = (node, value)
-        return value
-
-
-def _distribute_products(roots: list[Node], cost: _Estimate) -> list[Node]:
-    """Distribute products over sums they alone use, where that is cheaper for the sizes of ``cost``.
-
-    ``-2.0 * ((T - U @ V.T) @ V)`` becomes ``-2.0 * (T @ V) + 2.0 * (U @ (V.T @ V))`` for
-    n, m ≫ k: the n×m sum and its n×m product term are never formed. A sum some other
-    node (or an output) needs is left alone: it is computed anyway. The decision uses
-    ``cost`` (:func:`eincalc.costmodel.node_cost` with ``ENTRY_COST`` per entry of each
-    new array), so it can differ between size signatures (all dims 1000: no change).
-    """
-    order = topo_order(roots)
-    uses: dict[int, int] = {}
-    for node in order:
-        for child in node.children:
-            uses[id(child)] = uses.get(id(child), 0) + 1
-    root_ids = {id(r) for r in roots}
-
-    def alone(node: Node) -> bool:
-        return uses.get(id(node), 0) == 1 and id(node) not in root_ids
-
-    def distributed(node: Einsum, operands: Sequence[Node], k: int, terms: Sequence[Node]) -> list[Node]:
-        ops = list(operands)
-        return [alg.einsum([*ops[:k], t, *ops[k + 1 :]], node.in_idx, node.out_idx, node.coef) for t in terms]
-
-    choice: dict[int, int] = {}
-    for node in order:
-        if not isinstance(node, Einsum) or any(isinstance(op, Delta) for op in node.operands):
-            continue
-        best = 0.0
-        for k, s in enumerate(node.operands):
-            if not isinstance(s, Add) or not alone(s):
-                continue
-            before = cost(node) + cost(s) + sum(cost(t) for t in s.terms if isinstance(t, Einsum) and alone(t))
-            adding = (len(s.terms) - 1 + ENTRY_COST) * math.prod(cost.sizes[d] for d in node.dims)
-            if adding >= 0.8 * before or before - adding <= best:
-                continue  # the sum of the distributed terms alone loses: no need to build them
-            after = sum(cost(t) for t in distributed(node, node.operands, k, s.terms)) + adding
-            if after < 0.8 * before and before - after > best:  # a clear win only
-                best, choice[id(node)] = before - after, k
-    if not choice:
-        return roots
-
-    def rule(node: Node, children: tuple[Node, ...]) -> Node:
-        k = choice.get(id(node))
-        if k is None:
-            return rebuild(node, children)
-        assert isinstance(node, Einsum)
-        s = children[k]
-        terms = s.terms if isinstance(s, Add) else (s,)
-        return alg.add(distributed(node, children, k, terms))
-
-    return rewrite(roots, rule)
-
-
 def _is_view_of_name(node: Node, expr: Expr, ctx: Context) -> bool:
     """True for a transpose (``A.T``) of a named value that needs no statement of its own.
 
@@ -754,97 +563,6 @@ def _is_view_of_name(node: Node, expr: Expr, ctx: Context) -> bool:
     )
 
 
-class _Lifetimes:
-    """The statements of a function body, block by block (one block per node), and their ``del`` lines.
-
-    A temporary that is an array (``large``) is deleted after the last block that
-    reads it (unless that is the last block: returning frees it anyway), so the peak
-    memory holds only live values. Names of one array (``_t2 = _t1``,
-    a view ``_t1.T``) are deleted together once none of them is read any more; never
-    when one of them is returned or is a parameter (the array stays alive anyway).
-    Uses are read from the code without its comments (:func:`_identifiers`).
-    """
-
-    def __init__(self, params: set[str]) -> None:
-        self.params = params
-        self.blocks: list[list[str]] = []
-        self.large: dict[str, bool] = {}
-        self._parent: dict[str, str] = {}
-
-    def printed(self, node: Node, lines: list[str], temps: list[str], shared: Mapping[str, Node]) -> None:
-        """Note the temporaries ``temps`` the printer named in ``lines`` while printing ``node``.
-
-        A shared product (``shared``: name -> product) has its product's dims; the other
-        temporaries are steps of the node's computation, scalars only inside a scalar
-        function such as logsumexp over all axes (an einsum's steps may be arrays).
-        """
-        steps_large = bool(node.dims) or isinstance(node, Einsum)
-        for name in temps:
-            self.large[name] = bool(shared[name].dims) if name in shared else steps_large
-        for line in lines:  # `_t3 = _t1.T`: another name of _t1's array
-            view = _VIEW.fullmatch(line.split("  #", 1)[0])
-            if view:
-                self.alias(view[1], view[2])
-
-    def named(self, target: str, node: Node, expr: Expr) -> None:
-        """Note the statement ``target = expr`` computing ``node``."""
-        self.large[target] = bool(node.dims)
-        if not expr.owned or TEMP_NAME.fullmatch(expr.text) or expr.text in self.params:
-            self.alias(target, expr.text)  # a view or another name of the same array
-
-    def _find(self, name: str) -> str:
-        while self._parent.get(name, name) != name:
-            name = self._parent[name]
-        return name
-
-    def alias(self, target: str, text: str) -> None:
-        """``target = text`` may share the array of the names ``text`` reads."""
-        for name in _identifiers(text):
-            if TEMP_NAME.fullmatch(name) or name in self.params:
-                self._parent[self._find(target)] = self._find(name)
-
-    def body(self, final: str) -> list[str]:
-        """All blocks with their ``del`` lines, then ``final`` (the return statement)."""
-        last: dict[str, int] = {}
-        members: dict[str, list[str]] = {}
-        for b, block in enumerate(self.blocks):
-            for line in block:
-                for name in _identifiers(line):
-                    if TEMP_NAME.fullmatch(name):
-                        group = self._find(name)
-                        last[group] = b
-                        if name not in members.setdefault(group, []):
-                            members[group].append(name)
-        kept = {self._find(name) for name in _identifiers(final)}
-        kept |= {self._find(p) for p in self.params}
-        dead: dict[int, list[str]] = {}
-        for group, b in last.items():
-            if group not in kept and any(self.large.get(name, True) for name in members[group]):
-                dead.setdefault(b, []).extend(members[group])
-        lines: list[str] = []
-        for b, block in enumerate(self.blocks):
-            lines.extend(block)
-            if b in dead and b < len(self.blocks) - 1:  # not just before returning: no point
-                lines.append("del " + ", ".join(sorted(dead[b], key=lambda name: int(name[2:]))))
-        lines.append(final)
-        return lines
-
-
-_STRING = re.compile(r"'[^']*'")
-_NAME = re.compile(r"(?!\d)\w+")
-_VIEW = re.compile(r"(_t\d+) = ((?!\d)\w+(?:\.T|\.transpose\([\d, ]*\)|\[[\w:, ]*\])*)")
-"""An assignment of a name or a view of it (``_t3 = _t1.T``, ``_t4 = x[:, None]``)."""
-
-
-def _identifiers(code: str) -> list[str]:
-    """The identifiers one line of generated code reads or writes (not those in its comment or strings).
-
-    Generated code has '#' only where a comment starts, and strings only as quoted einsum
-    subscripts (``'ab,b->a'``), so no tokenizer is needed.
-    """
-    return _NAME.findall(_STRING.sub("", code.split("#", 1)[0]))
-
-
 def _shared_products(order: list[Node]) -> dict[int, Node]:
     """Einsum nodes that are ``coef ·`` one product, for products met more than once.
 
@@ -862,91 +580,3 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
                 bases[id(base)] = base
     return {id(n): bases[key] for key, members in groups.items() if len(members) > 1 for n in members}
 
-
-def _negated(formula: str) -> str:
-    """The formula of ``-value``: ``-(x)`` becomes ``x``, ``-2.0 * x`` ``2.0 * x``, else ``-(…)``."""
-    if re.match(r"-\d[\d.e+-]* \* ", formula):
-        return formula[1:]
-    if formula.startswith("-(") and formula.endswith(")"):
-        depth = 0
-        for k, ch in enumerate(formula[1:], 1):
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            if depth == 0:
-                if k == len(formula) - 1:
-                    return formula[2:-1]
-                break
-    return f"-({formula})"
-
-
-def _statement(code: str, comment: str) -> list[str]:
-    """``code`` with its comment: trailing when the line stays short, else on the line above."""
-    if not comment:
-        return [code]
-    if len(code) + len(comment) + 8 <= LINE_CHARS:
-        return [f"{code}  # {comment}"]
-    return [f"# {comment}", code]
-
-
-def _truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split())  # one line, whatever the printer did
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def to_numpy_syntax_bounded(node: Node, limit: int = FORMULA_NODES, tree: Mapping[int, int] | None = None) -> str:
-    """``to_numpy_syntax(node)`` when the formula is small as a tree, else its top node.
-
-    NumPy syntax repeats shared sub-expressions, so the text of a deep DAG can grow
-    exponentially; past ``limit`` tree nodes only the top node is shown. ``tree`` is a
-    table of :func:`_tree_sizes` (at this limit) that covers ``node``, if one was made.
-    """
-    size = tree if tree is not None else _tree_sizes(topo_order(node), limit)
-    if size[id(node)] <= limit:
-        return to_numpy_syntax(node)
-    return node_line(node, [_leaf_text(c) for c in node.children])
-
-
-WIDE_EINSUM = 5
-"""Einsums with more operands are not printed in NumPy syntax (its search grows factorially)."""
-
-
-def _tree_sizes(order: list[Node], limit: int, known: Mapping[int, int] | None = None) -> dict[int, int]:
-    """Per node, its size as a tree, capped at ``limit + 1`` (also when an einsum is too wide).
-
-    Sizes in ``known`` are taken as they are (a walk may stop at nodes sized before).
-    """
-    size: dict[int, int] = {}
-    for n in order:
-        if known is not None and id(n) in known:
-            size[id(n)] = known[id(n)]
-            continue
-        wide = isinstance(n, Einsum) and len(n.operands) > WIDE_EINSUM
-        size[id(n)] = limit + 1 if wide else min(limit + 1, 1 + sum(size[id(c)] for c in n.children))
-    return size
-
-
-def _leaf_text(node: Node) -> str:
-    return node_line(node, []) if not node.children else "…"
-
-
-class _Formulas:
-    """Comment text per node: the formula (truncated), or its top node for large DAGs."""
-
-    def __init__(self, order: list[Node]) -> None:
-        self.size = _tree_sizes(order, FORMULA_NODES)
-
-    def text(self, node: Node, values: Mapping[int, Expr], negated: Container[int] = (), minus: bool = False) -> str:
-        """The comment for ``node`` (for ``-node`` with ``minus``); children in ``negated`` hold minus their value."""
-        if id(node) not in self.size:  # a node built during code generation: size what is new
-            new = topo_order(node, stop=lambda n: id(n) in self.size)
-            self.size.update(_tree_sizes(new, FORMULA_NODES, self.size))
-        if self.size[id(node)] <= FORMULA_NODES:
-            text = to_numpy_syntax(node)
-        elif isinstance(node, Add):
-            return ""  # the code itself lists the terms
-        else:
-            names = []
-            for c in node.children:
-                name = values[id(c)].text if id(c) in values else _leaf_text(c)
-                names.append(f"(-{name})" if id(c) in negated else name)
-            text = node_line(node, names)
-        return _truncate(_negated(text) if minus else text, COMMENT_CHARS)

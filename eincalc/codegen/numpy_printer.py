@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import itertools
 import math
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -166,6 +167,17 @@ def _subscript(window: Window, ctx: Context, drop: bool) -> str:
 
 def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+
+
+_UFUNC_CALL = re.compile(r"numpy\.(\w+)\(([^()]*)\)")
+
+
+def _ufunc_into(code: str) -> str | None:
+    """``code`` with an ``out=`` slot (``numpy.tanh({0}, out={out})``) when it is one NumPy ufunc call, else None."""
+    m = _UFUNC_CALL.fullmatch(code)
+    if m is None or not isinstance(getattr(np, m[1], None), np.ufunc):
+        return None
+    return f"numpy.{m[1]}({m[2]}, out={{out}})"
 
 
 SUM_TERMS = 64
@@ -572,7 +584,8 @@ class NumPyPrinter(WindowPrinting, Printer):
                 return None
             comment = ctx.describe(node)
             ctx.lines.append(statement + (f"  # {comment}" if comment else ""))
-            return replace(e, owned=False, inline=True)  # the sum is now that array's value
+            ctx.in_place.add(id(node))
+            return replace(e, inline=True)  # the sum's value now, still a fresh array
         return None
 
     def _subtract_from_in_place(self, constant: float, name: str) -> str | None:
@@ -592,6 +605,10 @@ class NumPyPrinter(WindowPrinting, Printer):
             args[0] = self._function_arg(node.args[0], ctx)
         for m in entry.imports:
             self.module(m)
+        if self.in_place:
+            into = self._elementwise_in_place(node, args, ctx)
+            if into is not None:
+                return into
         if entry.in_place and not all(isinstance(a, Const) for a in node.args):
             start, finish = entry.in_place
             ctx.after(lambda name: finish.format(out=name))
@@ -600,6 +617,35 @@ class NumPyPrinter(WindowPrinting, Printer):
             return Expr(entry.code.format(*(a.text for a in args)), owned=True)
         prec = PRODUCT if entry.code_prec == "product" else SUM
         return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
+
+    def _elementwise_in_place(self, node: Elementwise, args: list[Expr], ctx: Context) -> Expr | None:
+        """``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing else reads, else None.
+
+        No new array: the allocation of a fresh activation costs as much as a cheap
+        function's pass (its pages are faulted in on first write).
+        """
+        entry = get_elementwise(node.fn)
+        first = _ufunc_into(entry.in_place[0] if entry.in_place else entry.code)
+        if first is None or not node.dims:  # a 0-d result is a NumPy scalar, which takes no out=
+            return None
+        for arg, e in zip(node.args, args):
+            if (
+                not isinstance(arg, Const)
+                and e.owned
+                and arg.dims == node.dims
+                and len(ctx.uses(arg)) == 1
+                and not ctx.is_root(arg)
+                and id(arg) not in ctx.scaled_of
+            ):
+                break
+        else:
+            return None
+        comment = ctx.describe(node)
+        ctx.lines.append(first.format(*(a.text for a in args), out=e.text) + (f"  # {comment}" if comment else ""))
+        if entry.in_place:
+            ctx.lines.append(entry.in_place[1].format(out=e.text))
+        ctx.in_place.add(id(node))
+        return replace(e, inline=True)  # the function's value now, still a fresh array
 
     def _pow(self, x: Expr, p: float) -> Expr:
         """``x ** p`` with the cheap forms for common exponents."""

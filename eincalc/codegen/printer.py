@@ -137,6 +137,9 @@ class Context:
             readers (:mod:`eincalc.codegen.layouts`).
         transposed: filled by printers: ids of nodes whose name holds the transpose of
             their value (those of ``transpose`` printed so).
+        in_place: filled by printers: ids of nodes computed into the fresh array of an
+            argument nothing else reads (``z += b``, ``numpy.tanh(z, out=z)``); that array
+            is theirs now, so they may hand it on the same way.
         new_temp: allocates the next temporary name (``_t0``, ``_t1``, …).
         params: the parameter name of every variable (a user's name, or that name with a
             trailing ``_`` where it would shadow a name the code needs).
@@ -160,6 +163,7 @@ class Context:
     negated: set[int] = field(default_factory=set)
     transpose: set[int] = field(default_factory=set)
     transposed: set[int] = field(default_factory=set)
+    in_place: set[int] = field(default_factory=set)
     lines: list[str] = field(default_factory=list)
     post: list[Callable[[str], str]] = field(default_factory=list)
 

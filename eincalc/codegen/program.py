@@ -357,8 +357,9 @@ class CompiledFunction:
             shared = {ctx.shared[k].text: bases[k] for k in ctx.shared if k not in shared_before}
             life.printed(node, block, allocated, shared)
             if expr is not None and expr.inline and not ctx.post:
-                # an alias of another value (or a literal): never written in place through this node
-                ctx.values[id(node)] = replace(expr, owned=False)
+                # an alias of another value (or a literal): never written in place through this
+                # node, unless it was computed in place into an array only it holds
+                ctx.values[id(node)] = replace(expr, owned=expr.owned and id(node) in ctx.in_place)
                 expr = None
             elif expr is not None and _is_view_of_name(node, expr, ctx):
                 # A.T of an argument or a temporary: spelled where it is used, no name of its own

@@ -270,16 +270,18 @@ class NumPyPrinter(WindowPrinting, Printer):
         return self.creation("eye", size, n, f"k={first}")
 
     def _applies_window(self, use: Node, window: Window, ctx: Context) -> bool:
-        """True when the code of ``use`` applies ``window`` without its matrix."""
+        """True when the code of ``use`` applies every occurrence of ``window`` without its matrix.
+
+        A product may hold one gather matrix twice (a gather's Hessian, ``Σ_o W[o, a] W[o, b] d[o]``):
+        the scatter applies one of them, the other stays a factor and needs its matrix.
+        """
         if isinstance(use, Einsum):
             if self._added_gather(use, ctx):
                 return True
             if id(use) in ctx.scaled_of:
                 return False
-            scatter = scatter_of(use)
-            if scatter is not None and use.operands[scatter] is window:
-                return True
-            return any(use.operands[w] is window for w, _ in windows_to_lower(use))
+            applied = {w for w, _ in windows_to_lower(use)} | {scatter_of(use)}
+            return all(k in applied for k, op in enumerate(use.operands) if op is window)
         return False
 
     def _added_gather(self, node: Node, ctx: Context) -> bool:

@@ -208,3 +208,10 @@ def test_jax_jit_traces_gathers_and_scatters(rng):
         got = jax.jit(fn)(**{k: jax.numpy.asarray(v) for k, v in {**arrays, "Z": z}.items()})
     for g, want in zip(got, [value, gradient, _softmax(z, axis=1) - onehot]):
         check_close(np.asarray(g), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_gathered_position_summed_alone_is_a_number(backend, rng):
+    """``sum(x[[2]])`` is ``x[2]``, no axis of length 1 left (the gather's result axis is summed alone)."""
+    x = rng.normal(size=4)
+    check_close(_run(backend, ec.parse("sum(x[[2]])", x="n"), dict(x=x)), x[2])

@@ -150,9 +150,9 @@ def _summed_alone(node: Einsum, w: int, o: str) -> bool:
 
 
 def _subscript(window: Window, ctx: Context, drop: bool) -> str:
-    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
+    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``, ``2``."""
     if window.rows is not None:
-        return repr(list(window.rows))
+        return str(window.rows[0]) if drop else repr(list(window.rows))
     if "-" in window.dims[0]:  # n-k entries from start: the slice stops k - start before the end
         stop = window.start - int(window.dims[0].split("-")[1])
         return f"{window.start or ''}:{stop}" if stop else f"{window.start}:"

@@ -215,3 +215,18 @@ def test_one_gathered_position_summed_alone_is_a_number(backend, rng):
     """``sum(x[[2]])`` is ``x[2]``, no axis of length 1 left (the gather's result axis is summed alone)."""
     x = rng.normal(size=4)
     check_close(_run(backend, ec.parse("sum(x[[2]])", x="n"), dict(x=x)), x[2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_positions_past_the_end_are_a_size_error_on_each_backend(backend):
+    """JAX would clamp x[7] to the last entry and drop its scatter; every backend refuses the call instead."""
+    if backend != "numpy":
+        pytest.importorskip(LIBRARY[backend])
+    from test_backends import float64
+
+    f = ec.parse("sum(tanh(x[[0, 2, 7]]) * v)", x="n", v="3")
+    fn = ec.compile([f, ec.grad(f, "x")], backend=backend)
+    with float64(backend), pytest.raises(ec.SizeError, match="position 7 is out of range for dim 'n' of size 4"):
+        fn(x=np.ones(4), v=np.ones(3))
+    with float64(backend):
+        assert len(fn(x=np.ones(8), v=np.ones(3))) == 2

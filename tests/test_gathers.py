@@ -230,3 +230,13 @@ def test_positions_past_the_end_are_a_size_error_on_each_backend(backend):
         fn(x=np.ones(4), v=np.ones(3))
     with float64(backend):
         assert len(fn(x=np.ones(8), v=np.ones(3))) == 2
+
+
+def test_a_variable_named_range_does_not_shadow_dask_positions(rng):
+    """Dask's paired gather calls ``range``: a variable of that name is renamed in the code."""
+    pytest.importorskip("dask.array")
+    f = ec.parse("sum(log_softmax(range, axis=1)[arange(5), [2, 0, 1, 2, 1]])", range="5 k")
+    fn = ec.compile(f, backend="dask")
+    assert "def f(range_):" in fn.source and ".vindex[range(5), " in fn.source
+    z = rng.normal(size=(5, 3))
+    check_close(np.asarray(fn(range=z).compute()), np.log(_softmax(z, axis=1))[np.arange(5), LABELS].sum())

@@ -336,6 +336,11 @@ def bind_arguments(
         carriers = [v.name for v in sig.variables if v.name not in given and any(d in v.dims for d in unbound)]
         hint = f"pass the array of {' or '.join(carriers)} or" if carriers else "pass"
         raise SizeError(f"no size for dim(s) {', '.join(unbound)}: {hint} {unbound[0]}=<size>")
+    for n in constants:  # past the end, NumPy and torch raise IndexError but JAX clamps the positions silently
+        if isinstance(n, Window) and n.rows is not None and n.dims[1] in bound:
+            last, size = max(n.rows), bound[n.dims[1]]
+            if last >= size:
+                raise SizeError(f"position {last} is out of range for dim {n.dims[1]!r} of size {size}")
     return Binding(values, bound, dtype)
 
 

@@ -14,7 +14,11 @@ are written without the dense one-hot matrix:
 * an *added gather* (:func:`added_gather`), ``c · W`` as a term of a sum, is
   ``out[arange(m), rows] += c`` on the sum (each row of W has one entry).
 
-:func:`lowered_indices` gives the index pattern the code contracts, for ``ec.cost``.
+:func:`lowered_indices` gives the index pattern the code contracts, for ``ec.cost``. How
+each library spells the three forms is the printers' business: the hooks ``index_list``,
+``paired_gather``, ``scatter_rows`` and ``add_at_rows`` of
+:class:`~eincalc.codegen.numpy_printer.NumPyPrinter`, overridden per backend (JAX's
+``.at[rows].add``, torch's ``index_add_``, Dask's ``vindex``).
 """
 
 from __future__ import annotations

@@ -150,10 +150,13 @@ def _summed_alone(node: Einsum, w: int, o: str) -> bool:
     return sum(idx.count(o) for idx in node.in_idx) == 1
 
 
-def _subscript(window: Window, ctx: Context, drop: bool) -> str:
-    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``."""
+def _subscript(window: Window, ctx: Context, drop: bool, positions: Callable[[tuple[int, ...]], str]) -> str:
+    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``, ``2``.
+
+    ``positions`` spells a gather's positions (:meth:`NumPyPrinter.index_list`).
+    """
     if window.rows is not None:
-        return repr(list(window.rows))
+        return str(window.rows[0]) if drop else positions(window.rows)
     if "-" in window.dims[0]:  # n-k entries from start: the slice stops k - start before the end
         stop = window.start - int(window.dims[0].split("-")[1])
         return f"{window.start or ''}:{stop}" if stop else f"{window.start}:"
@@ -277,21 +280,23 @@ class NumPyPrinter(WindowPrinting, Printer):
             return None  # every product applies it as a subscript or a scatter
         size, n = (ctx.size(d) for d in node.dims)
         if node.rows is not None:
-            return Expr(f"{self.creation('eye', n).text}[{list(node.rows)!r}]", owned=True)
+            return Expr(f"{self.creation('eye', n).text}[{self.index_list(node.rows)}]", owned=True)
         first = f"{n} - {node.start}" if node.from_end else str(node.start)
         return self.creation("eye", size, n, f"k={first}")
 
     def _applies_window(self, use: Node, window: Window, ctx: Context) -> bool:
-        """True when the code of ``use`` applies ``window`` without its matrix."""
+        """True when the code of ``use`` applies every occurrence of ``window`` without its matrix.
+
+        A product may hold one gather matrix twice (a gather's Hessian, ``Σ_o W[o, a] W[o, b] d[o]``):
+        the scatter applies one of them, the other stays a factor and needs its matrix.
+        """
         if isinstance(use, Einsum):
             if self._added_gather(use, ctx):
                 return True
             if id(use) in ctx.scaled_of:
                 return False
-            scatter = scatter_of(use)
-            if scatter is not None and use.operands[scatter] is window:
-                return True
-            return any(use.operands[w] is window for w, _ in windows_to_lower(use))
+            applied = {w for w, _ in windows_to_lower(use)} | {scatter_of(use)}
+            return all(k in applied for k, op in enumerate(use.operands) if op is window)
         return False
 
     def _added_gather(self, node: Node, ctx: Context) -> bool:
@@ -406,14 +411,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         others = [operands[j] for j in rest]
         core = self.render_plan(plan, [others[j] for j in plan.inputs], ctx)  # type: ignore[misc]
         axis = node.out_idx.index(node.in_idx[w][1])
-        rows = list(window.rows)
-        if len(set(rows)) == len(rows):  # distinct rows: a plain indexed assignment
-            target = ", ".join([":"] * axis + [repr(rows)])
-            ctx.after(lambda name: f"{name}[{target}] = {core.text}")
-        else:  # repeated rows add up
-            key = repr(rows) if axis == 0 else f"({'slice(None), ' * axis}{rows!r})"
-            ctx.after(lambda name: f"{self.np('add.at')}({name}, {key}, {core.text})")
-        return self.creation("zeros", ctx.shape(node.dims))
+        return self.scatter_rows(ctx.shape(node.dims), axis, window.rows, core, ctx)
 
     def _lower_windows(
         self, node: Einsum, kinds: list[str], operands: list[Expr | None], ctx: Context
@@ -438,16 +436,12 @@ class NumPyPrinter(WindowPrinting, Printer):
             target = exprs[x]
             assert target is not None
             if o in idx:  # paired with its neighbour axis: x[arange(n), rows] keeps one axis
-                first = min(axis, idx.index(o))
-                keys = [f"{self.np('arange')}({ctx.size(window.dims[0])})", repr(list(window.rows or ()))]
-                if idx.index(o) > axis:
-                    keys.reverse()
-                subs = ", ".join([":"] * first + keys)
-                exprs[x] = Expr(f"{target.atom}[{subs}]", owned=True)
+                assert window.rows is not None
+                exprs[x] = self.paired_gather(target, axis, idx.index(o), ctx.size(window.dims[0]), window.rows)
                 in_idx[x] = tuple(j for j in idx if j != i)
                 continue
             drop = _summed_alone(node, w, o)
-            key = _subscript(window, ctx, drop)
+            key = _subscript(window, ctx, drop, self.index_list)
             subs = ", ".join([":"] * axis + [key])
             exprs[x] = Expr(f"{target.atom}[{subs}]", readonly=target.readonly)
             in_idx[x] = tuple(j for j in idx if j != i) if drop else tuple(o if j == i else j for j in idx)
@@ -489,6 +483,48 @@ class NumPyPrinter(WindowPrinting, Printer):
         spec = spec_of([info.labels], info.unique)
         value = align(core, info.core_idx, info.unique, self.permute)
         return f"{self.np('einsum')}({spec!r}, {target})[...] {op} {value.text}"
+
+    # -- integer gathers and scatters (hooks: each library has its own spelling) ----------
+    def index_list(self, rows: tuple[int, ...]) -> str:
+        """Code for a gather's constant positions as a subscript: ``[0, 2, 1]``."""
+        return repr(list(rows))
+
+    def paired_gather(self, target: Expr, axis: int, paired: int, size: str, rows: tuple[int, ...]) -> Expr:
+        """``target[:, arange(size), rows]``: the entries at ``rows[o]`` on ``axis`` and ``o`` on ``paired``.
+
+        ``paired`` is a neighbour of ``axis``; the two index arrays pair up entry by entry
+        into one result axis, placed at the first of the two.
+        """
+        keys = [f"{self.np('arange')}({size})", self.index_list(rows)]
+        if paired > axis:
+            keys.reverse()
+        subs = ", ".join([":"] * min(axis, paired) + keys)
+        return Expr(f"{target.atom}[{subs}]", owned=True)
+
+    def scatter_rows(self, shape: str, axis: int, rows: tuple[int, ...], core: Expr, ctx: Context) -> Expr:
+        """Zeros of ``shape`` holding ``core``'s entry ``o`` at ``rows[o]`` along ``axis``; repeated rows add up.
+
+        ``core`` has the result's axes, with ``len(rows)`` entries along ``axis``. NumPy
+        writes into the zeros after they are assigned: ``out[:, rows] = core`` when the
+        rows are distinct, ``numpy.add.at(out, (slice(None), rows), core)`` when some repeat.
+        """
+        if len(set(rows)) == len(rows):  # distinct rows: a plain indexed assignment
+            target = ", ".join([":"] * axis + [self.index_list(rows)])
+            ctx.after(lambda name: f"{name}[{target}] = {core.text}")
+        else:  # repeated rows add up
+            listed = self.index_list(rows)
+            key = listed if axis == 0 else f"({'slice(None), ' * axis}{listed})"
+            ctx.after(lambda name: f"{self.np('add.at')}({name}, {key}, {core.text})")
+        return self.creation("zeros", shape)
+
+    def add_at_rows(self, name: str, term: GatherTerm, ctx: Context) -> str:
+        """The statement adding ``term.coef`` to the array ``name`` at the entries of the gather matrix.
+
+        ``name[arange(m), rows] -= 1.0``: each row of the matrix has one entry, so the
+        positions are distinct and ``+=`` is exact.
+        """
+        rows = f"{self.np('arange')}({ctx.size(term.window.dims[0])}), {self.index_list(term.window.rows or ())}"
+        return f"{name}[{rows}] {'-=' if term.coef < 0 else '+='} {abs(term.coef)!r}"
 
     # -- sums ---------------------------------------------------------------------------
     def _print_Add(self, node: Add, ctx: Context) -> Expr:
@@ -553,9 +589,8 @@ class NumPyPrinter(WindowPrinting, Printer):
             base = expr
         for info, core in diagonals:
             ctx.after(lambda name, info=info, core=core: self._diag_write(name, info, core, "+="))
-        for g in gathers:  # one entry per row of W: distinct positions, so += is exact
-            rows = f"{self.np('arange')}({ctx.size(g.window.dims[0])}), {list(g.window.rows or ())!r}"
-            ctx.after(lambda name, rows=rows, c=g.coef: f"{name}[{rows}] {'-=' if c < 0 else '+='} {abs(c)!r}")
+        for g in gathers:
+            ctx.after(lambda name, g=g: self.add_at_rows(name, g, ctx))
         return replace(base, owned=True)
 
     def _add_in_place(self, node: Add, constant: float, ctx: Context) -> Expr | None:

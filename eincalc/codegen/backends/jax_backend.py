@@ -2,15 +2,18 @@
 
 So δ ⊗ core values are added as einsums with identity matrices, sliding windows are
 gathers (``jax.numpy.take`` of window positions: an im2col copy, which XLA makes anyway)
-and the scatters of transposed convolutions are ``.at[…].add``. float64 needs
-``jax.config.update("jax_enable_x64", True)``; without it JAX computes in float32.
+and the scatters of transposed convolutions and integer gathers are ``.at[…].add`` (or
+``.set``) on zeros. JAX indexes with arrays, never lists: a gather's positions are
+``jax.numpy.asarray([0, 2, 1])``. float64 needs ``jax.config.update("jax_enable_x64", True)``;
+without it JAX computes in float32.
 """
 
 from __future__ import annotations
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
+from eincalc.codegen.gathers import GatherTerm
 from eincalc.codegen.numpy_windows import exact_tiling
-from eincalc.codegen.printer import ATOM, Context, Expr
+from eincalc.codegen.printer import ATOM, Context, Expr, literal
 from eincalc.expr import Shift
 
 
@@ -40,3 +43,17 @@ class JaxPrinter(ArrayLibraryPrinter):
 
     def add_into(self, target: str, subscript: str, value: str) -> str:
         return f"{target} = {target}.at[{subscript}].add({value})"
+
+    # -- integer gathers and scatters ------------------------------------------------------
+    def index_list(self, rows: tuple[int, ...]) -> str:
+        return f"{self.np('asarray')}({list(rows)!r})"  # JAX refuses a list as a subscript
+
+    def scatter_rows(self, shape: str, axis: int, rows: tuple[int, ...], core: Expr, ctx: Context) -> Expr:
+        """``zeros(shape).at[:, rows].add(core)``: a new array; ``.set`` when the rows are distinct."""
+        at = ", ".join([":"] * axis + [self.index_list(rows)])
+        method = "set" if len(set(rows)) == len(rows) else "add"
+        return Expr(f"{self.creation('zeros', shape).text}.at[{at}].{method}({core.text})", owned=True)
+
+    def add_at_rows(self, name: str, term: GatherTerm, ctx: Context) -> str:
+        rows = f"{self.np('arange')}({ctx.size(term.window.dims[0])}), {self.index_list(term.window.rows or ())}"
+        return self.add_into(name, rows, literal(term.coef).text)

@@ -4,7 +4,9 @@ torch differs from NumPy in names and keywords, not in what it can do: axes are
 permuted with ``.permute``, maxima are ``torch.amax``, ``tensordot`` takes ``dims=``,
 copies are ``.clone()``, binary functions want tensors, not Python floats. Sliding
 windows (convolutions) are ``Tensor.unfold`` views of the padded input
-(``torch.nn.functional.pad``), as NumPy's are ``sliding_window_view``.
+(``torch.nn.functional.pad``), as NumPy's are ``sliding_window_view``. A gather's
+reverse rule with repeated rows adds them with ``Tensor.index_add_`` (NumPy's
+``numpy.add.at``).
 """
 
 from __future__ import annotations
@@ -112,3 +114,12 @@ class TorchPrinter(ArrayLibraryPrinter):
         if step.op == "vdot":  # torch.vdot takes vectors only; NumPy's flattens
             return call(self.np("sum"), binary(args[0], "*", args[1]).text)
         return super()._step(step, args, idx, plan, ctx)
+
+    def scatter_rows(self, shape: str, axis: int, rows: tuple[int, ...], core: Expr, ctx: Context) -> Expr:
+        """Distinct rows as NumPy writes them; repeated rows ``out.index_add_(axis, tensor(rows), core)``."""
+        if len(set(rows)) == len(rows):
+            return super().scatter_rows(shape, axis, rows, core, ctx)
+        device = "" if self.reference is None else f", device={self.reference}.device"
+        index = f"{self.np('tensor')}({list(rows)!r}{device})"
+        ctx.after(lambda name: f"{name}.index_add_({axis}, {index}, {core.text})")
+        return self.creation("zeros", shape)

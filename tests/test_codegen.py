@@ -872,3 +872,13 @@ def test_plan_groups_axes_of_a_large_array_instead_of_copying_it() -> None:
     plain = plan_einsum(*conv, sizes)
     assert "groups" not in [step.op for step in plain.steps]  # only windowed products ask for it
 
+
+
+@pytest.mark.parametrize("scale", ["mean", "sum"])
+def test_hessian_of_a_scaled_square_norm_compiles(scale: str, rng: np.random.Generator) -> None:
+    """Hessian of mean((X @ w)**2): the Gram product's only weight is a scalar (1/m), not a vector over the summed axis."""
+    X_, w_ = ec.matrix("X", "m n"), ec.vector("w", "n")
+    f = (ec.mean if scale == "mean" else ec.sum)((X_ @ w_) ** 2)
+    x = rng.standard_normal((7, 3))
+    H = compile(ec.hessian(f, "w"))(X=x, w=rng.standard_normal(3))
+    np.testing.assert_allclose(H, 2.0 * x.T @ x / (7 if scale == "mean" else 1), rtol=1e-12)

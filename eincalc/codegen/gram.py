@@ -50,7 +50,8 @@ def _as_gram(node: Einsum) -> Node:
 def _gram_pair(node: Einsum) -> tuple[int, int, str] | None:
     """Positions of ``M`` twice as ``M[c, a] M[c, b]`` (or ``M[a, c] M[b, c]``) and the summed ``c``.
 
-    Every other factor must live on ``c`` alone (the weights), and the output is ``(a, b)``.
+    Every other factor must live on ``c`` alone (the weights), some on ``c`` itself, and the
+    output is ``(a, b)``.
     """
     if len(node.out_idx) != 2 or len(node.operands) < 3:
         return None
@@ -66,6 +67,8 @@ def _gram_pair(node: Einsum) -> tuple[int, int, str] | None:
                 if q[at] != c or c in node.out_idx or a == b or {a, b} != set(node.out_idx):
                     continue
                 rest = [idx for k, idx in enumerate(node.in_idx) if k not in (i, j)]
-                if all(set(idx) <= {c} for idx in rest):
+                # weights on c alone; scalars only (mean's 1/m) leave a plain MᵀM, which
+                # NumPy already hands to syrk
+                if all(set(idx) <= {c} for idx in rest) and any(c in idx for idx in rest):
                     return i, j, c
     return None

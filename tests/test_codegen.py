@@ -876,7 +876,7 @@ def test_plan_groups_axes_of_a_large_array_instead_of_copying_it() -> None:
 
 @pytest.mark.parametrize("scale", ["mean", "sum"])
 def test_hessian_of_a_scaled_square_norm_compiles(scale: str, rng: np.random.Generator) -> None:
-    """Hessian of mean((X @ w)**2): the Gram product's only weight is a scalar (1/m), not a vector over the summed axis."""
+    """Hessian of mean((X @ w)**2): the Gram product's only weight is a scalar (1/m), no vector on the summed axis."""
     X_, w_ = ec.matrix("X", "m n"), ec.vector("w", "n")
     f = (ec.mean if scale == "mean" else ec.sum)((X_ @ w_) ** 2)
     x = rng.standard_normal((7, 3))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import linecache
+import math
 import signal
 import subprocess
 import sys
@@ -316,6 +317,55 @@ def test_look_alike_of_numpy_does_not_shadow_the_module():
     v = np.array([0.0, 1.0])
     np.testing.assert_allclose(fn(v), 2.0 * np.exp(v))
     assert "def f(numpy_)" in fn.source
+
+
+def _builtin_shadowing_cases():
+    rng = np.random.default_rng(0)
+    x, k = rng.normal(size=(2, 1, 6, 6)), rng.normal(size=(2, 1, 3, 3))
+    m = rng.normal(size=(3, 4))
+
+    def conv_grad(x, k):  # d/dx sum(conv2d(x, k, padding=1)**2), written with loops
+        p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        y = np.zeros((2, 2, 6, 6))
+        for u in range(3):
+            for v in range(3):
+                y += np.einsum("oc,bcij->boij", k[:, :, u, v], p[:, :, u : u + 6, v : v + 6])
+        g = np.zeros_like(p)
+        for u in range(3):
+            for v in range(3):
+                g[:, :, u : u + 6, v : v + 6] += np.einsum("oc,boij->bcij", k[:, :, u, v], 2.0 * y)
+        return g[:, :, 1:7, 1:7]
+
+    gathered = np.zeros_like(m)
+    for i in [0, 2, 0]:
+        gathered[:, i] += 1.0 - np.tanh(m[:, i]) ** 2
+    v = np.array([-1.5, 0.5, 2.0])
+    return [
+        ("float", "sum(where(float > 0, float, 0.0))", {"float": "n"}, {"float": v}, (v > 0).astype(float)),
+        ("range", "sum(conv2d(range, K, padding=1) ** 2)", {"range": "b 1 6 6", "K": "2 1 3 3"},
+         {"range": x, "K": k}, conv_grad(x, k)),
+        ("slice", None, None, {"slice": m}, gathered),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", _builtin_shadowing_cases(), ids=lambda c: c[0])
+def test_variables_named_like_builtins_the_code_calls(case):
+    # range (col2im loops), slice (scatter along a later axis) and float (.astype(float))
+    # were parameters of the generated function, shadowing the builtins it calls
+    name, text, decls, arrays, want = case
+    if text is None:
+        x = ec.matrix(name, "k n")
+        f = ec.sum(ec.tanh(x[:, np.array([0, 2, 0])]))
+    else:
+        f = ec.parse(text, **decls)
+    np.testing.assert_allclose(ec.compile(ec.grad(f, name))(**arrays), want, rtol=1e-10, atol=1e-12)
+    assert f"{name}_" in ec.compile(ec.grad(f, name)).source
+
+
+def test_variable_named_math_keeps_erf_working():
+    v = np.array([-0.5, 0.25])
+    fn = ec.compile(ec.parse("erf(math)", math="n"))
+    np.testing.assert_allclose(fn(math=v), [math.erf(t) for t in v], rtol=1e-15)
 
 
 def test_literal_dims_with_leading_zeros_compile():

@@ -67,9 +67,12 @@ from eincalc.structure import (
 )
 
 RESERVED_NAMES = frozenset(
-    {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum", "base64", "zlib"}
-)
-"""Names the generated module uses or may use; a variable with such a name is renamed."""
+    {"numpy", "np", "opt_einsum", "oe", "StructuredTensor", "LowRank", "Kronecker", "StructuredSum", "base64", "zlib",
+     "math", "range", "slice", "float"}
+)  # fmt: skip
+"""Names the generated module uses or may use (modules, and the builtins the function body
+calls: ``range`` in col2im loops, ``slice(None)`` in scatters, ``.astype(float)``); a variable
+with such a name is renamed."""
 
 GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""

@@ -244,3 +244,16 @@ def test_one_minus_a_fresh_square_is_written_into_it(rng):
     assert re.search(r"numpy\.subtract\(1\.0, (_t\d+), out=\1\)", fn.source)
     a = arrays([5, 7, 3], 16, "xent", rng)
     check_close(fn(**{k: a[k] for k in fn.arg_names}), backward_pass(a, 2, "tanh", "xent", 16)["W1"], rtol=1e-10)
+
+
+def test_relu_after_its_derivative_writes_into_the_pre_activation(rng):
+    """The pre-activation's last reader (relu, after relu′ made its own array) takes no new array."""
+    text, decls = mlp_text(2, act="relu", loss="mse", batch=16)
+    f = ec.parse(text, **decls)
+    params = ["W1", "b1", "W2", "b2"]
+    fn = ec.compile([ec.grad(f, p) for p in params], sizes={"b": 16, "d0": 5, "d1": 7, "d2": 3})
+    assert re.search(r"numpy\.maximum\((_t\d+), 0\.0, out=\1\)  # relu\(", fn.source)
+    a = arrays([5, 7, 3], 16, "mse", rng)
+    want = backward_pass(a, 2, "relu", "mse", 16)
+    for got, p in zip(fn(**{k: a[k] for k in fn.arg_names}), params):
+        check_close(got, want[p], rtol=1e-10)

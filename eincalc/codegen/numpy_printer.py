@@ -183,6 +183,18 @@ def _ufunc_into(code: str) -> str | None:
     return f"numpy.{m[1]}({m[2]}, out={{out}})"
 
 
+def _last_reader(node: Node, arg: Node, ctx: Context) -> bool:
+    """True when ``node`` reads ``arg`` once and is its last reader.
+
+    The other readers must be element-wise functions printed already: they made fresh
+    arrays of their own (relu after relu′ of one pre-activation), so none holds a view.
+    """
+    uses = ctx.uses(arg)
+    return sum(u is node for u in uses) == 1 and all(
+        u is node or (isinstance(u, Elementwise) and id(u) in ctx.values) for u in uses
+    )
+
+
 SUM_TERMS = 64
 """Most terms one generated statement adds (longer sums continue with ``+=``)."""
 
@@ -654,7 +666,7 @@ class NumPyPrinter(WindowPrinting, Printer):
         return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
 
     def _elementwise_in_place(self, node: Elementwise, args: list[Expr], ctx: Context) -> Expr | None:
-        """``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing else reads, else None.
+        """``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing later reads, else None.
 
         No new array: the allocation of a fresh activation costs as much as a cheap
         function's pass (its pages are faulted in on first write).
@@ -668,7 +680,7 @@ class NumPyPrinter(WindowPrinting, Printer):
                 not isinstance(arg, Const)
                 and e.owned
                 and arg.dims == node.dims
-                and len(ctx.uses(arg)) == 1
+                and _last_reader(node, arg, ctx)
                 and not ctx.is_root(arg)
                 and id(arg) not in ctx.scaled_of
             ):

@@ -146,9 +146,7 @@ def conv2d(x: Operand, kernel: Operand, stride: IntOrPair = 1, padding: IntOrPai
     return _conv(x, kernel, 2, stride, padding, dilation)
 
 
-def windows(
-    x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0, n: int = 2
-) -> Node:
+def windows(x: Operand, size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0, n: int = 2) -> Node:
     """The sliding windows of the last ``n`` axes: ``(…, h, w) → (…, oh, ow, kh, kw)`` (zeros where padded).
 
     Examples:

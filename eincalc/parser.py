@@ -196,7 +196,7 @@ def _symmetric_names(names: Collection[str], declared: dict[str, tuple[str, ...]
         name = normalise_name(raw)
         dims = declared.get(name)
         if dims is None:
-            raise ParseError(f"symmetric variable {name!r} needs declared dims, such as {name}=\"n n\"")
+            raise ParseError(f'symmetric variable {name!r} needs declared dims, such as {name}="n n"')
         if len(dims) != 2 or dims[0] != dims[1] or dims[0] == "?":
             raise ParseError(f"symmetric variable {name!r} must be a square matrix (two equal dims), got {dims}")
         found.add(name)

@@ -217,9 +217,7 @@ def _jac_adjugate(node: Unary) -> Node:
     """∂adj(A)[i,j]/∂A[k,l] = adj(A)[i,j] B[l,k] − adj(A)[i,k] B[l,j] with B = inv(A)."""
     alg = _alg()
     inv = _ops().inv(node.arg)
-    return alg.add(
-        [alg.einsum([node, inv], ["ij", "lk"], "ijkl"), alg.einsum([node, inv], ["ik", "lj"], "ijkl", -1.0)]
-    )
+    return alg.add([alg.einsum([node, inv], ["ij", "lk"], "ijkl"), alg.einsum([node, inv], ["ik", "lj"], "ijkl", -1.0)])
 
 
 def _jac_det(node: Unary) -> Node:

@@ -250,6 +250,7 @@ def test_block_hessian_against_central_differences(mf, rng) -> None:
     arrays = {"U": U, "V": V}
     fn = ec.compile([b for row in blocks for b in row], dense=True)
     values = fn(T, U, V)
+
     def value(**changed):
         return mf_value(T, **{**arrays, **changed})
 

@@ -873,7 +873,6 @@ def test_plan_groups_axes_of_a_large_array_instead_of_copying_it() -> None:
     assert "groups" not in [step.op for step in plain.steps]  # only windowed products ask for it
 
 
-
 @pytest.mark.parametrize("scale", ["mean", "sum"])
 def test_hessian_of_a_scaled_square_norm_compiles(scale: str, rng: np.random.Generator) -> None:
     """Hessian of mean((X @ w)**2): the Gram product's only weight is a scalar (1/m), no vector on the summed axis."""

@@ -127,9 +127,7 @@ def _check_result(f: ec.Node, same_node: bool = True) -> None:
 
 def _capped(f: ec.Node) -> bool:
     """True if a product holds another product: MAX_INLINE stopped the flattening there."""
-    return any(
-        isinstance(n, ec.Einsum) and any(isinstance(op, ec.Einsum) for op in n.operands) for n in topo_order(f)
-    )
+    return any(isinstance(n, ec.Einsum) and any(isinstance(op, ec.Einsum) for op in n.operands) for n in topo_order(f))
 
 
 def _check_compiled(f: ec.Node, expected: ec.Node | None = None) -> None:

@@ -153,9 +153,19 @@ def _random_matrix_expr(rng, depth):
         return leaves[int(rng.integers(len(leaves)))]
     a, b = _random_matrix_expr(rng, depth - 1), _random_matrix_expr(rng, depth - 1)
     choices = [
-        lambda: a @ b, lambda: a * b, lambda: a + b, lambda: a - 2 * b, lambda: a.T, lambda: ec.exp(a),
-        lambda: ec.inv(a), lambda: ec.trace(a) * b, lambda: ec.softmax(a, axis=0), lambda: a / (1 + ec.sum(b)),
-        lambda: ec.diag(ec.diag(a) * (b @ x)), lambda: ec.outer(a @ x, b.T @ w), lambda: a**2,
+        lambda: a @ b,
+        lambda: a * b,
+        lambda: a + b,
+        lambda: a - 2 * b,
+        lambda: a.T,
+        lambda: ec.exp(a),
+        lambda: ec.inv(a),
+        lambda: ec.trace(a) * b,
+        lambda: ec.softmax(a, axis=0),
+        lambda: a / (1 + ec.sum(b)),
+        lambda: ec.diag(ec.diag(a) * (b @ x)),
+        lambda: ec.outer(a @ x, b.T @ w),
+        lambda: a**2,
     ]
     return choices[int(rng.integers(len(choices)))]()
 

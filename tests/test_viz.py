@@ -248,7 +248,7 @@ def test_svg_repr_and_drawing():
     assert _svg_root(viz.repr_svg(X @ w)).tag.endswith("svg")
     d = viz.draw([LOGISTIC, X @ w], rankdir="LR")
     assert _svg_root(d._repr_svg_()).tag.endswith("svg")
-    assert "Drawing of" in repr(d) and "rankdir=\"LR\"" in d.dot
+    assert "Drawing of" in repr(d) and 'rankdir="LR"' in d.dot
 
 
 def test_no_graphviz_gives_none(monkeypatch):
@@ -268,7 +268,7 @@ def test_dot_is_run_without_a_shell(monkeypatch):
     monkeypatch.setattr(viz.shutil, "which", lambda name: "/opt/bin/dot")
     monkeypatch.setattr(viz.subprocess, "run", fake_run)
     assert viz.render_svg(X @ w, timeout=3.0) == "<svg/>"
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     assert args == ["/opt/bin/dot", "-Tsvg"]
     assert not kwargs.get("shell") and kwargs["timeout"] == 3.0
     assert kwargs["input"].decode("utf-8").startswith("digraph")

@@ -23,9 +23,7 @@ from eincalc._types import IndexTuple
 from eincalc.expr import Const, Delta, Einsum, Node, Shift, Window
 
 
-def transposed_products(
-    order: Sequence[Node], consumers: Mapping[int, list[Node]], keep: Collection[int]
-) -> set[int]:
+def transposed_products(order: Sequence[Node], consumers: Mapping[int, list[Node]], keep: Collection[int]) -> set[int]:
     """Ids of the 2-D products of ``order`` better stored transposed (see the module doc).
 
     Args:

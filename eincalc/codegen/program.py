@@ -86,7 +86,6 @@ this, with its generated function and its linecache entry (unless another kept s
 shares the code)."""
 
 
-
 @dataclass(frozen=True)
 class _Variant:
     """The code for one size signature."""
@@ -545,7 +544,6 @@ def _as_eincalc(value: Any) -> Any:
     return value
 
 
-
 def _is_view_of_name(node: Node, expr: Expr, ctx: Context) -> bool:
     """True for a transpose (``A.T``) of a named value that needs no statement of its own.
 
@@ -583,4 +581,3 @@ def _shared_products(order: list[Node]) -> dict[int, Node]:
                 groups.setdefault(id(base), []).append(node)
                 bases[id(base)] = base
     return {id(n): bases[key] for key, members in groups.items() if len(members) > 1 for n in members}
-

@@ -78,7 +78,6 @@ def sized_roots(roots: list[Node], sizes: Mapping[Dim, int]) -> list[Node]:
     return nest_sums(roots)
 
 
-
 def _share_scaled_sums(roots: list[Node]) -> list[Node]:
     """Rewrite a sum that is ``c ·`` another sum of the DAG as ``c ·`` that sum.
 

@@ -153,7 +153,11 @@ for _backend in (
     Backend("torch", "torch", "torch", TorchPrinter, "torch.Tensor", reserved=frozenset({"torch"})),
     Backend("jax", "jax.numpy", "jax", JaxPrinter, "jax.Array", reserved=frozenset({"jax"})),
     Backend(
-        "dask", "dask.array", "dask", DaskPrinter, "dask.array.Array",
+        "dask",
+        "dask.array",
+        "dask",
+        DaskPrinter,
+        "dask.array.Array",
         reserved=frozenset({"dask", "math", "range"}),  # range: positions of a paired gather (vindex)
     ),
     Backend("cupy", "cupy", "cupy", CuPyPrinter, "cupy.ndarray", reserved=frozenset({"cupy", "cupyx"})),

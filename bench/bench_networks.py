@@ -406,22 +406,27 @@ def bench_layer_hessian(budget: float) -> None:
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
-def _im2col(x: np.ndarray, k: int) -> np.ndarray:
-    """(b, h, w, c) padded by k // 2 → (b, h, w, k·k·c) patches (offsets major, channels minor)."""
-    p = k // 2
-    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    b, h, w, c = x.shape
-    return np.concatenate([xp[:, u : u + h, v : v + w, :] for u in range(k) for v in range(k)], axis=3)
+def _im2col(x: np.ndarray, k: int, pad: int | None = None) -> np.ndarray:
+    """(b, h, w, c) padded by ``pad`` (default k // 2: same size) → (b, h', w', k·k·c) patches.
+
+    Offsets major, channels minor; ``pad=0`` is a valid convolution (h' = h - k + 1) and skips the padded copy.
+    """
+    p = k // 2 if pad is None else pad
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+    b, h, w, c = xp.shape
+    oh, ow = h - k + 1, w - k + 1
+    return np.concatenate([xp[:, u : u + oh, v : v + ow, :] for u in range(k) for v in range(k)], axis=3)
 
 
-def _col2im(cols: np.ndarray, k: int, c: int) -> np.ndarray:
+def _col2im(cols: np.ndarray, k: int, c: int, pad: int | None = None) -> np.ndarray:
     """The adjoint of :func:`_im2col`: patches added back into a (b, h, w, c) array."""
-    b, h, w, _ = cols.shape
-    p = k // 2
-    out = np.zeros((b, h + 2 * p, w + 2 * p, c))
+    b, oh, ow, _ = cols.shape
+    p = k // 2 if pad is None else pad
+    h, w = oh + k - 1, ow + k - 1  # the padded input's size
+    out = np.zeros((b, h, w, c))
     for n, (u, v) in enumerate((u, v) for u in range(k) for v in range(k)):
-        out[:, u : u + h, v : v + w, :] += cols[:, :, :, n * c : (n + 1) * c]
-    return out[:, p : p + h, p : p + w, :]
+        out[:, u : u + oh, v : v + ow, :] += cols[:, :, :, n * c : (n + 1) * c]
+    return out[:, p : h - p, p : w - p, :]
 
 
 def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> None:
@@ -527,6 +532,120 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         f"{temp / hand_temp:.2f}", ok)  # fmt: skip
 
 
+LENET_TEXT = (
+    "-sum(Y * log_softmax(relu(relu(einsum('bcij,cije->be', max_pool2d(relu(conv2d(max_pool2d(relu(conv2d(X, K1) "
+    "+ einsum('c,bcij->bcij', c1, ones('b 6 24 24'))), size=2), K2) "
+    "+ einsum('c,bcij->bcij', c2, ones('b 16 8 8'))), size=2), W1) + d1) @ W2 + d2) @ W3 + d3, axis=1)) / {batch}"
+)
+LENET_SHAPES = dict(K1=(6, 1, 5, 5), c1=(6,), K2=(16, 6, 5, 5), c2=(16,), W1=(16, 4, 4, 120), d1=(120,),
+                    W2=(120, 84), d2=(84,), W3=(84, 10), d3=(10,))  # fmt: skip
+
+
+def bench_lenet(budget: float, batch: int = 64) -> None:
+    """LeNet-5 on 28×28: conv 5×5 1→6, relu, max-pool 2, conv 5×5 6→16, relu, max-pool 2, dense 120-84-10."""
+    decls = {p: " ".join(map(str, sh)) for p, sh in LENET_SHAPES.items()}
+    decls.update(X="b 1 28 28", Y="b 10")
+    params = list(LENET_SHAPES)
+    rng = np.random.default_rng(0)
+    # fan-in scaling: a conv kernel's fan-in is c·k·k (its trailing axes), a dense weight's its leading axes
+    fan_in = dict(K1=25, K2=150, W1=256, W2=120, W3=84)
+    a = {p: rng.normal(size=sh) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=sh)
+         for p, sh in LENET_SHAPES.items()}  # fmt: skip
+    a["X"] = rng.normal(size=(batch, 1, 28, 28))
+    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    start = time.perf_counter()
+    f = ec.parse(LENET_TEXT.format(batch=batch), **decls)
+    grads = [ec.grad(f, p) for p in params]
+    fn = ec.compile(grads, sizes={"b": batch})
+    setup = time.perf_counter() - start
+
+    def max_pool(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """2×2 max-pool of (b, h, w, c) by a reshape, and each entry's share of its window's gradient."""
+        b, side, _, c = h.shape
+        tiles = h.reshape(b, side // 2, 2, side // 2, 2, c)
+        pooled = tiles.max(axis=(2, 4))
+        hits = tiles == pooled[:, :, None, :, None, :]
+        return pooled, hits / hits.sum(axis=(2, 4), keepdims=True)  # ties split evenly, as eincalc and JAX do
+
+    def unpool(g: np.ndarray, share: np.ndarray) -> np.ndarray:
+        b, half, _, c = g.shape
+        return (share * g.reshape(b, half, 1, half, 1, c)).reshape(b, 2 * half, 2 * half, c)
+
+    def hand() -> list[np.ndarray]:
+        """An im2col backward pass, channels last, one matrix product per layer."""
+        k1 = a["K1"].transpose(2, 3, 1, 0).reshape(25, 6)  # (offset, channel) rows, as _im2col lays out patches
+        k2 = a["K2"].transpose(2, 3, 1, 0).reshape(150, 16)
+        w1 = a["W1"].transpose(1, 2, 0, 3).reshape(256, 120)  # rows in the channels-last flattening order
+        cols1 = _im2col(a["X"].transpose(0, 2, 3, 1), 5, pad=0)  # (b, 24, 24, 25)
+        z1 = cols1 @ k1 + a["c1"]
+        p1, share1 = max_pool(np.maximum(z1, 0.0))  # (b, 12, 12, 6)
+        cols2 = _im2col(p1, 5, pad=0)  # (b, 8, 8, 150)
+        z2 = cols2 @ k2 + a["c2"]
+        p2, share2 = max_pool(np.maximum(z2, 0.0))  # (b, 4, 4, 16)
+        flat = p2.reshape(batch, 256)
+        z3 = flat @ w1 + a["d1"]
+        h3 = np.maximum(z3, 0.0)
+        z4 = h3 @ a["W2"] + a["d2"]
+        h4 = np.maximum(z4, 0.0)
+        z = h4 @ a["W3"] + a["d3"]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        gW3, gd3 = h4.T @ dz, dz.sum(axis=0)
+        dz4 = (dz @ a["W3"].T) * (z4 > 0)
+        gW2, gd2 = h3.T @ dz4, dz4.sum(axis=0)
+        dz3 = (dz4 @ a["W2"].T) * (z3 > 0)
+        gW1, gd1 = flat.T @ dz3, dz3.sum(axis=0)
+        dz2 = unpool((dz3 @ w1.T).reshape(batch, 4, 4, 16), share2) * (z2 > 0)
+        gK2, gc2 = cols2.reshape(-1, 150).T @ dz2.reshape(-1, 16), dz2.sum(axis=(0, 1, 2))
+        dz1 = unpool(_col2im(dz2 @ k2.T, 5, 6, pad=0), share1) * (z1 > 0)
+        gK1, gc1 = cols1.reshape(-1, 25).T @ dz1.reshape(-1, 6), dz1.sum(axis=(0, 1, 2))
+        return [
+            gK1.reshape(5, 5, 1, 6).transpose(3, 2, 0, 1), gc1, gK2.reshape(5, 5, 6, 16).transpose(3, 2, 0, 1), gc2,
+            gW1.reshape(4, 4, 16, 120).transpose(2, 0, 1, 3), gd1, gW2, gd2, gW3, gd3,
+        ]  # fmt: skip
+
+    peers = {}
+    if torch is not None:
+        F = torch.nn.functional
+        t = {k: torch.from_numpy(v) for k, v in a.items()}
+        tp = [t[p].clone().requires_grad_(True) for p in params]
+
+        def torch_grads() -> list:
+            K1, c1, K2, c2, W1, d1, W2, d2, W3, d3 = tp
+            h = F.max_pool2d(F.relu(F.conv2d(t["X"], K1, c1)), 2)
+            h = F.max_pool2d(F.relu(F.conv2d(h, K2, c2)), 2)
+            z = F.relu(F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2) @ W3 + d3
+            loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / batch
+            return list(torch.autograd.grad(loss, tp))
+
+        peers["torch"] = torch_grads
+    if jax is not None:
+
+        def jloss(K1, c1, K2, c2, W1, d1, W2, d2, W3, d3, X, Y):
+            dn = ("NCHW", "OIHW", "NCHW")
+            conv = jax.lax.conv_general_dilated
+
+            def pool(h):
+                b, c, side, _ = h.shape
+                return h.reshape(b, c, side // 2, 2, side // 2, 2).max(axis=(3, 5))
+
+            h = pool(jax.nn.relu(conv(X, K1, (1, 1), "VALID", dimension_numbers=dn) + c1[:, None, None]))
+            h = pool(jax.nn.relu(conv(h, K2, (1, 1), "VALID", dimension_numbers=dn) + c2[:, None, None]))
+            z = jax.nn.relu(jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2) @ W3 + d3
+            return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
+
+        jg = jax.jit(jax.grad(jloss, argnums=tuple(range(len(params)))))
+        jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
+        peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
+    want = hand()
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    temp = ec.cost(grads, b=batch).largest_intermediate
+    hand_temp = batch * max(24 * 24 * 25, 8 * 8 * 150)  # the larger im2col matrix (the first layer's)
+    row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,
+        f"{temp / hand_temp:.2f}", ok)  # fmt: skip
+
+
 def bench_derivation(depths: list[int]) -> None:
     """Derivation + compile time of all gradients of a tanh MLP (width 64, squared loss) vs depth, per mode."""
     print(f"\n{'derivation + compile of all gradients':<40} " + " ".join(f"{'depth ' + str(d):>11}" for d in depths))
@@ -570,6 +689,7 @@ def main() -> None:
     if not quick:
         bench_cnn(28, budget)
         bench_cnn(28, budget, pool="max")
+        bench_lenet(budget)
     bench_hvp(budget)
     bench_layer_hessian(budget)
     bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])

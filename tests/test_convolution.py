@@ -275,6 +275,78 @@ def test_lenet_on_digits_sized_inputs_equals_pytorch(pool, side, rng):
         check_close(g, t[p].grad.numpy(), rtol=1e-10, atol=1e-10, what=f"∂/∂{p}")
 
 
+# LeNet-5 (LeCun et al. 1998, with ReLU and max pooling): valid 5×5 convolutions, flattening as an einsum
+LENET5_SHAPES = dict(K1=(6, 1, 5, 5), c1=(6,), K2=(16, 6, 5, 5), c2=(16,), W1=(16, 4, 4, 120), d1=(120,),
+                     W2=(120, 84), d2=(84,), W3=(84, 10), d3=(10,))  # fmt: skip
+LENET5_TEXT = (
+    "-sum(Y * log_softmax(relu(relu(einsum('bcij,cije->be', max_pool2d(relu(conv2d(max_pool2d(relu(conv2d(X, K1) "
+    "+ einsum('c,bcij->bcij', c1, ones('b 6 24 24'))), size=2), K2) "
+    "+ einsum('c,bcij->bcij', c2, ones('b 16 8 8'))), size=2), W1) + d1) @ W2 + d2) @ W3 + d3, axis=1)) / {b}"
+)
+
+
+def lenet5(rng, b=4):
+    """LeNet-5's loss, all parameter gradients compiled together with it, and arrays for a batch of ``b``."""
+    decls = {p: " ".join(map(str, s)) for p, s in LENET5_SHAPES.items()}
+    f = ec.parse(LENET5_TEXT.format(b=b), **decls, X="b 1 28 28", Y="b 10")
+    fn = ec.compile([f, *(ec.grad(f, p) for p in LENET5_SHAPES)], sizes={"b": b})
+    fan_in = dict(K1=25, K2=150, W1=256, W2=120, W3=84)
+    a = {p: rng.normal(size=s) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=s)
+         for p, s in LENET5_SHAPES.items()}  # fmt: skip
+    a["X"] = rng.normal(size=(b, 1, 28, 28))
+    a["Y"] = np.eye(10)[rng.integers(0, 10, size=b)]
+    return fn, a
+
+
+def lenet5_loss(a) -> float:
+    """The definition in NumPy: ``ref_conv2d``'s loops, pooling by a reshape, softmax cross-entropy."""
+
+    def pool(h):
+        b, c, side, _ = h.shape
+        return h.reshape(b, c, side // 2, 2, side // 2, 2).max(axis=(3, 5))
+
+    h = pool(np.maximum(ref_conv2d(a["X"], a["K1"]) + a["c1"][:, None, None], 0.0))
+    h = pool(np.maximum(ref_conv2d(h, a["K2"]) + a["c2"][:, None, None], 0.0))
+    h = np.maximum(h.reshape(len(h), -1) @ a["W1"].reshape(256, 120) + a["d1"], 0.0)
+    z = np.maximum(h @ a["W2"] + a["d2"], 0.0) @ a["W3"] + a["d3"]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -(a["Y"] * logp).sum() / len(z)
+
+
+def test_lenet5_gradients_against_central_differences(rng):
+    """All ten gradients of LeNet-5 (28×28, batch 4) at three random entries each, against central differences."""
+    fn, a = lenet5(rng)
+    value, *grads = fn(**a)
+    check_close(value, lenet5_loss(a), rtol=1e-12, atol=1e-12)
+    eps = 1e-6
+    for p, g in zip(LENET5_SHAPES, grads):
+        assert g.shape == a[p].shape
+        for k in rng.choice(a[p].size, size=3, replace=False):
+            moved = {q: v.copy() for q, v in a.items()}
+            moved[p].flat[k] += eps
+            plus = lenet5_loss(moved)
+            moved[p].flat[k] -= 2 * eps
+            diff = (plus - lenet5_loss(moved)) / (2 * eps)
+            check_close(g.flat[k], diff, rtol=1e-6, atol=1e-8, what=f"∂/∂{p} at flat index {k}")
+
+
+def test_lenet5_gradients_equal_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    fn, a = lenet5(rng)
+    value, *grads = fn(**a)
+    t = {k: torch.tensor(v, requires_grad=k in LENET5_SHAPES) for k, v in a.items()}
+    h = F.max_pool2d(F.relu(F.conv2d(t["X"], t["K1"], t["c1"])), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, t["K2"], t["c2"])), 2)
+    z = F.relu(F.relu(torch.einsum("bcij,cije->be", h, t["W1"]) + t["d1"]) @ t["W2"] + t["d2"]) @ t["W3"] + t["d3"]
+    loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / len(z)
+    loss.backward()
+    check_close(value, loss.item(), rtol=1e-12, atol=1e-12)
+    for p, g in zip(LENET5_SHAPES, grads):
+        check_close(g, t[p].grad.numpy(), rtol=1e-10, atol=1e-10, what=f"∂/∂{p}")
+
+
 def test_cnn_trained_with_adam_follows_pytorch(rng):
     """conv → conv → max-pool → dense → dense (the CNN study's network), Adam from one start: same losses."""
     torch = pytest.importorskip("torch")

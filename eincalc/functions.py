@@ -243,12 +243,13 @@ for _entry in [
     ),
     _fn(
         "step",
-        lambda x: np.heaviside(x, 0.0),
+        # 1 where x > 0, else 0; nan gives 0 (a comparison with nan is false), as JAX's relu
+        # gradient does. One comparison pass: heaviside (which keeps nan) is 3× slower, and
+        # sign then maximum 2.5×, on a convolution's pre-activations.
+        lambda x: np.greater(x, 0.0).astype(float),
         lambda x: sympy.Heaviside(x, 0),
         _zero,
-        code="numpy.heaviside({0}, 0.0)",
-        # 3× faster than heaviside, NaN kept: sign(nan) = nan and maximum propagates it
-        in_place=("numpy.sign({0})", "numpy.maximum({out}, 0.0, out={out})"),
+        code="numpy.greater({0}, 0.0).astype(float)",
         undefined_at=(0.0,),
         image=(0.0, 1.0),
     ),

@@ -151,6 +151,32 @@ def test_relu_gradient_at_exactly_zero_matches_pytorch_convention():
     check_close(got, tw.grad.numpy())
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "dask"])
+def test_relu_gradient_at_nan_is_zero_as_in_jax(backend):
+    """step(nan) = 0 (a comparison with nan is false), in the interpreter and on every backend, as jax.grad(relu)."""
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    x, v = ec.vector("x", "n"), ec.vector("v", "n")
+    g = ec.grad(v @ ec.relu(x), "x")
+    xv, vv = np.array([-1.0, 0.0, 2.0, np.nan]), np.array([1.0, 2.0, 3.0, 4.0])
+    want = np.array([0.0, 0.0, 3.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(ec.compile(g, backend=backend)(x=xv, v=vv)), want)
+    np.testing.assert_array_equal(ec.evaluate(g, x=xv, v=vv), want)
+    if backend == "jax":
+        import jax
+
+        np.testing.assert_array_equal(np.asarray(jax.grad(lambda x: (vv * jax.nn.relu(x)).sum())(xv)), want)
+
+
+def test_relu_derivative_is_one_comparison_written_into_a_dead_pre_activation(rng):
+    """relu′ is numpy.greater (no sign pass); of a pre-activation nothing later reads, written into it."""
+    X, w, v = ec.matrix("X", "b d"), ec.vector("w", "d"), ec.vector("v", "b")
+    fn = ec.compile(ec.grad(v @ ec.relu(X @ w), "w"), sizes={"b": 50, "d": 4})
+    assert re.search(r"numpy\.greater\((_t\d+), 0\.0, out=\1\)", fn.source) and "sign" not in fn.source
+    Xv, wv, vv = rng.normal(size=(50, 4)), rng.normal(size=4), rng.normal(size=50)
+    check_close(fn(X=Xv, w=wv, v=vv), Xv.T @ (vv * (Xv @ wv > 0)), rtol=1e-12)
+
+
 def test_gradients_of_a_deep_network_share_their_derivation():
     # depth 40: asking for 80 gradients one by one must not redo the reverse sweep each time
     f = mlp_expr(40, 8)

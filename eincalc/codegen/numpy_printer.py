@@ -172,11 +172,15 @@ def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
 
-_UFUNC_CALL = re.compile(r"numpy\.(\w+)\(([^()]*)\)")
+_UFUNC_CALL = re.compile(r"numpy\.(\w+)\(([^()]*)\)(?:\.astype\(float\))?")
 
 
 def _ufunc_into(code: str) -> str | None:
-    """``code`` with an ``out=`` slot (``numpy.tanh({0}, out={out})``) when it is one NumPy ufunc call, else None."""
+    """``code`` with an ``out=`` slot (``numpy.tanh({0}, out={out})``) when it is one NumPy ufunc call, else None.
+
+    A comparison cast to float (``numpy.greater({0}, 0.0).astype(float)``) writes its
+    0/1 straight into the float array: ``out=`` casts.
+    """
     m = _UFUNC_CALL.fullmatch(code)
     if m is None or not isinstance(getattr(np, m[1], None), np.ufunc):
         return None

@@ -25,7 +25,7 @@ class DaskPrinter(ArrayLibraryPrinter):
     name = "dask"
     numpy = "dask.array"
     in_place = False
-    NAMES = {"float64": "numpy.float64", "heaviside": "numpy.heaviside"}  # a NumPy ufunc maps over Dask chunks
+    NAMES = {"float64": "numpy.float64"}
     UNSUPPORTED = frozenset({"linalg.det", "linalg.slogdet", "linalg.svd"})
     ELEMENTWISE = {
         "erf": (

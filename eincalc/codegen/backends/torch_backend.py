@@ -32,7 +32,6 @@ class TorchPrinter(ArrayLibraryPrinter):
     ELEMENTWISE = {
         "relu": ("torch.clamp({0}, min=0.0)", ()),
         "softplus": ("torch.logaddexp(torch.zeros_like({0}), {0})", ()),
-        "step": ("torch.heaviside({0}, torch.zeros_like({0}))", ()),
         "erf": ("torch.special.erf({0})", ()),
     }
 

@@ -31,6 +31,7 @@ from eincalc.indexing import concatenate, expand_dims, stack
 from eincalc.interpreter import evaluate
 from eincalc.latex import latex
 from eincalc.linalg import cholesky, eigh, eigvalsh, kron, pinv
+from eincalc.memory import keep_freed_memory
 from eincalc.objective import Objective, objective
 from eincalc.ops import (
     abs,
@@ -138,5 +139,5 @@ __all__ = [
     "where", "broadcast_to", "concatenate", "expand_dims", "stack", "array", "solve", "tril", "triu",
     "hvp", "jvp", "value_and_grad", "vjp", "Signature", "signature", "ArgumentError",
     "Shift", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "shift", "windows",
-    "LimitError", "adjugate", "optim", "cholesky", "eigh", "eigvalsh", "kron", "pinv",
+    "LimitError", "adjugate", "optim", "cholesky", "eigh", "eigvalsh", "kron", "pinv", "keep_freed_memory",
 ]  # fmt: skip

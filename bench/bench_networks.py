@@ -406,6 +406,17 @@ def bench_layer_hessian(budget: float) -> None:
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
+def _torch_leaves(a: dict[str, np.ndarray], params: list[str]) -> tuple[dict, list]:
+    """The arrays as torch tensors, and fresh leaves of the parameters that autograd differentiates."""
+    t = {k: torch.from_numpy(v) for k, v in a.items()}
+    return t, [t[p].clone().requires_grad_(True) for p in params]
+
+
+def _kernel_grads(g: np.ndarray, k: int, c: int, o: int) -> np.ndarray:
+    """A kernel gradient of channels-last im2col rows ((u, v, c), o) in eincalc's (o, c, u, v) layout."""
+    return g.reshape(k, k, c, o).transpose(3, 2, 0, 1)
+
+
 def _im2col(x: np.ndarray, k: int, pad: int | None = None) -> np.ndarray:
     """(b, h, w, c) padded by ``pad`` (default k // 2: same size) → (b, h', w', k·k·c) patches.
 
@@ -489,15 +500,14 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         da1 = _col2im(dz2 @ k2.T, 3, 6) * (a1 > 0)
         gK1, gc1 = cols1.reshape(-1, 9).T @ da1.reshape(-1, 6), da1.sum(axis=(0, 1, 2))
         return [
-            gK1.reshape(3, 3, 1, 6).transpose(3, 2, 0, 1), gc1, gK2.reshape(3, 3, 6, 16).transpose(3, 2, 0, 1), gc2,
+            _kernel_grads(gK1, 3, 1, 6), gc1, _kernel_grads(gK2, 3, 6, 16), gc2,
             gW1.reshape(half, half, 16, 64).transpose(2, 0, 1, 3), gd1, gW2,
         ]  # fmt: skip
 
     peers = {}
     if torch is not None:
         F = torch.nn.functional
-        t = {k: torch.from_numpy(v) for k, v in a.items()}
-        tp = [t[p].clone().requires_grad_(True) for p in params]
+        t, tp = _torch_leaves(a, params)
 
         def torch_grads() -> list:
             K1, c1, K2, c2, W1, d1, W2 = tp
@@ -601,15 +611,14 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         dz1 = unpool(_col2im(dz2 @ k2.T, 5, 6, pad=0), share1) * (z1 > 0)
         gK1, gc1 = cols1.reshape(-1, 25).T @ dz1.reshape(-1, 6), dz1.sum(axis=(0, 1, 2))
         return [
-            gK1.reshape(5, 5, 1, 6).transpose(3, 2, 0, 1), gc1, gK2.reshape(5, 5, 6, 16).transpose(3, 2, 0, 1), gc2,
+            _kernel_grads(gK1, 5, 1, 6), gc1, _kernel_grads(gK2, 5, 6, 16), gc2,
             gW1.reshape(4, 4, 16, 120).transpose(2, 0, 1, 3), gd1, gW2, gd2, gW3, gd3,
         ]  # fmt: skip
 
     peers = {}
     if torch is not None:
         F = torch.nn.functional
-        t = {k: torch.from_numpy(v) for k, v in a.items()}
-        tp = [t[p].clone().requires_grad_(True) for p in params]
+        t, tp = _torch_leaves(a, params)
 
         def torch_grads() -> list:
             K1, c1, K2, c2, W1, d1, W2, d2, W3, d3 = tp

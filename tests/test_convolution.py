@@ -9,6 +9,8 @@ dense 0/1 window tensor.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from test_diff import MODES, check_derivative
@@ -38,6 +40,19 @@ def ref_conv2d(x, k, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
                     patch = xp[:, :, p * stride[0] + u * dilation[0], q * stride[1] + v * dilation[1]]  # (b, c)
                     out[:, :, p, q] += patch @ k[:, :, u, v].T
     return out
+
+
+def ref_conv2d_input_gradient(g, k, side, stride=1, padding=0):
+    """Σ_d g[b, d, p, q] k[d, c, u, v] added into position (p·stride + u − padding, q·stride + v − padding)."""
+    b, _, oh, ow = g.shape
+    _, c, kh, kw = k.shape
+    out = np.zeros((b, c, side + 2 * padding, side + 2 * padding))
+    for p in range(oh):
+        for q in range(ow):
+            for u in range(kh):
+                for v in range(kw):
+                    out[:, :, p * stride + u, q * stride + v] += g[:, :, p, q] @ k[:, :, u, v]
+    return out[:, :, padding : padding + side, padding : padding + side]
 
 
 def ref_avg_pool2d(x, size, stride, padding):
@@ -475,3 +490,28 @@ def test_pooling_over_large_batches_folds_slices_and_splits_ties(rng):
     want_grad = (hits / hits.sum(axis=(3, 5), keepdims=True) * v[:, :, :, None, :, None]).reshape(x.shape)
     check_close(value, np.sum(peak[:, :, :, 0, :, 0] * v), rtol=1e-12)
     check_close(grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("side", "kernel", "stride", "padding", "batch_last"),
+    [(12, 5, 1, 0, True), (8, 3, 1, 1, True), (17, 3, 2, 0, True), (6, 5, 1, 2, True), (20, 5, 1, 0, False)],
+)
+def test_col2im_of_short_rows_puts_the_batch_innermost(side, kernel, stride, padding, batch_last, rng):
+    """Maps with rows of at most 15 (LeNet's 8×8): one product for all images, adds over (row, batch) runs."""
+    x = rng.normal(size=(5, 6, side, side))
+    k = rng.normal(size=(16, 6, kernel, kernel))
+    v = rng.normal(size=ref_conv2d(x, k, (stride, stride), (padding, padding)).shape)
+    f = ec.parse(
+        f"sum(conv2d(X, K, stride={stride}, padding={padding}) * V)",
+        X=f"b 6 {side} {side}", K=f"16 6 {kernel} {kernel}", V="b 16 {} {}".format(*v.shape[2:]),
+    )  # fmt: skip
+    fn = ec.compile(ec.grad(f, "X"), sizes={"b": 5})
+    padded = side + 2 * padding
+    zeros = re.search(r"numpy\.zeros\(\((.*)\)\)", fn.source).group(1)
+    if batch_last:
+        assert re.fullmatch(rf"6, {padded}, {padded}, \w+\.shape\[0\]", zeros), fn.source
+        assert "numpy.ascontiguousarray(V.transpose(1, 2, 3, 0))" in fn.source, fn.source
+    else:
+        assert re.fullmatch(rf"\w+\.shape\[0\], 6, {padded}, {padded}", zeros), fn.source
+    want = ref_conv2d_input_gradient(v, k, side, stride, padding)
+    np.testing.assert_allclose(fn(X=x, K=k, V=v), want, rtol=1e-12, atol=1e-12)

@@ -4,9 +4,11 @@ Each problem is measured side by side in one run: the hand-written backward pass
 code eincalc generates for all requested derivatives compiled together, their ratio
 (eincalc / hand-written; 1.00 is the limit), PyTorch eager and JAX (jit) where installed,
 the time to derive and compile, and a check that all agree. The largest temporary of the
-compiled program (``ec.cost``) is printed next to the hand-written sweep's.
+compiled program (``ec.cost``) is printed next to the hand-written sweep's. The run
+calls ``ec.keep_freed_memory()`` first (``--default-malloc``: not), so every row sees the
+same malloc thresholds.
 
-Run: python bench/bench_networks.py [--quick]
+Run: python bench/bench_networks.py [--quick] [--default-malloc]
 """
 
 from __future__ import annotations
@@ -676,8 +678,12 @@ def bench_derivation(depths: list[int]) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv
     budget = 0.2 if quick else 1.0
+    # Every row, NumPy's and PyTorch's alike, under the same malloc thresholds: without
+    # this the first rows run in a fresh process whose thresholds the later rows raise.
+    kept = "--default-malloc" not in sys.argv and ec.keep_freed_memory()
     print(f"peers: torch {'yes' if torch else 'not installed'}, jax {'yes' if jax else 'not installed'}; "
-          f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")  # fmt: skip
+          f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+          f"malloc: {'ec.keep_freed_memory()' if kept else 'default'}")  # fmt: skip
     print(HEADER)
     nets = [
         ("tanh MLP 64-256-256-10 b128 (xent)", Net([64, 256, 256, 10], 128)),

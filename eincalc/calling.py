@@ -336,12 +336,35 @@ def bind_arguments(
         carriers = [v.name for v in sig.variables if v.name not in given and any(d in v.dims for d in unbound)]
         hint = f"pass the array of {' or '.join(carriers)} or" if carriers else "pass"
         raise SizeError(f"no size for dim(s) {', '.join(unbound)}: {hint} {unbound[0]}=<size>")
-    for n in constants:  # past the end, NumPy and torch raise IndexError but JAX clamps the positions silently
-        if isinstance(n, Window) and n.rows is not None and n.dims[1] in bound:
-            last, size = max(n.rows), bound[n.dims[1]]
-            if last >= size:
-                raise SizeError(f"position {last} is out of range for dim {n.dims[1]!r} of size {size}")
+    for n in constants:
+        if isinstance(n, Window) and n.dims[1] in bound:
+            _check_window(n, bound)
     return Binding(values, bound, dtype)
+
+
+def _check_window(w: Window, bound: SizeDict) -> None:
+    """A selection that reaches past the end of its dim is a SizeError, not a shorter result.
+
+    Past the end, NumPy and torch raise IndexError for a gather but JAX clamps its
+    positions; every library cuts a slice short (``x[1:3]`` of two entries is one entry,
+    which then broadcasts), so the answer would be silently wrong.
+    """
+    size = bound[w.dims[1]]
+    if w.rows is not None:
+        last = max(w.rows)
+        if last >= size:
+            raise SizeError(f"position {last} is out of range for dim {w.dims[1]!r} of size {size}")
+        return
+    length = bound.get(w.dims[0])
+    if length is None:
+        return
+    needed = w.start if w.from_end else w.start + length  # from the end: positions size - start, …
+    if size < needed:
+        where = f"{w.start} from the end" if w.from_end else f"position {w.start}"
+        raise SizeError(
+            f"a slice of {length} entries from {where} runs past the end of dim {w.dims[1]!r} "
+            f"of size {size} (it needs at least {needed})"
+        )
 
 
 def nearest(name: str, known: Iterable[str]) -> str | None:

@@ -556,3 +556,25 @@ def test_function_of_a_constant_tensor_keeps_its_dims():
     with np.errstate(all="ignore"):
         assert ec.compile(g)(n=3).shape == (3,)
         assert np.asarray(ec.evaluate(g, n=3)).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [("sum(x[1:3] * 2.0)", 2), ("sum(x[1:3] * 2.0)", 1), ("sum(x[-3:-1])", 2), ("x[1:3] * y", 2)],
+)
+def test_a_slice_past_the_end_of_its_dim_is_a_size_error(text, n):
+    # x[1:3] with n = 2: NumPy's slice stops at the end (one entry), so the sum was x[1]
+    # and x[1:3] * y broadcast that one entry over y, silently
+    f = ec.parse(text, x="n", y="2")
+    args = {"x": np.arange(float(n)), "y": np.ones(2)}
+    args = {k: v for k, v in args.items() if k in f.variables()}
+    with pytest.raises(ec.SizeError, match="past the end of dim 'n'"):
+        ec.compile(f)(**args)
+    with pytest.raises(ec.SizeError, match="past the end of dim 'n'"):
+        ec.evaluate(f, **args)
+
+
+def test_slices_within_their_dim_still_run():
+    f = ec.parse("sum(x[1:3]) + sum(x[-2:])", x="n")
+    v = np.arange(4.0)
+    assert ec.compile(f)(x=v) == v[1:3].sum() + v[-2:].sum() == ec.evaluate(f, x=v)

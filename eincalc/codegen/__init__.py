@@ -5,7 +5,8 @@
 """
 
 from eincalc.codegen.backends import BACKENDS
-from eincalc.codegen.numpy_printer import UNARY_CODE, NumPyPrinter
+from eincalc.codegen.numpy_functions import UNARY_CODE
+from eincalc.codegen.numpy_printer import NumPyPrinter
 from eincalc.codegen.planning import Plan, Step, plan_einsum
 from eincalc.codegen.printer import Context, Expr, Printer
 from eincalc.codegen.program import CompiledFunction, compile

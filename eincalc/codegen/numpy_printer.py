@@ -1,27 +1,25 @@
 """The NumPy backend: how each node kind and each planned step is spelled in NumPy.
 
-This module owns the NumPy spelling of everything but the element-wise functions (whose
-code is part of their registry entry, :data:`eincalc.functions.ELEMENTWISE`): the
-general functions (:data:`UNARY_CODE`), and the rendering of contraction plans
-(BLAS ``@``/``tensordot``/``vdot``, broadcasting ``*`` with ``[:, None]`` reshapes,
-``.sum(axis=…)``, diagonal views ``numpy.einsum('ii->i', a)``, pairwise
-``numpy.einsum(..., optimize=False)``), and of unit tensors, which are never
+This module owns the NumPy spelling of products, sums, constants and unit tensors, and
+the rendering of contraction plans (BLAS ``@``/``tensordot``/``vdot``, broadcasting ``*``
+with ``[:, None]`` reshapes, ``.sum(axis=…)``, diagonal views ``numpy.einsum('ii->i',
+a)``, pairwise ``numpy.einsum(..., optimize=False)``). Unit tensors are never
 materialised inside a product: a δ ⊗ core value is written into the diagonal view of a
-zero (or of a sum's) result.
+zero (or of a sum's) result. Writes go into fresh arrays nothing else reads where NumPy
+allows (``z += b``, ``numpy.subtract(1.0, t, out=t)``).
 
-Forms are chosen for stability where it matters: sigmoid as ``0.5 * (1 + tanh(x / 2))``
-(no overflow), softplus as ``logaddexp(0, x)``, softmax, log-softmax and logsumexp with
-the maximum subtracted, logdet through ``slogdet``. Which operations a node needs is
-decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
+The rest is in mix-ins, one job each: functions (:mod:`eincalc.codegen.numpy_functions`:
+the element-wise registry's code and the general functions, in stable forms), gathers,
+slices and scatters (:mod:`eincalc.codegen.numpy_gathers`) and window tensors
+(:mod:`eincalc.codegen.numpy_windows`: convolutions and pooling). Which operations a node
+needs is decided in :mod:`eincalc.codegen.planning`; which statements a program has, in
 :mod:`eincalc.codegen.program`.
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
 import math
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,12 +28,13 @@ import numpy as np
 
 from eincalc._types import IndexTuple
 from eincalc.algebra import symbols
-from eincalc.codegen.gathers import GatherTerm, added_gather, scatter_of, windows_to_lower, without_window
+from eincalc.codegen.gathers import GatherTerm, added_gather, scatter_of
+from eincalc.codegen.numpy_functions import FunctionPrinting, small_trailing
+from eincalc.codegen.numpy_gathers import GatherPrinting
 from eincalc.codegen.numpy_windows import WindowPrinting
 from eincalc.codegen.planning import Plan, Step, plan_einsum, spec_of
 from eincalc.codegen.printer import (
     ATOM,
-    POWER,
     PRODUCT,
     SUM,
     UNARY,
@@ -49,29 +48,13 @@ from eincalc.codegen.printer import (
     transpose,
 )
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Add, Array, Const, Delta, Einsum, Elementwise, Node, Shift, Unary, Var, Window
-from eincalc.functions import get_elementwise, get_unary
+from eincalc.expr import Add, Array, Const, Delta, Einsum, Node, Shift, Var, Window
 
 LITERAL_ENTRIES = 64
 """Constant arrays up to this many entries are written out as literals; larger ones packed."""
 
 NESTING_LIMIT = 72
 """A planned step whose code grows longer than this gets its own temporary."""
-
-UNARY_CODE: dict[str, str] = {
-    "inv": "_unary_inv",
-    "det": "_unary_det",
-    "adjugate": "_unary_adjugate",
-    "logdet": "_unary_logdet",
-    "softmax": "_unary_softmax",
-    "log_softmax": "_unary_log_softmax",
-    "logsumexp": "_unary_logsumexp",
-    "max": "_unary_max",
-    "prod": "_unary_prod",
-    "triu": "_unary_triu",
-    "tril": "_unary_tril",
-}
-"""The NumPyPrinter method that prints each general function of :data:`eincalc.functions.UNARY`."""
 
 
 @dataclass(frozen=True)
@@ -85,31 +68,6 @@ class Diagonal:
     labels: IndexTuple
     unique: IndexTuple
     core_idx: IndexTuple
-
-
-TRAILING_TERMS = 16
-"""A reduction over at most this many trailing entries (a pooling tile) is folded over slices."""
-
-
-def _small_trailing(dims: tuple, axis: object, ctx: Context) -> list[tuple[int, ...]] | None:
-    """The entries of ``axis`` when it is the last axes of ``dims``, of fixed small size, over a large rest.
-
-    NumPy reduces a few trailing entries (``x.max(axis=(4, 5))`` over 2×2 tiles) an
-    order of magnitude slower than it combines the strided slices ``x[..., 0, 0]``, ….
-    """
-    axes = (axis,) if isinstance(axis, int) else axis
-    if not isinstance(axes, tuple) or not axes:
-        return None
-    axes = tuple(sorted(a % len(dims) for a in axes))
-    if axes != tuple(range(len(dims) - len(axes), len(dims))) or len(axes) == len(dims):
-        return None
-    reduced = dims[len(dims) - len(axes) :]
-    if not all(str(d).isdigit() for d in reduced) or not 2 <= math.prod(int(d) for d in reduced) <= TRAILING_TERMS:
-        return None
-    rest = math.prod(int(d) if str(d).isdigit() else ctx.sizes.get(d, 1) for d in dims[: len(dims) - len(axes)])
-    if rest < 64 * TRAILING_TERMS:
-        return None  # small arrays: the reduction reads better and costs nothing
-    return list(itertools.product(*(range(int(d)) for d in reduced)))
 
 
 def _spread_array(node: Node) -> int | None:
@@ -142,61 +100,8 @@ def _product_code(sizes: list[str]) -> str:
     return " * ".join(symbols + ([str(number)] if number != 1 or not symbols else []))
 
 
-def _summed_alone(node: Einsum, w: int, o: str) -> bool:
-    """True when the window's output index has size 1 and nothing else uses it: ``x[2]`` drops the axis."""
-    window = node.operands[w]
-    if window.dims[0] != "1" or o in node.out_idx:
-        return False
-    return sum(idx.count(o) for idx in node.in_idx) == 1
-
-
-def _subscript(window: Window, ctx: Context, drop: bool, positions: Callable[[tuple[int, ...]], str]) -> str:
-    """The subscript along one axis that applies a selection: ``1:3``, ``-1``, ``[0, 2, 1]``, ``2``.
-
-    ``positions`` spells a gather's positions (:meth:`NumPyPrinter.index_list`).
-    """
-    if window.rows is not None:
-        return str(window.rows[0]) if drop else positions(window.rows)
-    if "-" in window.dims[0]:  # n-k entries from start: the slice stops k - start before the end
-        stop = window.start - int(window.dims[0].split("-")[1])
-        return f"{window.start or ''}:{stop}" if stop else f"{window.start}:"
-    size = int(window.dims[0])
-    start = -window.start if window.from_end else window.start
-    if drop:
-        return str(start)
-    end = start + size
-    return f"{start}:" if window.from_end and end == 0 else f"{start}:{end}"
-
-
 def _axes_text(axes: tuple[int, ...]) -> str:
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
-
-
-_UFUNC_CALL = re.compile(r"numpy\.(\w+)\(([^()]*)\)(?:\.astype\(float\))?")
-
-
-def _ufunc_into(code: str) -> str | None:
-    """``code`` with an ``out=`` slot (``numpy.tanh({0}, out={out})``) when it is one NumPy ufunc call, else None.
-
-    A comparison cast to float (``numpy.greater({0}, 0.0).astype(float)``) writes its
-    0/1 straight into the float array: ``out=`` casts.
-    """
-    m = _UFUNC_CALL.fullmatch(code)
-    if m is None or not isinstance(getattr(np, m[1], None), np.ufunc):
-        return None
-    return f"numpy.{m[1]}({m[2]}, out={{out}})"
-
-
-def _last_reader(node: Node, arg: Node, ctx: Context) -> bool:
-    """True when ``node`` reads ``arg`` once and is its last reader.
-
-    The other readers must be element-wise functions printed already: they made fresh
-    arrays of their own (relu after relu′ of one pre-activation), so none holds a view.
-    """
-    uses = ctx.uses(arg)
-    return sum(u is node for u in uses) == 1 and all(
-        u is node or (isinstance(u, Elementwise) and id(u) in ctx.values) for u in uses
-    )
 
 
 SUM_TERMS = 64
@@ -213,7 +118,7 @@ def _signed_sum(expr: Expr | None, signed: list[tuple[str, Expr]]) -> Expr | Non
     return expr
 
 
-class NumPyPrinter(WindowPrinting, Printer):
+class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
     """Prints nodes as NumPy code; see the module docstring for the forms used."""
 
     def __init__(self) -> None:
@@ -286,45 +191,6 @@ class NumPyPrinter(WindowPrinting, Printer):
             f").reshape(({shape}{',' if data.ndim == 1 else ''}))",
         ]
         return name
-
-    def _print_Window(self, node: Window, ctx: Context) -> Expr | None:
-        uses = ctx.uses(node)
-        if self._added_gather(node, ctx):
-            ctx.embeds[id(node)] = added_gather(node)
-            return None  # each sum writes it at its rows
-        if uses and not ctx.is_root(node) and all(self._applies_window(u, node, ctx) for u in uses):
-            return None  # every product applies it as a subscript or a scatter
-        size, n = (ctx.size(d) for d in node.dims)
-        if node.rows is not None:
-            return Expr(f"{self.creation('eye', n).text}[{self.index_list(node.rows)}]", owned=True)
-        first = f"{n} - {node.start}" if node.from_end else str(node.start)
-        return self.creation("eye", size, n, f"k={first}")
-
-    def _applies_window(self, use: Node, window: Window, ctx: Context) -> bool:
-        """True when the code of ``use`` applies every occurrence of ``window`` without its matrix.
-
-        A product may hold one gather matrix twice (a gather's Hessian, ``Σ_o W[o, a] W[o, b] d[o]``):
-        the scatter applies one of them, the other stays a factor and needs its matrix.
-        """
-        if isinstance(use, Einsum):
-            if self._added_gather(use, ctx):
-                return True
-            if id(use) in ctx.scaled_of:
-                return False
-            applied = {w for w, _ in windows_to_lower(use)} | {scatter_of(use)}
-            return all(k in applied for k, op in enumerate(use.operands) if op is window)
-        return False
-
-    def _added_gather(self, node: Node, ctx: Context) -> bool:
-        """``c · W`` only ever added into sums: the sums write ``c`` at W's rows."""
-        uses = ctx.uses(node)
-        return (
-            added_gather(node) is not None
-            and bool(uses)
-            and not ctx.is_root(node)
-            and id(node) not in ctx.scaled_of
-            and all(isinstance(u, Add) for u in uses)
-        )
 
     def _print_Delta(self, node: Delta, ctx: Context) -> Expr | None:
         k = len(node.base)
@@ -406,64 +272,6 @@ class NumPyPrinter(WindowPrinting, Printer):
         ctx.after(lambda name: self._diag_write(name, info, core, "="))
         return self.creation("zeros", ctx.shape(node.dims))
 
-    def _print_scatter(
-        self,
-        node: Einsum,
-        w: int,
-        coef: float,
-        kinds: list[str],
-        in_idx: tuple[IndexTuple, ...],
-        operands: list[Expr | None],
-        index_dim: dict,
-        ctx: Context,
-    ) -> Expr:
-        """``Σ_o W[o, i] y[o, …]``: the product without W, written into zeros at W's rows."""
-        window = node.operands[w]
-        assert isinstance(window, Window) and window.rows is not None
-        k = in_idx.index(node.in_idx[w])  # its place once gathers are applied
-        rest = [j for j in range(len(kinds)) if j != k]
-        rest_idx, out_idx = without_window(in_idx, node.out_idx, k)
-        plan = plan_einsum([kinds[j] for j in rest], rest_idx, out_idx, coef, index_dim, ctx.sizes)
-        others = [operands[j] for j in rest]
-        core = self.render_plan(plan, [others[j] for j in plan.inputs], ctx)  # type: ignore[misc]
-        axis = node.out_idx.index(node.in_idx[w][1])
-        return self.scatter_rows(ctx.shape(node.dims), axis, window.rows, core, ctx)
-
-    def _lower_windows(
-        self, node: Einsum, kinds: list[str], operands: list[Expr | None], ctx: Context
-    ) -> tuple[list[str], tuple[IndexTuple, ...], list[Expr | None]]:
-        """Selection factors applied to their operand as subscripts: ``X[:, 1:3]``, ``x[-1]``, ``X[[0, 2]]``.
-
-        A :class:`Window` whose input index meets exactly one array operand is not a matrix
-        in the code: that operand is sliced (a view) or indexed, and the product goes on
-        without it.
-        """
-        lowered = windows_to_lower(node)
-        if not lowered:
-            return kinds, node.in_idx, operands
-        in_idx = list(node.in_idx)
-        exprs = list(operands)
-        for w, x in lowered:
-            window = node.operands[w]
-            assert isinstance(window, Window)
-            o, i = node.in_idx[w]
-            idx = list(in_idx[x])
-            axis = idx.index(i)
-            target = exprs[x]
-            assert target is not None
-            if o in idx:  # paired with its neighbour axis: x[arange(n), rows] keeps one axis
-                assert window.rows is not None
-                exprs[x] = self.paired_gather(target, axis, idx.index(o), ctx.size(window.dims[0]), window.rows)
-                in_idx[x] = tuple(j for j in idx if j != i)
-                continue
-            drop = _summed_alone(node, w, o)
-            key = _subscript(window, ctx, drop, self.index_list)
-            subs = ", ".join([":"] * axis + [key])
-            exprs[x] = Expr(f"{target.atom}[{subs}]", readonly=target.readonly)
-            in_idx[x] = tuple(j for j in idx if j != i) if drop else tuple(o if j == i else j for j in idx)
-        keep = [k for k in range(len(kinds)) if k not in {w for w, _ in lowered}]
-        return [kinds[k] for k in keep], tuple(in_idx[k] for k in keep), [exprs[k] for k in keep]
-
     def _print_scaled(
         self, node: Einsum, base: Node, coef: float, kinds: list[str], index_dim: dict, ctx: Context
     ) -> Expr:
@@ -501,46 +309,6 @@ class NumPyPrinter(WindowPrinting, Printer):
         return f"{self.np('einsum')}({spec!r}, {target})[...] {op} {value.text}"
 
     # -- integer gathers and scatters (hooks: each library has its own spelling) ----------
-    def index_list(self, rows: tuple[int, ...]) -> str:
-        """Code for a gather's constant positions as a subscript: ``[0, 2, 1]``."""
-        return repr(list(rows))
-
-    def paired_gather(self, target: Expr, axis: int, paired: int, size: str, rows: tuple[int, ...]) -> Expr:
-        """``target[:, arange(size), rows]``: the entries at ``rows[o]`` on ``axis`` and ``o`` on ``paired``.
-
-        ``paired`` is a neighbour of ``axis``; the two index arrays pair up entry by entry
-        into one result axis, placed at the first of the two.
-        """
-        keys = [f"{self.np('arange')}({size})", self.index_list(rows)]
-        if paired > axis:
-            keys.reverse()
-        subs = ", ".join([":"] * min(axis, paired) + keys)
-        return Expr(f"{target.atom}[{subs}]", owned=True)
-
-    def scatter_rows(self, shape: str, axis: int, rows: tuple[int, ...], core: Expr, ctx: Context) -> Expr:
-        """Zeros of ``shape`` holding ``core``'s entry ``o`` at ``rows[o]`` along ``axis``; repeated rows add up.
-
-        ``core`` has the result's axes, with ``len(rows)`` entries along ``axis``. NumPy
-        writes into the zeros after they are assigned: ``out[:, rows] = core`` when the
-        rows are distinct, ``numpy.add.at(out, (slice(None), rows), core)`` when some repeat.
-        """
-        if len(set(rows)) == len(rows):  # distinct rows: a plain indexed assignment
-            target = ", ".join([":"] * axis + [self.index_list(rows)])
-            ctx.after(lambda name: f"{name}[{target}] = {core.text}")
-        else:  # repeated rows add up
-            listed = self.index_list(rows)
-            key = listed if axis == 0 else f"({'slice(None), ' * axis}{listed})"
-            ctx.after(lambda name: f"{self.np('add.at')}({name}, {key}, {core.text})")
-        return self.creation("zeros", shape)
-
-    def add_at_rows(self, name: str, term: GatherTerm, ctx: Context) -> str:
-        """The statement adding ``term.coef`` to the array ``name`` at the entries of the gather matrix.
-
-        ``name[arange(m), rows] -= 1.0``: each row of the matrix has one entry, so the
-        positions are distinct and ``+=`` is exact.
-        """
-        rows = f"{self.np('arange')}({ctx.size(term.window.dims[0])}), {self.index_list(term.window.rows or ())}"
-        return f"{name}[{rows}] {'-=' if term.coef < 0 else '+='} {abs(term.coef)!r}"
 
     # -- sums ---------------------------------------------------------------------------
     def _print_Add(self, node: Add, ctx: Context) -> Expr:
@@ -644,143 +412,6 @@ class NumPyPrinter(WindowPrinting, Printer):
         return f"{self.np('subtract')}({literal(constant).text}, {name}, out={name})"
 
     # -- functions ----------------------------------------------------------------------
-    def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
-        if node.fn == "pow":
-            assert node.param is not None
-            return self._pow(self._function_arg(node.arg, ctx), node.param)
-        entry = get_elementwise(node.fn)
-        # constant arguments are scalars NumPy broadcasts: maximum(x, 0.0), where(c, x, 0.0);
-        # when all are constant (a value the algebra left unfolded: sin(0) ** -1), a NumPy scalar
-        args = [literal(a.value) if isinstance(a, Const) else ctx.arg(a) for a in node.args]
-        if all(isinstance(a, Const) for a in node.args):
-            args[0] = self._function_arg(node.args[0], ctx)
-        for m in entry.imports:
-            self.module(m)
-        if self.in_place:
-            into = self._elementwise_in_place(node, args, ctx)
-            if into is not None:
-                return into
-        if entry.in_place and not all(isinstance(a, Const) for a in node.args):
-            start, finish = entry.in_place
-            ctx.after(lambda name: finish.format(out=name))
-            return Expr(start.format(*(a.text for a in args)), owned=True)
-        if entry.code_prec == "atom":  # the arguments sit inside call parentheses
-            return Expr(entry.code.format(*(a.text for a in args)), owned=True)
-        prec = PRODUCT if entry.code_prec == "product" else SUM
-        return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
-
-    def _elementwise_in_place(self, node: Elementwise, args: list[Expr], ctx: Context) -> Expr | None:
-        """``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing later reads, else None.
-
-        No new array: the allocation of a fresh activation costs as much as a cheap
-        function's pass (its pages are faulted in on first write).
-        """
-        entry = get_elementwise(node.fn)
-        first = _ufunc_into(entry.in_place[0] if entry.in_place else entry.code)
-        if first is None or not node.dims:  # a 0-d result is a NumPy scalar, which takes no out=
-            return None
-        for arg, e in zip(node.args, args):
-            if (
-                not isinstance(arg, Const)
-                and e.owned
-                and arg.dims == node.dims
-                and _last_reader(node, arg, ctx)
-                and not ctx.is_root(arg)
-                and id(arg) not in ctx.scaled_of
-            ):
-                break
-        else:
-            return None
-        comment = ctx.describe(node)
-        ctx.lines.append(first.format(*(a.text for a in args), out=e.text) + (f"  # {comment}" if comment else ""))
-        if entry.in_place:
-            ctx.lines.append(entry.in_place[1].format(out=e.text))
-        ctx.in_place.add(id(node))
-        return replace(e, inline=True)  # the function's value now, still a fresh array
-
-    def _pow(self, x: Expr, p: float) -> Expr:
-        """``x ** p`` with the cheap forms for common exponents."""
-        base = x.atom
-        if p == 2.0:
-            return Expr(f"{base} * {base}", PRODUCT, "*", owned=True)
-        if p == 3.0:
-            return Expr(f"{base} * {base} * {base}", PRODUCT, "*", owned=True)
-        if p == -1.0:
-            return Expr(f"1.0 / {base}", PRODUCT, "/", owned=True)
-        if p == -2.0:
-            return Expr(f"1.0 / ({base} * {base})", PRODUCT, "/", owned=True)
-        if p == 0.5:
-            return call(self.np("sqrt"), x.text)
-        if p == -0.5:
-            return Expr(f"1.0 / {self.np('sqrt')}({x.text})", PRODUCT, "/", owned=True)
-        return Expr(f"{base} ** {p!r}", POWER, "**", owned=True)
-
-    def _print_Unary(self, node: Unary, ctx: Context) -> Expr:
-        method = UNARY_CODE.get(node.fn)
-        code = get_unary(node.fn).code
-        if method is None and code is not None:
-            return code(self, node, self._function_arg(node.arg, ctx), ctx)
-        if method is None:
-            raise UnsupportedNodeError(f"the {self.name} printer has no code for the function {node.fn!r}")
-        if node.fn == "max" and self.in_place:
-            corners = _small_trailing(node.arg.dims, node.axis, ctx)
-            if corners is not None:  # max pooling: the maximum of strided slices
-                slices = [f"{ctx.arg(node.arg).atom}[..., {', '.join(map(str, c))}]" for c in corners]
-                m = ctx.temp(call(self.np("maximum"), slices[0], slices[1]), ctx.describe(node))
-                for more in slices[2:]:
-                    ctx.lines.append(f"{self.np('maximum')}({m.text}, {more}, out={m.text})")
-                return replace(m, owned=True, inline=True)
-        return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)
-
-    def _function_arg(self, node: Node, ctx: Context) -> Expr:
-        """The argument of a function: a scalar constant becomes a NumPy scalar.
-
-        With a Python float, ``0.0 ** -1.0`` raises ZeroDivisionError and ``3.0.max()``
-        fails; NumPy gives ``inf`` (as ``evaluate`` does) and has the array methods.
-        """
-        if isinstance(node, Const) and not node.dims:
-            return call(self.np("float64"), literal(node.value).text)
-        if isinstance(node, Const):  # log(zeros(n)): the function of an array of the dims
-            return ctx.values.get(id(node)) or self._filled(node, ctx)
-        return ctx.arg(node)
-
-    def _unary_inv(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        return call(self.np("linalg.inv"), x.text)
-
-    def _unary_det(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        return call(self.np("linalg.det"), x.text)
-
-    def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        # det(x) inv(x) without inverting: from x = U S Vᵀ, det(U) det(Vᵀ) V diag(Π_{j≠i} s_j) Uᵀ
-        svd = ctx.temp(call(self.np("linalg.svd"), x.text), "U, S, Vᵀ of the adjugate's argument")
-        u, s, vt = (f"{svd.text}[{k}]" for k in range(3))
-        cat, prod = self.np("concatenate"), self.np("cumprod")
-        before = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s})))[:-1]"), "products of the singular values before each")
-        after = ctx.temp(Expr(f"{prod}({cat}(([1.0], {s}[::-1])))[-2::-1]"), "and after each")
-        others = Expr(f"({before.text} * {after.text})")
-        det = self.np("linalg.det")
-        return Expr(f"{det}({u}) * {det}({vt}) * ({vt}.T * {others.text}) @ {u}.T", PRODUCT, "*", owned=True)
-
-    def _unary_logdet(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        # log|det x| without overflow; the sign is not part of the value
-        return Expr(f"{self.np('linalg.slogdet')}({x.text})[1]", owned=True)
-
-    def _shifted(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        return ctx.temp(
-            Expr(f"{x.atom} - {self._reduce_max(x, axis, True)}", SUM, "-", owned=True),
-            "minus the max, for stability",
-        )
-
-    def _reduce_max(self, x: Expr, axis: object, keepdims: bool, identity: bool = True) -> str:
-        """``x.max(axis=…, keepdims=True, initial=-inf)``; ``identity``: -inf over a size-0 axis."""
-        args = [] if axis is None else [f"axis={axis}"]
-        args += ["keepdims=True"] if keepdims else []
-        args += [self._no_identity()] if identity else []
-        return f"{x.atom}.max({', '.join(args)})"
-
-    def _exp_in_place(self, name: str) -> str:
-        """The statement replacing the array ``name`` by its exponential (in place: no new array)."""
-        return f"{self.np('exp')}({name}, out={name})"
 
     def copy_of(self, e: Expr) -> Expr:
         """A fresh, writeable copy of the array ``e``."""
@@ -793,42 +424,6 @@ class NumPyPrinter(WindowPrinting, Printer):
     def as_float(self, code: str) -> str:
         """``code`` (an atom: a boolean array) as a float array."""
         return f"{code}.astype(float)"
-
-    def _no_identity(self) -> str:
-        """The ``max`` argument that makes a size-0 axis give -inf (its log-sum-exp) instead of an error."""
-        return f"initial=-{self.np('inf')}"
-
-    def _unary_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        z = self._shifted(x, axis, ctx)
-        ctx.lines.append(self._exp_in_place(z.text))
-        return Expr(f"{z.text} / {z.text}.sum(axis={axis}, keepdims=True)", PRODUCT, "/", owned=True)
-
-    def _unary_log_softmax(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        z = self._shifted(x, axis, ctx)
-        lse = f"{self.np('log')}({self.np('exp')}({z.text}).sum(axis={axis}, keepdims=True))"
-        return Expr(f"{z.text} - {lse}", SUM, "-", owned=True)
-
-    def _unary_logsumexp(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
-        if axis is None:
-            m = ctx.temp(Expr(self._reduce_max(x, None, False)), "the max, for stability")
-            return Expr(
-                f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum()) + {m.text}", SUM, "+", owned=True
-            )
-        m = ctx.temp(Expr(self._reduce_max(x, axis, True)), "the max, for stability")
-        body = f"{self.np('log')}({self.np('exp')}({x.atom} - {m.text}).sum(axis={axis}))"
-        return Expr(f"{body} + {m.text}.squeeze(axis={axis})", SUM, "+", owned=True)
-
-    def _unary_max(self, x: Expr, axis: object, ctx: Context) -> Expr:
-        return Expr(self._reduce_max(x, axis, False, identity=False), owned=True)
-
-    def _unary_triu(self, x: Expr, k: object, ctx: Context) -> Expr:
-        return call(self.np("triu"), x.text, *([f"k={k}"] if k else []))
-
-    def _unary_tril(self, x: Expr, k: object, ctx: Context) -> Expr:
-        return call(self.np("tril"), x.text, *([f"k={k}"] if k else []))
-
-    def _unary_prod(self, x: Expr, axis: object, ctx: Context) -> Expr:
-        return Expr(f"{x.atom}.prod({'' if axis is None else f'axis={axis}'})", owned=True)
 
     # -- plans --------------------------------------------------------------------------
     def render_plan(self, plan: Plan, operands: list[Expr], ctx: Context) -> Expr:
@@ -916,7 +511,7 @@ class NumPyPrinter(WindowPrinting, Printer):
             return Expr(f"{self.np('einsum')}({spec_of(idx, out)!r}, {args[0].text})")
         if step.op == "sum":
             dims = tuple(plan.index_dim[i] for i in idx[0])
-            corners = _small_trailing(dims, step.axes, ctx)
+            corners = small_trailing(dims, step.axes, ctx)
             if corners is not None:  # a sum over tiles: the sum of strided slices
                 terms = [f"{args[0].atom}[..., {', '.join(map(str, c))}]" for c in corners]
                 return Expr(" + ".join(terms), SUM, "+", owned=True)

@@ -408,10 +408,16 @@ def bench_layer_hessian(budget: float) -> None:
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
-def _torch_leaves(a: dict[str, np.ndarray], params: list[str]) -> tuple[dict, list]:
-    """The arrays as torch tensors, and fresh leaves of the parameters that autograd differentiates."""
+def _torch_xent_grads(a: dict[str, np.ndarray], params: list[str], logits: Callable, batch: int) -> Callable:
+    """PyTorch autograd's gradients of the mean cross-entropy of ``logits(arrays, leaves)`` w.r.t. ``params``."""
     t = {k: torch.from_numpy(v) for k, v in a.items()}
-    return t, [t[p].clone().requires_grad_(True) for p in params]
+    leaves = [t[p].clone().requires_grad_(True) for p in params]
+
+    def run() -> list:
+        loss = -(t["Y"] * torch.log_softmax(logits(t, leaves), dim=1)).sum() / batch
+        return list(torch.autograd.grad(loss, leaves))
+
+    return run
 
 
 def _kernel_grads(g: np.ndarray, k: int, c: int, o: int) -> np.ndarray:
@@ -509,17 +515,14 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
     peers = {}
     if torch is not None:
         F = torch.nn.functional
-        t, tp = _torch_leaves(a, params)
 
-        def torch_grads() -> list:
-            K1, c1, K2, c2, W1, d1, W2 = tp
+        def logits(t: dict, leaves: list) -> object:
+            K1, c1, K2, c2, W1, d1, W2 = leaves
             h = F.relu(F.conv2d(F.relu(F.conv2d(t["X"], K1, c1, padding=1)), K2, c2, padding=1))
             h = F.avg_pool2d(h, 2) if pool == "avg" else F.max_pool2d(h, 2)
-            z = F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2
-            loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / batch
-            return list(torch.autograd.grad(loss, tp))
+            return F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2
 
-        peers["torch"] = torch_grads
+        peers["torch"] = _torch_xent_grads(a, params, logits, batch)
     if jax is not None:
 
         def jloss(K1, c1, K2, c2, W1, d1, W2, X, Y):
@@ -620,17 +623,14 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
     peers = {}
     if torch is not None:
         F = torch.nn.functional
-        t, tp = _torch_leaves(a, params)
 
-        def torch_grads() -> list:
-            K1, c1, K2, c2, W1, d1, W2, d2, W3, d3 = tp
+        def logits(t: dict, leaves: list) -> object:
+            K1, c1, K2, c2, W1, d1, W2, d2, W3, d3 = leaves
             h = F.max_pool2d(F.relu(F.conv2d(t["X"], K1, c1)), 2)
             h = F.max_pool2d(F.relu(F.conv2d(h, K2, c2)), 2)
-            z = F.relu(F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2) @ W3 + d3
-            loss = -(t["Y"] * torch.log_softmax(z, dim=1)).sum() / batch
-            return list(torch.autograd.grad(loss, tp))
+            return F.relu(F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2) @ W3 + d3
 
-        peers["torch"] = torch_grads
+        peers["torch"] = _torch_xent_grads(a, params, logits, batch)
     if jax is not None:
 
         def jloss(K1, c1, K2, c2, W1, d1, W2, d2, W3, d3, X, Y):

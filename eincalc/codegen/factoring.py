@@ -1,6 +1,6 @@
 """Factoring sums of products: ``Σⱼ cⱼ · F*Gⱼ`` becomes ``F * (Σⱼ cⱼ · Gⱼ)`` where that is cheaper.
 
-The mirror of the distribution of products over sums in :mod:`eincalc.codegen.program`.
+The mirror of the distribution of products over sums in :mod:`eincalc.codegen.rewriting`.
 The gradient of ``trace(X @ A @ X.T)`` is ``X @ A.T + X @ A``: two m×n×n products and an
 m×n sum, where ``X @ (A.T + A)`` needs one product and an n×n sum.
 

@@ -65,9 +65,6 @@ class ElementwiseFn:
             (default ``numpy.<name>({0}, …)``); ``code_prec`` is its precedence, one of
             ``atom`` (arguments appear inside call parentheses), ``product``, ``compare``.
         imports: the modules ``code`` uses.
-        in_place: a faster NumPy form in two steps, ``(expression, statement)``: the
-            expression makes a fresh array, the statement (``{out}``: its name) finishes it
-            in place. Printers that write in place use it; the others use ``code``.
         latex: LaTeX, same placeholders (default ``\operatorname{<name>}({0}, …)``);
             ``latex_prec`` as ``code_prec`` (plus ``power``).
         syntax: NumPy-dialect text, same placeholders (default ``<name>({0}, …)``);
@@ -91,7 +88,6 @@ class ElementwiseFn:
     code: str = ""
     code_prec: str = "atom"
     imports: tuple[str, ...] = ("numpy",)
-    in_place: tuple[str, str] = ()
     latex: str = ""
     latex_prec: str = "atom"
     syntax: str = ""

@@ -17,7 +17,7 @@ are written without the dense one-hot matrix:
 :func:`lowered_indices` gives the index pattern the code contracts, for ``ec.cost``. How
 each library spells the three forms is the printers' business: the hooks ``index_list``,
 ``paired_gather``, ``scatter_rows`` and ``add_at_rows`` of
-:class:`~eincalc.codegen.numpy_printer.NumPyPrinter`, overridden per backend (JAX's
+:class:`~eincalc.codegen.numpy_gathers.GatherPrinting` (NumPy's), overridden per backend (JAX's
 ``.at[rows].add``, torch's ``index_add_``, Dask's ``vindex``).
 """
 

@@ -108,27 +108,22 @@ class FunctionPrinting:
         for m in entry.imports:
             self.module(m)
         if self.in_place:
-            into = self._elementwise_in_place(node, args, ctx)
+            into = self._elementwise_in_place(node, entry.code, args, ctx)
             if into is not None:
                 return into
-        if entry.in_place and not all(isinstance(a, Const) for a in node.args):
-            start, finish = entry.in_place
-            ctx.after(lambda name: finish.format(out=name))
-            return Expr(start.format(*(a.text for a in args)), owned=True)
         if entry.code_prec == "atom":  # the arguments sit inside call parentheses
             return Expr(entry.code.format(*(a.text for a in args)), owned=True)
         prec = PRODUCT if entry.code_prec == "product" else SUM
         return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
 
-    def _elementwise_in_place(self, node: Elementwise, args: list[Expr], ctx: Context) -> Expr | None:
-        """``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing later reads, else None.
+    def _elementwise_in_place(self, node: Elementwise, code: str, args: list[Expr], ctx: Context) -> Expr | None:
+        """``code`` as ``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing later reads, else None.
 
         No new array: the allocation of a fresh activation costs as much as a cheap
         function's pass (its pages are faulted in on first write).
         """
-        entry = get_elementwise(node.fn)
-        first = _ufunc_into(entry.in_place[0] if entry.in_place else entry.code)
-        if first is None or not node.dims:  # a 0-d result is a NumPy scalar, which takes no out=
+        into = _ufunc_into(code)
+        if into is None or not node.dims:  # a 0-d result is a NumPy scalar, which takes no out=
             return None
         for arg, e in zip(node.args, args):
             if (
@@ -143,9 +138,7 @@ class FunctionPrinting:
         else:
             return None
         comment = ctx.describe(node)
-        ctx.lines.append(first.format(*(a.text for a in args), out=e.text) + (f"  # {comment}" if comment else ""))
-        if entry.in_place:
-            ctx.lines.append(entry.in_place[1].format(out=e.text))
+        ctx.lines.append(into.format(*(a.text for a in args), out=e.text) + (f"  # {comment}" if comment else ""))
         ctx.in_place.add(id(node))
         return replace(e, inline=True)  # the function's value now, still a fresh array
 

@@ -255,7 +255,7 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         scatter = scatter_of(node)
         if scatter is not None:
             return self._print_scatter(node, scatter, coef, kinds, in_idx, operands, index_dim, ctx)
-        flip = id(node) in ctx.transpose and "delta" not in kinds
+        flip = id(node) in ctx.transpose  # only plain matrix products are chosen (codegen/layouts.py)
         plan = plan_einsum(kinds, in_idx, node.out_idx[::-1] if flip else node.out_idx, coef, index_dim, ctx.sizes)
         core = self.render_plan(plan, [operands[k] for k in plan.inputs], ctx)  # type: ignore[misc]
         if flip:
@@ -307,8 +307,6 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         spec = spec_of([info.labels], info.unique)
         value = align(core, info.core_idx, info.unique, self.permute)
         return f"{self.np('einsum')}({spec!r}, {target})[...] {op} {value.text}"
-
-    # -- integer gathers and scatters (hooks: each library has its own spelling) ----------
 
     # -- sums ---------------------------------------------------------------------------
     def _print_Add(self, node: Add, ctx: Context) -> Expr:
@@ -411,8 +409,7 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         """The statement replacing the array ``name`` by ``constant - name``, or None where the library has none."""
         return f"{self.np('subtract')}({literal(constant).text}, {name}, out={name})"
 
-    # -- functions ----------------------------------------------------------------------
-
+    # -- new arrays (hooks: each library has its own spelling) ------------------------
     def copy_of(self, e: Expr) -> Expr:
         """A fresh, writeable copy of the array ``e``."""
         return Expr(f"{e.atom}.copy()", owned=True)

@@ -71,8 +71,8 @@ RESERVED_NAMES = frozenset(
      "math", "range", "slice", "float"}
 )  # fmt: skip
 """Names the generated module uses or may use (modules, and the builtins the function body
-calls: ``range`` in col2im loops, ``slice(None)`` in scatters, ``.astype(float)``); a variable
-with such a name is renamed."""
+calls: ``range`` in col2im loops and Dask's paired gathers, ``slice(None)`` in scatters,
+``.astype(float)``); a variable with such a name is renamed."""
 
 GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""

@@ -152,14 +152,8 @@ for _backend in (
     Backend("numpy", "numpy", "", NumPyPrinter, "numpy.ndarray", dense=False),
     Backend("torch", "torch", "torch", TorchPrinter, "torch.Tensor", reserved=frozenset({"torch"})),
     Backend("jax", "jax.numpy", "jax", JaxPrinter, "jax.Array", reserved=frozenset({"jax"})),
-    Backend(
-        "dask",
-        "dask.array",
-        "dask",
-        DaskPrinter,
-        "dask.array.Array",
-        reserved=frozenset({"dask", "math", "range"}),  # range: positions of a paired gather (vindex)
-    ),
+    # math and range (Dask's paired gathers) are reserved for every backend: program.RESERVED_NAMES
+    Backend("dask", "dask.array", "dask", DaskPrinter, "dask.array.Array", reserved=frozenset({"dask"})),
     Backend("cupy", "cupy", "cupy", CuPyPrinter, "cupy.ndarray", reserved=frozenset({"cupy", "cupyx"})),
 ):
     BACKENDS[_backend.name] = _backend

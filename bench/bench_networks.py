@@ -694,20 +694,27 @@ def main() -> None:
     ]
     if quick:
         nets = nets[:3]
-    for name, net in nets:
-        bench_gradients(name, net, budget)
-    bench_hidden_bias(budget)
-    bench_residual(8, budget)
-    if not quick:
-        bench_residual(32, budget)
-    bench_cnn(8, budget)
-    if not quick:
-        bench_cnn(28, budget)
-        bench_cnn(28, budget, pool="max")
-        bench_lenet(budget)
-    bench_hvp(budget)
-    bench_layer_hessian(budget)
-    bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])
+    rows: list[tuple[str, Callable[[], None]]] = [
+        (name, lambda name=name, net=net: bench_gradients(name, net, budget)) for name, net in nets
+    ]
+    rows += [
+        ("hidden bias", lambda: bench_hidden_bias(budget)),
+        ("residual 8", lambda: bench_residual(8, budget)),
+        ("residual 32", lambda: bench_residual(32, budget)),
+        ("CNN 8x8", lambda: bench_cnn(8, budget)),
+        ("CNN 28x28 avg", lambda: bench_cnn(28, budget)),
+        ("CNN 28x28 max", lambda: bench_cnn(28, budget, pool="max")),
+        ("LeNet", lambda: bench_lenet(budget)),
+        ("HVP", lambda: bench_hvp(budget)),
+        ("layer Hessian", lambda: bench_layer_hessian(budget)),
+        ("derivation", lambda: bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])),
+    ]
+    slow = {"residual 32", "CNN 28x28 avg", "CNN 28x28 max", "LeNet"}
+    # --only WORD runs the rows whose name contains WORD (case-insensitive), e.g. --only lenet
+    only = sys.argv[sys.argv.index("--only") + 1].lower() if "--only" in sys.argv else None
+    for name, run in rows:
+        if (only is None and not (quick and name in slow)) or (only is not None and only in name.lower()):
+            run()
     print("\nratio = eincalc / hand-written backward pass (side by side, best of repeats);")
     print("temp ec/hand = largest temporary of the compiled program over the hand-written sweep's largest array.")
 

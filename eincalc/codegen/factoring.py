@@ -31,7 +31,7 @@ from eincalc.rewrite import rebuild
 MAX_TERMS = 32
 """Sums with more terms are left alone (the candidates grow with terms × operands)."""
 
-MAX_OPERANDS = 6
+MAX_OPERANDS = 8
 """Terms with more operands are not grouped: pricing them (a path search each) costs more
 compile time than the rare win (such products come from high derivatives of long chains)."""
 
@@ -56,7 +56,7 @@ class _Product:
 def _as_product(term: Node) -> _Product | None:
     """The term as a product, or None for terms that cannot share a factor (constants, δ embeddings)."""
     if isinstance(term, Einsum):
-        if len(term.operands) > MAX_OPERANDS or any(isinstance(op, Delta) for op in term.operands):
+        if len(term.operands) > MAX_OPERANDS:
             return None
         return _Product(term, term.coef, term.operands, term.in_idx, term.out_idx)
     if isinstance(term, (Const, Delta)):
@@ -80,8 +80,8 @@ def _groups(products: Sequence[_Product | None]) -> dict[tuple[int, Role], list[
         seen: set[tuple[int, Role]] = set()
         for k, (op, idx) in enumerate(zip(p.operands, p.in_idx)):
             key = (id(op), _role(idx, p.out_idx))
-            if isinstance(op, Const) or key in seen:
-                continue  # ones factors are no common factor; one position per term
+            if isinstance(op, (Const, Delta)) or key in seen:
+                continue  # ones and δ factors are no common factor; one position per term
             seen.add(key)
             found.setdefault(key, []).append((j, k))
     return {key: members for key, members in found.items() if len(members) > 1}
@@ -207,9 +207,20 @@ class _Factorer:
             after = self.price(product) + (self.price(new) if rest else 0.0)
             if isinstance(done.inner, Add) and id(done.inner) not in self.known:
                 after += self.cost(done.inner) + sum(self.price(t) for t in done.inner.terms)
-            if after < CLEAR_WIN * before and (choice is None or before - after > choice[0]):
-                choice = (before - after, self._nested(done, product, rest))
+            # a δ ⊗ core term factored with a dense one becomes a diagonal written into the
+            # smaller inner sum instead of the whole result: any saving is a real one
+            win = 1.0 if any(isinstance(op, Delta) for p in group for op in p.operands) else CLEAR_WIN
+            nested = self._nested(done, product, rest)
+            if after >= win * before and nested is not new:
+                # one factor alone may not pay where several together do: Σ_b x_b x_bᵀ ⊗ (M_b + diag v_b)
+                after = self._new_cost(nested)
+            if after < win * before and (choice is None or before - after > choice[0]):
+                choice = (before - after, nested)
         return None if choice is None else choice[1]
+
+    def _new_cost(self, node: Node) -> float:
+        """The cost of the nodes of ``node``'s DAG the program does not compute anyway."""
+        return sum(self.cost(n) for n in topo_order([node]) if id(n) not in self.known)
 
     def _nested(self, done: Factored, product: Node, rest: list[Node]) -> Node:
         """The factored sum, its inner sum factored too: ``X @ A @ B + X @ A @ C`` → ``X @ (A @ (B + C))``."""

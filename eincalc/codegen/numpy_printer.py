@@ -233,13 +233,15 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         index_dim = {i: d for op, idx in zip(node.operands, node.in_idx) for i, d in zip(idx, op.dims)}
         uses = ctx.uses(node)
         # A negative term used by exactly one sum is computed positive and subtracted
-        # there: `a - b` instead of `a + -1.0 * b`, one pass over the data fewer.
+        # there: `a - b` instead of `a + -1.0 * b`, one pass over the data fewer — when
+        # the sum has another dense term to subtract it from (else `-b` is the pass).
         negate = (
             node.coef < 0
             and "delta" not in kinds
             and not ctx.is_root(node)
             and len(uses) == 1
             and isinstance(uses[0], Add)
+            and self._subtracts_from_another_term(uses[0], node, ctx)
         )
         coef = -node.coef if negate else node.coef
         if negate:
@@ -375,6 +377,22 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
             ctx.after(lambda name, g=g: self.add_at_rows(name, g, ctx))
         return replace(base, owned=True)
 
+    def _subtracts_from_another_term(self, add: Add, term: Node, ctx: Context) -> bool:
+        """Whether ``add`` has a dense term besides ``term``: one it can print ``other - term`` against.
+
+        Constants count (``1.0 - term``); δ ⊗ core terms and gathers added at rows do not —
+        they are written into the array holding the rest.
+        """
+        for other in add.terms:
+            if other is term:
+                continue
+            if isinstance(other, Einsum) and any(isinstance(op, Delta) for op in other.operands):
+                continue
+            if self._added_gather(other, ctx):
+                continue
+            return True
+        return False
+
     def _add_in_place(self, node: Add, constant: float, ctx: Context) -> Expr | None:
         """``a + b`` as ``a += b`` and ``1.0 - a`` as ``numpy.subtract(1.0, a, out=a)``, or None.
 
@@ -435,6 +453,10 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         for s, step in enumerate(plan.steps):
             v = len(operands) + s
             e = self._step(step, [values[a] for a in step.args], [plan.value_idx[a] for a in step.args], plan, ctx)
+            if step.op == "transpose" and step.args[0] >= len(operands) and values[step.args[0]].owned:
+                # a view of an intermediate only this plan holds: writing through it is safe
+                # (a δ ⊗ core term added into a transposed product needs no copy)
+                e = replace(e, owned=True)
             if v == plan.scale_at:
                 e = self._scaled(e, plan, ctx)
             last = v == plan.result

@@ -205,6 +205,42 @@ def test_float32_in_float32_out(backend, rng):
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_calls_with_shapes_seen_before_skip_the_checks(backend, rng, monkeypatch):
+    """The library's arrays of one float type, shapes seen before: no binding (it cost more than
+    a small network's whole gradient on torch). New shapes, another float type or NumPy
+    arrays still go through the checks, and every result is right."""
+    import eincalc.codegen.caller as caller
+
+    f = ec.parse("sum(tanh(X @ w))", X="m n", w="n")
+    fn = ec.compile(ec.grad(f, "w"), backend=backend)
+    a = {"X": rng.normal(size=(5, 3)), "w": rng.normal(size=3)}
+
+    def want(X, w):
+        return X.T @ (1.0 - np.tanh(X @ w) ** 2)
+
+    with float64(backend):
+        lib = {k: to_library(backend, v) for k, v in a.items()}
+        check_close(to_numpy(backend, fn(**lib)), want(**a))
+        checked = []
+        real_bind = caller.bind_arguments
+        monkeypatch.setattr(caller, "bind_arguments", lambda *args: checked.append(1) or real_bind(*args))
+        check_close(to_numpy(backend, fn(**lib)), want(**a))
+        check_close(to_numpy(backend, fn(lib["X"], lib["w"])), want(**a))
+        assert checked == []
+        b = {"X": rng.normal(size=(4, 3)), "w": a["w"]}
+        check_close(to_numpy(backend, fn(**{k: to_library(backend, v) for k, v in b.items()})), want(**b))
+        assert len(checked) == 1
+        check_close(to_numpy(backend, fn(lib["X"], a["w"])), want(**a))  # a NumPy array among them
+        assert len(checked) == 2
+        x32 = {k: to_library(backend, v.astype(np.float32)) for k, v in a.items()}
+        got = to_numpy(backend, fn(**x32))
+        assert got.dtype == np.float32 and len(checked) == 3
+        check_close(got, want(**a), rtol=1e-5, atol=1e-5)
+        with pytest.raises(ec.SizeError, match="size 3 from axis 1 of X but size 4 from axis 0 of w"):
+            fn(X=lib["X"], w=to_library(backend, rng.normal(size=4)))
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_numpy_arrays_given_to_a_library_backend_are_converted(backend, rng):
     x = ec.vector("x", "n")
     fn = ec.compile(ec.hessian(ec.sum(ec.exp(x)) + x @ x, "x"), backend=backend)  # δ ⊗ core results come dense

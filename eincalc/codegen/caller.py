@@ -22,6 +22,7 @@ from eincalc.calling import Binding, Signature, bind_arguments, cast_result
 from eincalc.expr import Node
 
 _FLOAT64 = np.dtype(np.float64)
+_FLOAT_TYPES = (np.dtype(np.float32), _FLOAT64)
 
 MAX_SHAPES = 64
 """Shape signatures remembered for the fast path (all are forgotten beyond this)."""
@@ -72,22 +73,26 @@ class Caller(Generic[Variant]):
         self._single = single
         self.constants = tuple(constants)  # constant arrays and gathers: their data bind dims too
         self._by_shapes: dict[tuple, tuple[Variant, dict[str, int], dict[str, np.ndarray]]] = {}
-        self._fast: dict[tuple[tuple[int, ...], ...], tuple[Variant, dict[str, int]]] = {}
+        self._fast: dict[tuple, tuple[Variant, dict[str, int]]] = {}  # shapes (and type, device) -> variant
 
     def keep_only(self, variants: set[int]) -> None:
         """Forget the shapes that lead to variants (by ``id``) not in ``variants`` (dropped by the program)."""
         self._by_shapes = {shapes: hit for shapes, hit in list(self._by_shapes.items()) if id(hit[0]) in variants}
         self._fast = {shapes: hit for shapes, hit in list(self._fast.items()) if id(hit[0]) in variants}
 
-    def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
-        # Fastest path: every argument given (all positional or all by name), float64 arrays
-        # of shapes seen before: one dict look-up, no binding.
+    def _every_argument(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Sequence[object] | None:
+        """The arguments in signature order when the call gives each (all positionally or all by name), else None."""
         names = self.names
-        full: Sequence[object] | None = None
         if not named_arrays and len(arrays) == len(names) and self.signature.ordered:
-            full = arrays
-        elif not arrays and len(named_arrays) == len(names):
-            full = [named_arrays.get(n) for n in names]
+            return arrays
+        if not arrays and len(named_arrays) == len(names):
+            return [named_arrays.get(n) for n in names]
+        return None
+
+    def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
+        # Fastest path: every argument given (all positionally or all by name), float64 arrays
+        # of shapes seen before: one dict look-up, no binding.
+        full = self._every_argument(arrays, named_arrays)
         if full is not None:
             shapes = []
             for a in full:
@@ -178,7 +183,33 @@ class LibraryCaller(Caller[Variant]):
         """A constructor taking :class:`Caller`'s arguments, for ``backend`` (a ``Backend``)."""
         return lambda *args, **kwargs: cls(backend, *args, **kwargs)
 
+    def _fast_key(self, full: Sequence[object]) -> tuple | None:
+        """The key of a call whose arrays need no conversion, or None.
+
+        That is every argument the library's array, all of one float type (float32 or
+        float64) and, where arrays have a device, on one device: the generated function
+        then gets them as they are, and the shapes alone determine the variant.
+        """
+        backend = self.backend
+        first = full[0]
+        if not backend.owns(first) or backend.dtype_of(first) not in _FLOAT_TYPES:
+            return None
+        dtype, device = first.dtype, getattr(first, "device", None)  # type: ignore[attr-defined]
+        shapes = []
+        for a in full:
+            if not backend.owns(a) or a.dtype != dtype or getattr(a, "device", None) != device:  # type: ignore[attr-defined]
+                return None
+            shapes.append(tuple(a.shape))  # type: ignore[attr-defined]
+        return (*shapes, dtype, device)
+
     def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
+        # Fast path, as for NumPy: the library's arrays of one float type and shapes seen before
+        full = self._every_argument(arrays, named_arrays)
+        key = None if full is None else self._fast_key(full)
+        if key is not None:
+            fast = self._fast.get(key)
+            if fast is not None:
+                return self._finish(self._use(fast[0])(*full, **fast[1]))
         backend = self.backend
         values = [*arrays, *(v for k, v in named_arrays.items() if k in self.names)]
         # Python numbers do not count (as for NumPy): a float32 tensor and a float stay float32
@@ -211,6 +242,10 @@ class LibraryCaller(Caller[Variant]):
                 args.append(backend.convert(real.get(v.name, bound.arrays[v.name]), bound.dtype, like))
             else:
                 args.append(backend.stand_in(tuple(bound.sizes.get(d, 0) for d in v.dims), bound.dtype))
+        if key is not None:  # every argument given and converted to itself: checked once per shapes
+            if len(self._fast) >= MAX_SHAPES:
+                self._fast.clear()
+            self._fast[key] = (variant, free)
         return self._finish(self._use(variant)(*args, **free))
 
 

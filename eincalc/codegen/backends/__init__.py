@@ -72,6 +72,9 @@ class Backend:
 
     def owns(self, value: object) -> bool:
         """True when ``value`` is one of this library's arrays (a library not imported yet has none)."""
+        array_class = self._loaded.get("array_type")
+        if array_class is not None:  # every call checks every argument: the class is looked up once
+            return isinstance(value, array_class)
         module, _, cls = self.array_type.rpartition(".")
         if not module or module.split(".")[0] not in sys.modules:
             return False

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,20 +180,29 @@ def close(got, want) -> bool:
 
 
 HEADER = (
-    f"{'problem':<40} {'hand':>9} {'eincalc':>9} {'ratio':>6} {'torch':>9} {'jax':>9} "
+    f"{'problem':<40} {'hand':>9} {'eincalc':>9} {'ratio':>6} {'ec→torch':>9} {'torch':>9} {'jax':>9} "
     f"{'derive+compile':>14} {'temp ec/hand':>13}  check"
 )
+
+
+def on_torch(outputs: ec.Node | list[ec.Node], a: dict[str, np.ndarray], **options: Any) -> Callable | None:
+    """The same outputs compiled for PyTorch (``backend="torch"``), called on tensors; None without torch."""
+    if torch is None:
+        return None
+    fn = ec.compile(outputs, backend="torch", **options)
+    t = {k: torch.from_numpy(v) for k, v in a.items() if k in fn.arg_names}
+    return lambda: fn(**t)
 
 
 def row(name: str, hand: Callable, fn: Callable, setup: float, budget: float, peers: dict, temps: str, ok: bool):
     t_hand = best_time(hand, budget)
     t_ec = best_time(fn, budget)
     cells = []
-    for lib in ("torch", "jax"):
+    for lib in ("ec→torch", "torch", "jax"):
         run = peers.get(lib)
         cells.append(f"{1e3 * best_time(run, budget):>7.3f}ms" if run is not None else f"{'-':>9}")
     print(
-        f"{name:<40} {1e3 * t_hand:>7.3f}ms {1e3 * t_ec:>7.3f}ms {t_ec / t_hand:>6.2f} {cells[0]} {cells[1]} "
+        f"{name:<40} {1e3 * t_hand:>7.3f}ms {1e3 * t_ec:>7.3f}ms {t_ec / t_hand:>6.2f} {cells[0]} {cells[1]} {cells[2]} "
         f"{1e3 * setup:>12.1f}ms {temps:>13}  {'ok' if ok else 'MISMATCH'}",
         flush=True,
     )
@@ -211,12 +221,12 @@ def bench_gradients(name: str, net: Net, budget: float) -> None:
     fn = ec.compile(grads, sizes=sizes)
     setup = time.perf_counter() - start
     want = net.hand_grads(a)
-    peers = {}
+    peers = {"ec→torch": on_torch(grads, a, sizes=sizes)}
     if torch is not None:
         peers["torch"] = torch_grads(net, a)
     if jax is not None:
         peers["jax"] = jax_grads(net, a)
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
     temp = ec.cost(grads, **sizes).largest_intermediate
     row(name, lambda: net.hand_grads(a), lambda: fn(**a), setup, budget, peers,
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
@@ -235,7 +245,9 @@ def bench_hidden_bias(budget: float) -> None:
     k = net.params().index("b2")
     ok = close(fn(**a), net.hand_grads(a)[k])
     temp = ec.cost(g, **sizes).largest_intermediate
-    row("ReLU MLP 64-128-32-10 b32: ∂/∂b2", lambda: net.hand_grads(a)[k], lambda: fn(**a), setup, budget, {},
+    peers = {"ec→torch": on_torch(g, a, sizes=sizes)}
+    ok = ok and all(close(np.asarray(run()), net.hand_grads(a)[k]) for run in peers.values() if run is not None)
+    row("ReLU MLP 64-128-32-10 b32: ∂/∂b2", lambda: net.hand_grads(a)[k], lambda: fn(**a), setup, budget, peers,
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
 
 
@@ -281,7 +293,7 @@ def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128
 
         return loss
 
-    peers = {}
+    peers = {"ec→torch": on_torch(grads, a, sizes=sizes)}
     if torch is not None:
         tloss = peer_loss(torch, torch.tanh)
         tX, tY = torch.from_numpy(a["X"]), torch.from_numpy(a["Y"])
@@ -292,7 +304,7 @@ def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128
         jX, jY, jps = jnp.asarray(a["X"]), jnp.asarray(a["Y"]), [jnp.asarray(a[p]) for p in params]
         peers["jax"] = lambda: [x.block_until_ready() for x in jg(jX, jY, *jps)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
     temp = ec.cost(grads, **sizes).largest_intermediate
     row(f"residual tanh MLP depth {depth} (64-128) b{batch}", hand, lambda: fn(**a), setup, budget, peers,
         f"{temp / (batch * hidden):.2f}", ok)  # fmt: skip
@@ -328,7 +340,7 @@ def bench_hvp(budget: float) -> None:
         rdz = s * p * (rz - (p * rz).sum(axis=1, keepdims=True)) / B
         return X.T @ ((rdz @ W2.T) * one - 2.0 * (dz @ W2.T) * h * rh)
 
-    peers = {}
+    peers = {"ec→torch": on_torch(hv, a, sizes=sizes)}
     if jax is not None:
         loss = net.peer_loss("jax")
         args = [jnp.asarray(a[p]) for p in ("X", "Y", *net.params())]
@@ -351,6 +363,7 @@ def bench_hvp(budget: float) -> None:
 
         peers["torch"] = torch_hvp
     ok = close(fn(**{k: a[k] for k in fn.arg_names}), hand())
+    ok = ok and all(close(np.asarray(run()), hand()) for run in peers.values() if run is not None)
     temp = ec.cost(hv, **sizes).largest_intermediate
     row("tanh MLP 64-256-10 b256: H(W1)·V", hand, lambda: fn(**{k: a[k] for k in fn.arg_names}), setup, budget, peers,
         f"{temp / (B * 256):.2f}", ok)  # fmt: skip
@@ -387,7 +400,7 @@ def bench_layer_hessian(budget: float) -> None:
         M[:, np.arange(h.shape[1]), np.arange(h.shape[1])] += -2.0 * h * one * g
         return np.einsum("bi,bj,bhk->ihjk", X, X, M, optimize=True)
 
-    peers = {}
+    peers = {"ec→torch": on_torch(H, a, sizes=sizes, dense=True)}
     if jax is not None:
         args = [jnp.asarray(a[k]) for k in ("X", "W2", "Y")]
 
@@ -404,7 +417,7 @@ def bench_layer_hessian(budget: float) -> None:
             return -(tY * torch.log_softmax(torch.tanh(tX @ w1) @ tW2, dim=1)).sum()
 
         peers["torch"] = lambda: torch.autograd.functional.hessian(tloss, tW1)
-    ok = close(fn(**a), hand()) and all(close(np.asarray(run()), hand()) for run in peers.values())
+    ok = close(fn(**a), hand()) and all(close(np.asarray(run()), hand()) for run in peers.values() if run is not None)
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
@@ -512,7 +525,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
             gW1.reshape(half, half, 16, 64).transpose(2, 0, 1, 3), gd1, gW2,
         ]  # fmt: skip
 
-    peers = {}
+    peers = {"ec→torch": on_torch(grads, a, sizes={"b": batch})}
     if torch is not None:
         F = torch.nn.functional
 
@@ -539,7 +552,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
         peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
     sizes = {"b": batch}
     temp = ec.cost(grads, **sizes).largest_intermediate
     hand_temp = batch * side * side * 54  # the second layer's im2col matrix
@@ -620,7 +633,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
             gW1.reshape(4, 4, 16, 120).transpose(2, 0, 1, 3), gd1, gW2, gd2, gW3, gd3,
         ]  # fmt: skip
 
-    peers = {}
+    peers = {"ec→torch": on_torch(grads, a, sizes={"b": batch})}
     if torch is not None:
         F = torch.nn.functional
 
@@ -650,7 +663,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
         peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values())
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
     temp = ec.cost(grads, b=batch).largest_intermediate
     hand_temp = batch * max(24 * 24 * 25, 8 * 8 * 150)  # the larger im2col matrix (the first layer's)
     row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,

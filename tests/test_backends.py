@@ -176,6 +176,42 @@ def test_conv2d_and_its_input_gradient_on_each_backend(backend, stride, padding,
     check_close(np.sum(to_numpy(backend, grad) * d), np.sum(v * conv_d))
 
 
+@pytest.mark.skipif(not _installed("torch"), reason="torch not installed")
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2), ((1, 2), (0, 1), 1)])
+def test_convolutions_on_torch_are_torch_convolution_kernels(stride, padding, dilation, rng):
+    """A convolution, its input and its kernel gradient are torch's conv2d, conv2d_input and
+    conv2d_weight calls, not windows and matrix products; each checked against a loop
+    definition (the gradients through their adjoint identities)."""
+    X, K = ec.tensor("X", "b 3 9 8"), ec.tensor("K", "4 3 3 2")
+    y = ec.conv2d(X, K, stride=stride, padding=padding, dilation=dilation)
+    V = ec.tensor("V", y.dims)
+    x, k = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2))
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    conv = lambda x, k: ref_conv2d(x, k, pair(stride), pair(padding), pair(dilation))  # noqa: E731
+    v = rng.normal(size=conv(x, k).shape)
+    fn = ec.compile([y, ec.grad(ec.sum(y * V), "X"), ec.grad(ec.sum(y * V), "K")], backend="torch")
+    for call in ("torch.nn.functional.conv2d(", "torch.nn.grad.conv2d_input(", "torch.nn.grad.conv2d_weight("):
+        assert fn.source.count(call) == 1, call
+    assert ".unfold(" not in fn.source
+    value, gx, gk = (to_numpy("torch", r) for r in fn(X=to_library("torch", x), K=to_library("torch", k),
+                                                      V=to_library("torch", v)))  # fmt: skip
+    check_close(value, conv(x, k))
+    dx, dk = rng.normal(size=x.shape), rng.normal(size=k.shape)
+    check_close(np.sum(gx * dx), np.sum(v * conv(dx, k)))  # <∂/∂X, dX> = <V, conv(dX, K)>
+    check_close(np.sum(gk * dk), np.sum(v * conv(x, dk)))  # <∂/∂K, dK> = <V, conv(X, dK)>
+
+
+@pytest.mark.skipif(not _installed("torch"), reason="torch not installed")
+def test_einsum_written_convolution_with_grouped_axes_on_torch(rng):
+    """A 1-D convolution written as an einsum with a window tensor, two batch axes and two
+    channel axes: one conv1d call on flattened axes, equal to NumPy's code."""
+    f = ec.parse("einsum('pqcdi,ikj,ecdk->pqej', X, shift(size=9, kernel=3), K)", X="p q c d 9", K="e c d 3")
+    a = {"X": rng.normal(size=(2, 3, 2, 2, 9)), "K": rng.normal(size=(4, 2, 2, 3))}
+    fn = ec.compile(f, backend="torch")
+    assert "torch.nn.functional.conv1d(" in fn.source
+    check_close(to_numpy("torch", fn(**{k: to_library("torch", v) for k, v in a.items()})), ec.compile(f)(**a))
+
+
 @pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_pooling_gradients_over_a_large_batch_on_each_backend(backend, pool, rng):

@@ -3,7 +3,9 @@
 torch differs from NumPy in names and keywords, not in what it can do: axes are
 permuted with ``.permute``, maxima are ``torch.amax``, ``tensordot`` takes ``dims=``,
 copies are ``.clone()``, binary functions want tensors, not Python floats. Sliding
-windows (convolutions) are ``Tensor.unfold`` views of the padded input
+windows are torch's convolutions where a product is one (``conv2d``, and
+``torch.nn.grad.conv2d_input``/``conv2d_weight`` for its gradients:
+:mod:`.torch_convolutions`), else ``Tensor.unfold`` views of the padded input
 (``torch.nn.functional.pad``), as NumPy's are ``sliding_window_view``. A gather's
 reverse rule with repeated rows adds them with ``Tensor.index_add_`` (NumPy's
 ``numpy.add.at``).
@@ -12,11 +14,13 @@ reverse rule with repeated rows adds them with ``Tensor.index_add_`` (NumPy's
 from __future__ import annotations
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
+from eincalc.codegen.backends.torch_convolutions import convolution_call
 from eincalc.codegen.numpy_windows import exact_tiling
 from eincalc.codegen.planning import Plan, Step, spec_of
 from eincalc.codegen.printer import ATOM, Context, Expr, binary, call, literal
 from eincalc.errors import UnsupportedNodeError
-from eincalc.expr import Shift
+from eincalc.codegen.windows import Lowering
+from eincalc.expr import Einsum, Shift
 
 _IndexTuple = tuple[str, ...]
 
@@ -79,6 +83,11 @@ class TorchPrinter(ArrayLibraryPrinter):
 
     def _unary_adjugate(self, x: Expr, axis: int | None, ctx: Context) -> Expr:
         raise UnsupportedNodeError("the torch backend has no code for adjugate; use backend='numpy' or 'jax'")
+
+    def print_windowed(self, node: Einsum, low: Lowering, coef: float, ctx: Context) -> Expr:
+        """A convolution, its input or its weight gradient as torch's kernel; other window products as NumPy's."""
+        conv = convolution_call(node, low, coef, ctx, self.np)
+        return conv if conv is not None else super().print_windowed(node, low, coef, ctx)
 
     def _window(self, e: Expr, axes: list[int], ndim: int, shifts: list[Shift], ctx: Context) -> Expr:
         """``e`` with each axis of ``axes`` turned into window starts, window offsets appended in that order.

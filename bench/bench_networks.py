@@ -17,8 +17,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from timing import best_time, optional
@@ -194,6 +194,11 @@ def on_torch(outputs: ec.Node | list[ec.Node], a: dict[str, np.ndarray], **optio
     return lambda: fn(**t)
 
 
+def live(peers: dict[str, Callable | None]) -> list[Callable]:
+    """The peers that are installed."""
+    return [run for run in peers.values() if run is not None]
+
+
 def row(name: str, hand: Callable, fn: Callable, setup: float, budget: float, peers: dict, temps: str, ok: bool):
     t_hand = best_time(hand, budget)
     t_ec = best_time(fn, budget)
@@ -202,7 +207,7 @@ def row(name: str, hand: Callable, fn: Callable, setup: float, budget: float, pe
         run = peers.get(lib)
         cells.append(f"{1e3 * best_time(run, budget):>7.3f}ms" if run is not None else f"{'-':>9}")
     print(
-        f"{name:<40} {1e3 * t_hand:>7.3f}ms {1e3 * t_ec:>7.3f}ms {t_ec / t_hand:>6.2f} {cells[0]} {cells[1]} {cells[2]} "
+        f"{name:<40} {1e3 * t_hand:>7.3f}ms {1e3 * t_ec:>7.3f}ms {t_ec / t_hand:>6.2f} {' '.join(cells)} "
         f"{1e3 * setup:>12.1f}ms {temps:>13}  {'ok' if ok else 'MISMATCH'}",
         flush=True,
     )
@@ -226,7 +231,7 @@ def bench_gradients(name: str, net: Net, budget: float) -> None:
         peers["torch"] = torch_grads(net, a)
     if jax is not None:
         peers["jax"] = jax_grads(net, a)
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
     temp = ec.cost(grads, **sizes).largest_intermediate
     row(name, lambda: net.hand_grads(a), lambda: fn(**a), setup, budget, peers,
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
@@ -246,7 +251,7 @@ def bench_hidden_bias(budget: float) -> None:
     ok = close(fn(**a), net.hand_grads(a)[k])
     temp = ec.cost(g, **sizes).largest_intermediate
     peers = {"ec→torch": on_torch(g, a, sizes=sizes)}
-    ok = ok and all(close(np.asarray(run()), net.hand_grads(a)[k]) for run in peers.values() if run is not None)
+    ok = ok and all(close(np.asarray(run()), net.hand_grads(a)[k]) for run in live(peers))
     row("ReLU MLP 64-128-32-10 b32: ∂/∂b2", lambda: net.hand_grads(a)[k], lambda: fn(**a), setup, budget, peers,
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
 
@@ -304,7 +309,7 @@ def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128
         jX, jY, jps = jnp.asarray(a["X"]), jnp.asarray(a["Y"]), [jnp.asarray(a[p]) for p in params]
         peers["jax"] = lambda: [x.block_until_ready() for x in jg(jX, jY, *jps)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
     temp = ec.cost(grads, **sizes).largest_intermediate
     row(f"residual tanh MLP depth {depth} (64-128) b{batch}", hand, lambda: fn(**a), setup, budget, peers,
         f"{temp / (batch * hidden):.2f}", ok)  # fmt: skip
@@ -363,7 +368,7 @@ def bench_hvp(budget: float) -> None:
 
         peers["torch"] = torch_hvp
     ok = close(fn(**{k: a[k] for k in fn.arg_names}), hand())
-    ok = ok and all(close(np.asarray(run()), hand()) for run in peers.values() if run is not None)
+    ok = ok and all(close(np.asarray(run()), hand()) for run in live(peers))
     temp = ec.cost(hv, **sizes).largest_intermediate
     row("tanh MLP 64-256-10 b256: H(W1)·V", hand, lambda: fn(**{k: a[k] for k in fn.arg_names}), setup, budget, peers,
         f"{temp / (B * 256):.2f}", ok)  # fmt: skip
@@ -417,7 +422,7 @@ def bench_layer_hessian(budget: float) -> None:
             return -(tY * torch.log_softmax(torch.tanh(tX @ w1) @ tW2, dim=1)).sum()
 
         peers["torch"] = lambda: torch.autograd.functional.hessian(tloss, tW1)
-    ok = close(fn(**a), hand()) and all(close(np.asarray(run()), hand()) for run in peers.values() if run is not None)
+    ok = close(fn(**a), hand()) and all(close(np.asarray(run()), hand()) for run in live(peers))
     row("MLP layer Hessian 20-32-10 b64 (dense)", hand, lambda: fn(**a), setup, budget, peers, "-", ok)
 
 
@@ -552,7 +557,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
         peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
     sizes = {"b": batch}
     temp = ec.cost(grads, **sizes).largest_intermediate
     hand_temp = batch * side * side * 54  # the second layer's im2col matrix
@@ -663,7 +668,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
         peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
     want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in peers.values() if run is not None)
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
     temp = ec.cost(grads, b=batch).largest_intermediate
     hand_temp = batch * max(24 * 24 * 25, 8 * 8 * 150)  # the larger im2col matrix (the first layer's)
     row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,

@@ -91,6 +91,17 @@ def _flat(group: IndexTuple, dims: Dims, ctx: Context) -> str:
     return " * ".join(ctx.size(dims[i]) for i in group) if group else "1"
 
 
+def _shape(groups: tuple[IndexTuple, IndexTuple, IndexTuple], dims: Dims, ctx: Context) -> str:
+    """Code for the shape (first flattened, second flattened, *spatial) of a convolution's operand."""
+    first, second, spatial = groups
+    return f"({', '.join([_flat(first, dims, ctx), _flat(second, dims, ctx), *(ctx.size(dims[i]) for i in spatial)])})"
+
+
+def _call(name: str, args: list[str], shifts: Sequence[Shift]) -> str:
+    """``name(args…, stride=…, padding=…, dilation=…)``, options only where they are not the default."""
+    return f"{name}({', '.join([*args, *_options(shifts)])})"
+
+
 def _options(shifts: Sequence[Shift]) -> list[str]:
     """``stride=…, padding=…, dilation=…`` where they differ from 1, 0, 1."""
     options = []
@@ -130,8 +141,7 @@ def _forward(node: Einsum, signal: int, kernel: int, windows: list[Window], coef
     batch, channels, outs = groups
     x = _as_nc(ctx.arg(node.operands[signal]), a, batch, channels, i_s, dims, ctx)
     w = _as_nc(ctx.arg(node.operands[kernel]), b, outs, channels, k_s, dims, ctx)
-    name = np(f"nn.functional.conv{_NAMES[len(windows)]}")
-    value = f"{name}({', '.join([x, w, *_options([win[0] for win in windows])])})"
+    value = _call(np(f"nn.functional.conv{_NAMES[len(windows)]}"), [x, w], [win[0] for win in windows])
     return _finish(value, [batch, outs, o_s], node, coef, dims, ctx)
 
 
@@ -148,9 +158,8 @@ def _weight_gradient(node: Einsum, signal: int, grad: int, windows: list[Window]
     channels, batch, outs = groups  # in the signal only: its channels; shared: the batch
     x = _as_nc(ctx.arg(node.operands[signal]), a, batch, channels, i_s, dims, ctx)
     dy = _as_nc(ctx.arg(node.operands[grad]), g, batch, outs, o_s, dims, ctx)
-    shape = ", ".join([_flat(outs, dims, ctx), _flat(channels, dims, ctx), *(ctx.size(dims[k]) for k in k_s)])
-    name = np(f"nn.grad.conv{_NAMES[len(windows)]}_weight")
-    value = f"{name}({', '.join([x, f'({shape})', dy, *_options([win[0] for win in windows])])})"
+    shape = _shape((outs, channels, k_s), dims, ctx)
+    value = _call(np(f"nn.grad.conv{_NAMES[len(windows)]}_weight"), [x, shape, dy], [win[0] for win in windows])
     return _finish(value, [outs, channels, k_s], node, coef, dims, ctx)
 
 
@@ -170,7 +179,6 @@ def _input_gradient(node: Einsum, low: Lowering, coef: float, ctx: Context, np: 
     batch, outs, channels = groups
     dy = _as_nc(ctx.arg(node.operands[gk]), g, batch, outs, o_s, dims, ctx)
     w = _as_nc(ctx.arg(node.operands[kk]), b, outs, channels, k_s, dims, ctx)
-    shape = ", ".join([_flat(batch, dims, ctx), _flat(channels, dims, ctx), *(ctx.size(dims[i]) for i in i_s)])
-    name = np(f"nn.grad.conv{_NAMES[len(low.scatters)]}_input")
-    value = f"{name}({', '.join([f'({shape})', w, dy, *_options([s.shift for s in low.scatters])])})"
+    shape = _shape((batch, channels, i_s), dims, ctx)
+    value = _call(np(f"nn.grad.conv{_NAMES[len(low.scatters)]}_input"), [shape, w, dy], [s.shift for s in low.scatters])
     return _finish(value, [batch, channels, i_s], node, coef, dims, ctx)

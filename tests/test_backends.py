@@ -202,14 +202,32 @@ def test_convolutions_on_torch_are_torch_convolution_kernels(stride, padding, di
 
 
 @pytest.mark.skipif(not _installed("torch"), reason="torch not installed")
-def test_einsum_written_convolution_with_grouped_axes_on_torch(rng):
-    """A 1-D convolution written as an einsum with a window tensor, two batch axes and two
-    channel axes: one conv1d call on flattened axes, equal to NumPy's code."""
-    f = ec.parse("einsum('pqcdi,ikj,ecdk->pqej', X, shift(size=9, kernel=3), K)", X="p q c d 9", K="e c d 3")
-    a = {"X": rng.normal(size=(2, 3, 2, 2, 9)), "K": rng.normal(size=(4, 2, 2, 3))}
-    fn = ec.compile(f, backend="torch")
-    assert "torch.nn.functional.conv1d(" in fn.source
-    check_close(to_numpy("torch", fn(**{k: to_library("torch", v) for k, v in a.items()})), ec.compile(f)(**a))
+@pytest.mark.parametrize(
+    "spec, decls, shapes",
+    [  # two batch and two channel axes; no batch axis, two output-channel axes, strided and padded
+        ("'pqcdi,ikj,ecdk->pqej', X, shift(size=9, kernel=3), K",
+         dict(X="p q c d 9", K="e c d 3"), dict(X=(2, 3, 2, 2, 9), K=(4, 2, 2, 3))),
+        ("'ci,ikj,efck->efj', X, shift(size=10, kernel=3, stride=2, padding=1), K",
+         dict(X="c 10", K="e f c 3"), dict(X=(4, 10), K=(2, 3, 4, 3))),
+    ],
+)  # fmt: skip
+def test_einsum_written_convolutions_on_torch_flatten_their_axes(spec, decls, shapes, rng):
+    """A 1-D convolution written as an einsum with a window tensor, axes grouped any way:
+    conv1d and its two gradients on flattened axes; the value against the reference
+    interpreter, the gradients through their adjoint identities (the product is bilinear)."""
+    f = ec.parse(f"einsum({spec})", **decls)
+    V = ec.tensor("V", f.dims)
+    fn = ec.compile([f, ec.grad(ec.sum(f * V), "X"), ec.grad(ec.sum(f * V), "K")], backend="torch")
+    for call in ("functional.conv1d(", "grad.conv1d_input(", "grad.conv1d_weight("):
+        assert call in fn.source, call
+    a = {k: rng.normal(size=sh) for k, sh in shapes.items()}
+    value = lambda x, k: ec.evaluate(f, X=x, K=k)  # noqa: E731
+    a["V"] = rng.normal(size=value(a["X"], a["K"]).shape)
+    got, gx, gk = (to_numpy("torch", r) for r in fn(**{k: to_library("torch", v) for k, v in a.items()}))
+    check_close(got, value(a["X"], a["K"]))
+    dx, dk = rng.normal(size=shapes["X"]), rng.normal(size=shapes["K"])
+    check_close(np.sum(gx * dx), np.sum(a["V"] * value(dx, a["K"])))
+    check_close(np.sum(gk * dk), np.sum(a["V"] * value(a["X"], dk)))
 
 
 @pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])

@@ -230,6 +230,35 @@ def test_einsum_written_convolutions_on_torch_flatten_their_axes(spec, decls, sh
     check_close(np.sum(gk * dk), np.sum(a["V"] * value(a["X"], dk)))
 
 
+@pytest.mark.skipif(not _installed("torch"), reason="torch not installed")
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_torch_code_takes_tensors_that_require_grad(network, rng):
+    """Parameters that require grad (an nn.Parameter, say) are accepted, and torch's autograd
+    differentiates the generated value code: its gradient equals eincalc's. In-place writes
+    are the tensor methods autograd accepts (``z.tanh_()``), never ``out=`` (which it refuses)."""
+    import torch
+
+    if network == "mlp":
+        text, decls = mlp_text(2, batch=16)
+        f = ec.parse(text, **decls)
+        a = mlp_arrays([5, 7, 3], 16, "xent", rng)
+        wrt = "W1"
+    else:
+        # max pooling (its maxima written in place) and relu (a comparison into a new array)
+        text = CNN_TEXT.replace("avg_pool2d", "max_pool2d").replace("tanh(conv2d(X", "relu(conv2d(X")
+        f = ec.parse(text, **CNN_DECLS)
+        a = cnn_arrays(rng)
+        wrt = "K1"
+    fn = ec.compile([f, ec.grad(f, wrt)], backend="torch")
+    assert re.search(r"\.(tanh|exp)_\(\)", fn.source)
+    assert not re.search(r"torch\.(tanh|exp|maximum)\([^)]*out=", fn.source)
+    t = {k: torch.tensor(v, requires_grad=k == wrt) for k, v in a.items() if k in fn.arg_names}
+    value, grad = fn(**t)
+    (autograd,) = torch.autograd.grad(value, t[wrt])
+    check_close(autograd.numpy(), grad.detach().numpy())
+    check_close(value.item(), ec.evaluate(f, **a))
+
+
 @pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_pooling_gradients_over_a_large_batch_on_each_backend(backend, pool, rng):

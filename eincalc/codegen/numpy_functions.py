@@ -28,7 +28,7 @@ TRAILING_TERMS = 16
 _UFUNC_CALL = re.compile(r"numpy\.(\w+)\(([^()]*)\)(?:\.astype\(float\))?")
 
 
-def _ufunc_into(code: str) -> str | None:
+def ufunc_into(code: str) -> str | None:
     """``code`` with an ``out=`` slot (``numpy.tanh({0}, out={out})``) when it is one NumPy ufunc call, else None.
 
     A comparison cast to float (``numpy.greater({0}, 0.0).astype(float)``) writes its
@@ -122,7 +122,7 @@ class FunctionPrinting:
         No new array: the allocation of a fresh activation costs as much as a cheap
         function's pass (its pages are faulted in on first write).
         """
-        into = _ufunc_into(code)
+        into = ufunc_into(code)
         if into is None or not node.dims:  # a 0-d result is a NumPy scalar, which takes no out=
             return None
         for arg, e in zip(node.args, args):
@@ -137,10 +137,25 @@ class FunctionPrinting:
                 break
         else:
             return None
+        statement = self.written_into(into, args, e)
+        if statement is None:
+            return None
         comment = ctx.describe(node)
-        ctx.lines.append(into.format(*(a.text for a in args), out=e.text) + (f"  # {comment}" if comment else ""))
+        ctx.lines.append(statement + (f"  # {comment}" if comment else ""))
         ctx.in_place.add(id(node))
         return replace(e, inline=True)  # the function's value now, still a fresh array
+
+    def spelled(self, code: str) -> str:
+        """NumPy code of the element-wise registry in this printer's library (NumPy's: as it is)."""
+        return code
+
+    def written_into(self, into: str, args: list[Expr], out: Expr) -> str | None:
+        """The statement computing ``into`` (a ufunc call with an ``out=`` slot) into ``out``, or None."""
+        return into.format(*(a.text for a in args), out=out.text)
+
+    def maximum_into(self, target: str, other: str) -> str:
+        """The statement replacing ``target`` by the entry-wise maximum of it and ``other``."""
+        return f"{self.np('maximum')}({target}, {other}, out={target})"
 
     def _pow(self, x: Expr, p: float) -> Expr:
         """``x ** p`` with the cheap forms for common exponents."""
@@ -172,7 +187,7 @@ class FunctionPrinting:
                 slices = [f"{ctx.arg(node.arg).atom}[..., {', '.join(map(str, c))}]" for c in corners]
                 m = ctx.temp(call(self.np("maximum"), slices[0], slices[1]), ctx.describe(node))
                 for more in slices[2:]:
-                    ctx.lines.append(f"{self.np('maximum')}({m.text}, {more}, out={m.text})")
+                    ctx.lines.append(self.maximum_into(m.text, more))
                 return replace(m, owned=True, inline=True)
         return getattr(self, method)(self._function_arg(node.arg, ctx), node.axis, ctx)
 

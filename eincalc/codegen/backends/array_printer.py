@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 
 from eincalc.algebra import symbols
+from eincalc.codegen.numpy_functions import ufunc_into
 from eincalc.codegen.numpy_printer import Diagonal, NumPyPrinter
 from eincalc.codegen.printer import PRODUCT, SUM, Context, Expr, call, literal
 from eincalc.errors import UnsupportedNodeError
@@ -46,6 +47,9 @@ class ArrayLibraryPrinter(NumPyPrinter):
     """Element-wise function -> (code template, modules it imports), replacing the translated NumPy code."""
     in_place = True
     """Whether arrays can be written through views (NumPy, CuPy, torch) or not (JAX, Dask)."""
+    ufunc_out = False
+    """Whether the library's functions take NumPy's ``out=`` (torch): ``torch.tanh(z, out=z)``,
+    and a comparison written straight into a new float array."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,6 +103,13 @@ class ArrayLibraryPrinter(NumPyPrinter):
         if all(isinstance(a, Const) for a in node.args):
             args[0] = self._function_arg(node.args[0], ctx)
         template, imports = self.ELEMENTWISE.get(node.fn, (None, ()))
+        if template is None and self.ufunc_out:
+            into = self._elementwise_in_place(node, entry.code, args, ctx)
+            if into is not None:
+                return into
+            cast = self._comparison_into_new(node, entry.code, args, ctx)
+            if cast is not None:
+                return cast
         if template is None:
             # the translated code imports the library (recorded by np()); erf's math is overridden
             template = self.translate(entry.code)
@@ -113,6 +124,22 @@ class ArrayLibraryPrinter(NumPyPrinter):
     def constant_arg(self, value: float, n_args: int) -> Expr:
         """A constant argument of an element-wise function of ``n_args`` arguments (a Python float here)."""
         return literal(value)
+
+    def spelled(self, code: str) -> str:
+        return self.translate(code)
+
+    def _comparison_into_new(self, node: Elementwise, code: str, args: list[Expr], ctx: Context) -> Expr | None:
+        """``numpy.greater(z, 0.0).astype(float)`` as ``torch.greater(z, 0.0, out=torch.empty_like(z))``, or None.
+
+        For a comparison of one array with a number (relu′, step): one pass, half the time
+        of a boolean array converted afterwards on torch.
+        """
+        into = ufunc_into(code)
+        arrays = [e for a, e in zip(node.args, args) if not isinstance(a, Const)]
+        if into is None or not code.endswith(".astype(float)") or not node.dims or len(arrays) != 1:
+            return None  # against another array (a broadcast, a view) the cast afterwards is faster
+        out = call(self.np("empty_like"), arrays[0].text).text
+        return Expr(self.spelled(into).format(*(a.text for a in args), out=out), owned=True)
 
     def translate(self, code: str) -> str:
         """NumPy code of an element-wise function in this library: members and float casts."""

@@ -13,6 +13,8 @@ reverse rule with repeated rows adds them with ``Tensor.index_add_`` (NumPy's
 
 from __future__ import annotations
 
+import re
+
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
 from eincalc.codegen.backends.torch_convolutions import convolution_call
 from eincalc.codegen.numpy_windows import exact_tiling
@@ -23,6 +25,12 @@ from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Einsum, Shift
 
 _IndexTuple = tuple[str, ...]
+_ONE_ARGUMENT = re.compile(r"numpy\.(\w+)\(\{0\}, out=\{out\}\)")
+_TENSOR_METHODS = frozenset(
+    {"tanh_", "exp_", "log_", "sqrt_", "sigmoid_", "sin_", "cos_", "abs_", "expm1_", "log1p_", "square_",
+     "reciprocal_", "neg_", "sign_", "arctan_", "sinh_", "cosh_"}
+)  # fmt: skip
+"""In-place tensor methods of one-argument element-wise functions (NumPy's names, which torch shares)."""
 
 
 class TorchPrinter(ArrayLibraryPrinter):
@@ -31,6 +39,7 @@ class TorchPrinter(ArrayLibraryPrinter):
     name = "torch"
     numpy = "torch"
     permute = "permute"
+    ufunc_out = True
     UNSUPPORTED = frozenset({"concatenate", "cumprod"})  # the adjugate's SVD form only
     NAMES = {"equal": "torch.eq"}  # torch.equal compares whole tensors (one bool), numpy.equal entries
     ELEMENTWISE = {
@@ -38,6 +47,21 @@ class TorchPrinter(ArrayLibraryPrinter):
         "softplus": ("torch.logaddexp(torch.zeros_like({0}), {0})", ()),
         "erf": ("torch.special.erf({0})", ()),
     }
+
+    # In-place forms torch's autograd accepts: a tensor computed from arguments that require
+    # grad is written by its in-place method (``z.tanh_()``), never through ``out=`` (which
+    # autograd refuses); comparisons, which have no derivative, may take ``out=``.
+    def written_into(self, into: str, args: list[Expr], out: Expr) -> str | None:
+        m = _ONE_ARGUMENT.fullmatch(into)
+        if m is None or len(args) != 1 or f"{m[1]}_" not in _TENSOR_METHODS:
+            return None
+        return f"{out.atom}.{m[1]}_()"
+
+    def maximum_into(self, target: str, other: str) -> str:
+        return f"{target} = {self.np('maximum')}({target}, {other})"
+
+    def _exp_in_place(self, name: str) -> str:
+        return f"{name}.exp_()"
 
     def constant_arg(self, value: float, n_args: int) -> Expr:
         if n_args == 1:

@@ -13,7 +13,9 @@
 #   frame at a random offset of up to ±2 pixels.
 #
 # The same network, start, batches and optimiser in PyTorch (when installed) give the same
-# loss curve to rounding; the table compares accuracy, time per epoch and peak memory.
+# loss curve to rounding; so do eincalc's derivatives compiled for PyTorch
+# (`backend="torch"`: the same program on PyTorch's kernels). The table compares accuracy,
+# time per epoch and peak memory.
 #
 # Set `EINCALC_QUICK=1` for a short run on subsets (the tests do). Run as a script, this
 # saves its figures next to itself.
@@ -163,14 +165,24 @@ def fit(name, step, accuracy, epochs):
     return run
 
 
-def train_eincalc(images, logits, value_and_grad, params, epochs, lr):
+def train_eincalc(images, logits, value_and_grad, params, epochs, lr, name="eincalc"):
     """Adam from eincalc.optim on eincalc's compiled value and gradients."""
     predict = ec.compile(logits)
     opt = optim.Adam(params, lr=lr)
     return fit(
-        "eincalc", lambda b: float(opt.step(value_and_grad, X=images[b], Y=onehot[b])),
+        name, lambda b: float(opt.step(value_and_grad, X=images[b], Y=onehot[b])),
         lambda: np.mean(np.argmax(predict(X=images[test], **opt.params), axis=1) == labels[test]), epochs,
     )  # fmt: skip
+
+
+def on_torch(loss):
+    """The value and gradients compiled for PyTorch, called with NumPy arrays (shared, not copied)."""
+    step = ec.compile(ec.value_and_grad(loss, PARAMS), backend="torch")
+
+    def value_and_grad(**arrays):
+        return [r.numpy() for r in step(**{k: torch.from_numpy(v) for k, v in arrays.items()})]
+
+    return value_and_grad
 
 
 def torch_logits(p, x):
@@ -207,23 +219,26 @@ EPOCHS, LR = ({8: 3, 28: 1} if QUICK else {8: 8, 28: 3}), 3e-3
 runs = {}
 
 
-def study(side, images, logits, value_and_grad, shapes):
+def study(side, images, logits, loss, value_and_grad, shapes):
     print(f"{side}×{side} digits")
     data = f"{side}×{side}"
     runs[data, "eincalc"] = train_eincalc(images[:, None], logits, value_and_grad, start(shapes), EPOCHS[side], LR)
     if torch is not None:
+        runs[data, "eincalc→torch"] = train_eincalc(images[:, None], logits, on_torch(loss), start(shapes),
+                                                    EPOCHS[side], LR, name="eincalc→torch")  # fmt: skip
         runs[data, "PyTorch"] = train_torch(images[:, None], start(shapes), EPOCHS[side], LR)
-        gap = np.abs(runs[data, "eincalc"]["losses"] - runs[data, "PyTorch"]["losses"]).max()
-        print(f"largest difference of the loss curves: {gap:.1e}")
-        assert gap < 1e-10  # the same iterates: eincalc's gradients are PyTorch's to rounding
+        for framework in ("eincalc", "eincalc→torch"):
+            gap = np.abs(runs[data, framework]["losses"] - runs[data, "PyTorch"]["losses"]).max()
+            print(f"largest difference of the loss curves, {framework} and PyTorch: {gap:.1e}")
+            assert gap < 1e-10  # the same iterates: eincalc's gradients are PyTorch's to rounding
 
 
-study(8, images8, logits8, step8, shapes8)
+study(8, images8, logits8, loss8, step8, shapes8)
 assert runs["8×8", "eincalc"]["accuracy"][-1] > (0.5 if QUICK else 0.94)
 
 # %%
 logits28, loss28, shapes28 = network(28)
-study(28, images28, logits28, ec.compile(ec.value_and_grad(loss28, PARAMS)), shapes28)
+study(28, images28, logits28, loss28, ec.compile(ec.value_and_grad(loss28, PARAMS)), shapes28)
 assert runs["28×28", "eincalc"]["accuracy"][-1] > (0.2 if QUICK else 0.85)
 
 # %% [markdown]
@@ -266,14 +281,16 @@ for run in runs.values():
 # Float64, one thread each; time per epoch is the median over the epochs.
 
 # %%
-print(f"{'data':<6} {'framework':<9} {'test accuracy':>13} {'s / epoch':>9} {'peak MiB / step':>15}")
+print(f"{'data':<6} {'framework':<13} {'test accuracy':>13} {'s / epoch':>9} {'peak MiB / step':>15}")
 for (data, framework), run in runs.items():
     memory = "—" if run["memory"] is None else f"{run['memory']:.1f}"
-    print(f"{data:<6} {framework:<9} {run['accuracy'][-1]:>13.3f} {np.median(run['seconds']):>9.2f} {memory:>15}")
+    print(f"{data:<6} {framework:<13} {run['accuracy'][-1]:>13.3f} {np.median(run['seconds']):>9.2f} {memory:>15}")
 
+LINES = {"eincalc": "-", "eincalc→torch": ":", "PyTorch": "--"}
+COLORS = {"eincalc": "C0", "eincalc→torch": "C2", "PyTorch": "C1"}
 fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
 for (data, framework), run in runs.items():
-    style = dict(ls="-" if framework == "eincalc" else "--", marker="o" if data == "8×8" else "s")
+    style = dict(ls=LINES[framework], marker="o" if data == "8×8" else "s")
     smooth = np.convolve(run["losses"], np.ones(10) / 10, mode="valid")  # a running mean over 10 batches
     epochs = (np.arange(len(smooth)) + 10) * EPOCHS[int(data.split("×")[0])] / len(run["losses"])
     axes[0].plot(epochs, smooth, label=f"{data}, {framework}", lw=1.2, ls=style["ls"])
@@ -286,7 +303,7 @@ axes[1].set_ylabel("test accuracy")
 for ax in axes[:2]:
     ax.legend(fontsize=8)
 ticks = [f"{data}\n{framework}" for data, framework in runs]
-colors = ["C0" if framework == "eincalc" else "C1" for _, framework in runs]
+colors = [COLORS[framework] for _, framework in runs]
 axes[2].bar(ticks, [np.median(run["seconds"]) for run in runs.values()], color=colors)
 axes[2].set_ylabel("seconds per epoch")
 axes[3].bar(ticks, [run["memory"] or 0 for run in runs.values()], color=colors)

@@ -178,6 +178,7 @@ def test_mutated_expressions_parse_or_raise_eincalc_errors(case):
 @_examples(30)
 @given(st.sampled_from(["numpy", "mc"]).flatmap(lambda d: st.tuples(st.just(d), _grammar(d))))
 @example(("numpy", "-((log(-(x))) ** 2)"))  # nan core entries inside a δ ⊗ core Jacobian
+@example(("mc", "-(((sum(A*x) + exp(A*x))).^2)"))  # a spread term summed with a δ ⊗ core term only
 def test_grammar_expressions_keep_every_invariant(case):
     dialect, text = case
     f = _parse(text, dialect)

@@ -89,8 +89,17 @@ def _spread_array(node: Node) -> int | None:
 
 
 def _full_term(term: Node, ctx: Context) -> bool:
-    """True when the printed value of a sum's term has the sum's full shape."""
-    return not isinstance(term, Const) and id(term) not in ctx.embeds and _spread_array(term) is None
+    """True when the printed value of a sum's term has the sum's full shape.
+
+    Decided from the node, not only from what is printed so far: a δ ⊗ core term or a
+    gather added at rows printed after the asking term is written into the sum's array too
+    (it is no array of its own that a broadcast term could be added to).
+    """
+    if isinstance(term, Const) or id(term) in ctx.embeds or _spread_array(term) is not None:
+        return False
+    if isinstance(term, Einsum) and any(isinstance(op, Delta) for op in term.operands):
+        return False
+    return added_gather(term) is None
 
 
 def _product_code(sizes: list[str]) -> str:

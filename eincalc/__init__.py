@@ -15,6 +15,7 @@ from eincalc.costmodel import CostReport, cost
 from eincalc.diff import ELIMINATION_ORDERS, derivative, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from eincalc.errors import (
     ArgumentError,
+    DomainError,
     EincalcError,
     IndexMismatchError,
     LimitError,
@@ -127,7 +128,7 @@ __all__ = [
     "SimplifyOptions", "StructuredTensor", "compress", "cost",
     "derivative", "grad", "hessian", "jacobian", "simplify", "CompiledFunction", "compile", "Objective",
     "objective", "TraceTable", "draw", "latex", "render_svg", "to_dot", "to_networkx", "trace_table", "Add",
-    "Const", "Delta", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
+    "Const", "Delta", "DomainError", "EincalcError", "Einsum", "Elementwise", "IndexMismatchError", "Node",
     "NotDifferentiableError", "ParseError", "ShapeError", "SizeError", "Unary", "UnknownNameError",
     "UnsupportedNodeError", "Var", "abs", "cos", "det", "diag", "divide", "dot", "dump", "einsum", "einsum_form",
     "evaluate", "exp", "eye", "identity", "inv", "log", "log_softmax", "logdet", "logsumexp", "matmul", "matrix",

@@ -74,6 +74,10 @@ class LimitError(EincalcError, ValueError):
     """
 
 
+class DomainError(EincalcError, ValueError):
+    """A constant outside the real domain of an operation: ``(-8.0) ** 0.5``."""
+
+
 class SizeError(EincalcError, ValueError):
     """Arrays bound to an expression disagree about the size or the number of a dim's axes, or a size is missing."""
 

@@ -16,7 +16,7 @@ import numpy as np
 from eincalc import algebra as alg
 from eincalc import dims as dimsmod
 from eincalc._types import Dim, Dims
-from eincalc.errors import IndexMismatchError, ShapeError
+from eincalc.errors import DomainError, IndexMismatchError, ShapeError
 from eincalc.expr import Array, Const, Node
 
 Operand = Node | float | int
@@ -221,7 +221,11 @@ def power(a: Operand, b: Operand) -> Node:
     if isinstance(b, Node) and isinstance(b, Const) and b.ndim == 0:
         b = b.value
     if isinstance(b, (int, float)) and not isinstance(b, bool):
-        return alg.elementwise("pow", as_node(a, "base of **"), float(b))
+        base = as_node(a, "base of **")
+        if isinstance(base, Const) and base.value < 0 and not float(b).is_integer():
+            # as the parser says of (-8.0) ** 0.5 (it would print so and not parse back)
+            raise DomainError(f"({base.value!r}) ** {float(b)!r} is not a real number")
+        return alg.elementwise("pow", base, float(b))
     if isinstance(a, Const) and a.ndim == 0:
         a = a.value
     if isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0:

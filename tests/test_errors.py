@@ -146,6 +146,16 @@ def test_disallowed_constructs(text, match):
         ec.parse(text, X="m n")
 
 
+@pytest.mark.parametrize(
+    "text, dialect",
+    [("(sum(-((0.5).^2)))^.2", "mc"), ("sum(-(0.5 ** 2)) ** 0.2", "numpy")],
+)
+def test_a_folded_constant_without_a_real_power_is_a_domain_error(text, dialect):
+    """Folded to (-0.25) ** 0.2 it once became a node that printed as text which would not parse back."""
+    with pytest.raises(ec.DomainError, match=r"\(-0\.25\) \*\* 0\.2 is not a real number"):
+        ec.parse(text, dialect=dialect)
+
+
 def test_bad_parse_arguments():
     with pytest.raises(ParseError, match="parse needs a string, got int"):
         ec.parse(3)  # type: ignore[arg-type]

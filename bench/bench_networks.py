@@ -180,18 +180,25 @@ def close(got, want) -> bool:
 
 
 HEADER = (
-    f"{'problem':<40} {'hand':>9} {'eincalc':>9} {'ratio':>6} {'ec→torch':>9} {'torch':>9} {'jax':>9} "
+    f"{'problem':<40} {'hand':>9} {'eincalc':>9} {'ratio':>6} {'ec→torch':>9} {'torch':>9} {'ec→jax':>9} {'jax':>9} "
     f"{'derive+compile':>14} {'temp ec/hand':>13}  check"
 )
 
 
-def on_torch(outputs: ec.Node | list[ec.Node], a: dict[str, np.ndarray], **options: Any) -> Callable | None:
-    """The same outputs compiled for PyTorch (``backend="torch"``), called on tensors; None without torch."""
-    if torch is None:
-        return None
-    fn = ec.compile(outputs, backend="torch", **options)
-    t = {k: torch.from_numpy(v) for k, v in a.items() if k in fn.arg_names}
-    return lambda: fn(**t)
+def on_libraries(outputs: ec.Node | list[ec.Node], a: dict[str, np.ndarray], **options: Any) -> dict[str, Callable]:
+    """The same outputs compiled for PyTorch (``backend="torch"``, called on tensors) and for JAX
+    (``backend="jax"`` under ``jax.jit``), for the libraries that are installed."""
+    runs = {}
+    if torch is not None:
+        fn = ec.compile(outputs, backend="torch", **options)
+        t = {k: torch.from_numpy(v) for k, v in a.items() if k in fn.arg_names}
+        runs["ec→torch"] = lambda: fn(**t)
+    if jax is not None:
+        jfn = ec.compile(outputs, backend="jax", **options)
+        traced = jax.jit(jfn)
+        j = {k: jnp.asarray(v) for k, v in a.items() if k in jfn.arg_names}
+        runs["ec→jax"] = lambda: jax.block_until_ready(traced(**j))
+    return runs
 
 
 def live(peers: dict[str, Callable | None]) -> list[Callable]:
@@ -203,7 +210,7 @@ def row(name: str, hand: Callable, fn: Callable, setup: float, budget: float, pe
     t_hand = best_time(hand, budget)
     t_ec = best_time(fn, budget)
     cells = []
-    for lib in ("ec→torch", "torch", "jax"):
+    for lib in ("ec→torch", "torch", "ec→jax", "jax"):
         run = peers.get(lib)
         cells.append(f"{1e3 * best_time(run, budget):>7.3f}ms" if run is not None else f"{'-':>9}")
     print(
@@ -226,7 +233,7 @@ def bench_gradients(name: str, net: Net, budget: float) -> None:
     fn = ec.compile(grads, sizes=sizes)
     setup = time.perf_counter() - start
     want = net.hand_grads(a)
-    peers = {"ec→torch": on_torch(grads, a, sizes=sizes)}
+    peers = on_libraries(grads, a, sizes=sizes)
     if torch is not None:
         peers["torch"] = torch_grads(net, a)
     if jax is not None:
@@ -250,7 +257,7 @@ def bench_hidden_bias(budget: float) -> None:
     k = net.params().index("b2")
     ok = close(fn(**a), net.hand_grads(a)[k])
     temp = ec.cost(g, **sizes).largest_intermediate
-    peers = {"ec→torch": on_torch(g, a, sizes=sizes)}
+    peers = on_libraries(g, a, sizes=sizes)
     ok = ok and all(close(np.asarray(run()), net.hand_grads(a)[k]) for run in live(peers))
     row("ReLU MLP 64-128-32-10 b32: ∂/∂b2", lambda: net.hand_grads(a)[k], lambda: fn(**a), setup, budget, peers,
         f"{temp / net.largest_hand_temporary():.2f}", ok)  # fmt: skip
@@ -298,7 +305,7 @@ def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128
 
         return loss
 
-    peers = {"ec→torch": on_torch(grads, a, sizes=sizes)}
+    peers = on_libraries(grads, a, sizes=sizes)
     if torch is not None:
         tloss = peer_loss(torch, torch.tanh)
         tX, tY = torch.from_numpy(a["X"]), torch.from_numpy(a["Y"])
@@ -345,7 +352,7 @@ def bench_hvp(budget: float) -> None:
         rdz = s * p * (rz - (p * rz).sum(axis=1, keepdims=True)) / B
         return X.T @ ((rdz @ W2.T) * one - 2.0 * (dz @ W2.T) * h * rh)
 
-    peers = {"ec→torch": on_torch(hv, a, sizes=sizes)}
+    peers = on_libraries(hv, a, sizes=sizes)
     if jax is not None:
         loss = net.peer_loss("jax")
         args = [jnp.asarray(a[p]) for p in ("X", "Y", *net.params())]
@@ -405,7 +412,7 @@ def bench_layer_hessian(budget: float) -> None:
         M[:, np.arange(h.shape[1]), np.arange(h.shape[1])] += -2.0 * h * one * g
         return np.einsum("bi,bj,bhk->ihjk", X, X, M, optimize=True)
 
-    peers = {"ec→torch": on_torch(H, a, sizes=sizes, dense=True)}
+    peers = on_libraries(H, a, sizes=sizes, dense=True)
     if jax is not None:
         args = [jnp.asarray(a[k]) for k in ("X", "W2", "Y")]
 
@@ -530,7 +537,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
             gW1.reshape(half, half, 16, 64).transpose(2, 0, 1, 3), gd1, gW2,
         ]  # fmt: skip
 
-    peers = {"ec→torch": on_torch(grads, a, sizes={"b": batch})}
+    peers = on_libraries(grads, a, sizes={"b": batch})
     if torch is not None:
         F = torch.nn.functional
 
@@ -638,7 +645,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
             gW1.reshape(4, 4, 16, 120).transpose(2, 0, 1, 3), gd1, gW2, gd2, gW3, gd3,
         ]  # fmt: skip
 
-    peers = {"ec→torch": on_torch(grads, a, sizes={"b": batch})}
+    peers = on_libraries(grads, a, sizes={"b": batch})
     if torch is not None:
         F = torch.nn.functional
 

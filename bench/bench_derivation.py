@@ -24,11 +24,19 @@ def main() -> None:
             H = ec.hessian(f, p.wrt, mode=modes, sizes=p.sizes)
             elapsed = 1e3 * (time.perf_counter() - start)
             report = ec.cost(H, **p.sizes)
-            c = ec.compress(H)
             print(
                 f"{p.name:<22} {mode:<14} {elapsed:>10.1f} {report.flops:>14.3e} {report.largest_intermediate:>13,}  "
-                f"{'yes, core ' + str(tuple(c.core.dims)) if c.is_compressed else 'no'}"
+                f"{structure(ec.compress(H))}"
             )
+
+
+def structure(c: ec.Compressed | ec.CompressedSum) -> str:
+    """How the Hessian is stored: a δ ⊗ core's core dims, a structured sum's parts, or dense."""
+    if not c.is_compressed:
+        return "no"
+    if isinstance(c, ec.CompressedSum):
+        return f"yes, a sum of {len(c.parts)} structured terms"
+    return f"yes, core {tuple(c.core.dims)}"
 
 
 if __name__ == "__main__":

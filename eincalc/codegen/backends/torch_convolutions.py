@@ -36,6 +36,8 @@ def convolution_call(node: Einsum, low: Lowering, coef: float, ctx: Context, np:
     """``node`` as one PyTorch convolution call (``np`` spells torch members), or None if it is no plain one."""
     if any(isinstance(op, Const) for op in node.operands) or len(low.factors) != 2:
         return None
+    if len(set(node.out_idx)) != len(node.out_idx):
+        return None  # a diagonal of the result: no convolution's layout
     n = len(low.gathers) + len(low.scatters)
     if n not in _NAMES or (low.gathers and low.scatters):
         return None

@@ -197,7 +197,8 @@ def test_golden_delta_core_dense_writes_the_diagonal() -> None:
     assert body(f.source) == textwrap.dedent(
         """\
         def f(V, *, p):
-            _t0 = numpy.zeros((p, V.shape[1], p, V.shape[1]))  # 2.0 * einsum('eb,ed,ac->abcd', V, V, eye('p'))
+            # 2.0 * einsum('eb,ed,ac->abcd', V, V, eye('p'))
+            _t0 = numpy.zeros((p, V.shape[1], p, V.shape[1]), dtype=V.dtype)
             numpy.einsum('abac->abc', _t0)[...] = 2.0 * (V.T @ V)
             return _t0
         """

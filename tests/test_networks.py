@@ -309,3 +309,31 @@ def test_layer_hessian_adds_its_diagonal_into_the_fresh_product(m, n, h, k, rng)
     check_close(fn(X=X, W1=W1, W2=W2, Y=Y), want, rtol=1e-6, atol=1e-7)
     assert ".copy()" not in fn.source
     assert not re.search(r"= -_t\d+$", fn.source, re.MULTILINE)  # nor a negated copy
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_float32_gradients_are_computed_in_float32(act, rng, monkeypatch):
+    """Training runs in float32: the generated code itself returns float32 (its 0/1 masks and
+    new arrays take the arguments' dtype; a float64 one would promote everything after it),
+    equal to the float64 backward pass to float32 precision; calls with float32 arrays of
+    shapes seen before skip the checks, as float64 calls do."""
+    import eincalc.codegen.caller as caller
+
+    text, decls = mlp_text(3, act=act, loss="xent", batch=16)
+    f = ec.parse(text, **decls)
+    params = ["W1", "b1", "W2", "b2", "W3", "b3"]
+    fn = ec.compile([ec.grad(f, p) for p in params], sizes={"b": 16, "d0": 5, "d1": 7, "d2": 6, "d3": 3})
+    a = arrays([5, 7, 6, 3], 16, "xent", rng)
+    a32 = {k: v.astype(np.float32) for k, v in a.items()}
+    namespace: dict = {}
+    exec(fn.source, namespace)  # the generated function alone, without the caller's cast
+    raw = namespace["f"](**{k: a32[k] for k in fn.arg_names})
+    assert [g.dtype for g in raw] == [np.float32] * len(params)
+    want = backward_pass(a, 3, act, "xent", 16)
+    for got, p in zip(fn(**a32), params):
+        check_close(got, want[p], rtol=2e-4, atol=1e-5, what=p)
+    checked = []
+    real_bind = caller.bind_arguments
+    monkeypatch.setattr(caller, "bind_arguments", lambda *args: checked.append(1) or real_bind(*args))
+    assert all(g.dtype == np.float32 for g in fn(**a32))
+    assert checked == []

@@ -22,7 +22,14 @@ from eincalc.calling import Binding, Signature, bind_arguments, cast_result
 from eincalc.expr import Node
 
 _FLOAT64 = np.dtype(np.float64)
-_FLOAT_TYPES = (np.dtype(np.float32), _FLOAT64)
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT_TYPES = (_FLOAT32, _FLOAT64)
+
+
+def _fast_key(shapes: Sequence[tuple[int, ...]], dtype: np.dtype) -> tuple:
+    """The fast path's key of a NumPy call: the arguments' shapes (and "float32" for float32 calls)."""
+    return tuple(shapes) if dtype == _FLOAT64 else (*shapes, "float32")
+
 
 MAX_SHAPES = 64
 """Shape signatures remembered for the fast path (all are forgotten beyond this)."""
@@ -93,16 +100,18 @@ class Caller(Generic[Variant]):
         # Fastest path: every argument given (all positionally or all by name), float64 arrays
         # of shapes seen before: one dict look-up, no binding.
         full = self._every_argument(arrays, named_arrays)
-        if full is not None:
+        dtype = full[0].dtype if full and type(full[0]) is np.ndarray else None  # type: ignore[union-attr]
+        # float32 calls too: training code runs in float32 (`dtype == None` holds: NumPy reads None as float64)
+        if dtype is not None and dtype in _FLOAT_TYPES:
             shapes = []
-            for a in full:
-                if type(a) is not np.ndarray or a.dtype != _FLOAT64:  # type: ignore[union-attr]
+            for a in full:  # type: ignore[union-attr]
+                if type(a) is not np.ndarray or a.dtype != dtype:  # type: ignore[union-attr]
                     break
                 shapes.append(a.shape)  # type: ignore[union-attr]
             else:
-                fast = self._fast.get(tuple(shapes))
+                fast = self._fast.get(_fast_key(shapes, dtype))
                 if fast is not None:
-                    return self._finish(self._use(fast[0])(*full, **fast[1]))
+                    return self._in_type(self._finish(self._use(fast[0])(*full, **fast[1])), dtype)
         given = self._gather(arrays, named_arrays)
         hit = None
         if given is not None:
@@ -142,17 +151,20 @@ class Caller(Generic[Variant]):
             if len(self._by_shapes) >= MAX_SHAPES:
                 self._by_shapes.clear()
             self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free, stand_ins)
-            if not stand_ins:
-                if len(self._fast) >= MAX_SHAPES:
-                    self._fast.clear()
-                self._fast[tuple(bound.arrays[k].shape for k in self.names)] = (variant, free)
+        if cache and not stand_ins and bound.dtype in (_FLOAT64, _FLOAT32):
+            if len(self._fast) >= MAX_SHAPES:
+                self._fast.clear()
+            self._fast[_fast_key([bound.arrays[k].shape for k in self.names], bound.dtype)] = (variant, free)
         args = [bound.arrays[k] if k in bound.arrays else stand_ins[k] for k in self.names]
-        result = self._finish(self._use(variant)(*args, **free))
-        if bound.dtype == _FLOAT64:
+        return self._in_type(self._finish(self._use(variant)(*args, **free)), bound.dtype)
+
+    def _in_type(self, result: Any, dtype: np.dtype) -> Any:
+        """The results in the call's float type (float32 stays float32)."""
+        if dtype == _FLOAT64:
             return result
         if self._single:
-            return cast_result(result, bound.dtype)
-        return tuple(cast_result(r, bound.dtype) for r in result)
+            return cast_result(result, dtype)
+        return tuple(cast_result(r, dtype) for r in result)
 
     def _stand_ins(self, bound: Binding) -> dict[str, np.ndarray]:
         """Zero-stride arrays of the bound sizes for the arguments not given (size 0 for dims no one needs)."""

@@ -111,10 +111,11 @@ class FunctionPrinting:
             into = self._elementwise_in_place(node, entry.code, args, ctx)
             if into is not None:
                 return into
+        code = self.spelled(entry.code)
         if entry.code_prec == "atom":  # the arguments sit inside call parentheses
-            return Expr(entry.code.format(*(a.text for a in args)), owned=True)
+            return Expr(code.format(*(a.text for a in args)), owned=True)
         prec = PRODUCT if entry.code_prec == "product" else SUM
-        return Expr(entry.code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
+        return Expr(code.format(*(a.atom for a in args)), prec, "*" if prec == PRODUCT else "", owned=True)
 
     def _elementwise_in_place(self, node: Elementwise, code: str, args: list[Expr], ctx: Context) -> Expr | None:
         """``code`` as ``numpy.tanh(z, out=z)`` when an argument is a fresh full array nothing later reads, else None.
@@ -146,8 +147,15 @@ class FunctionPrinting:
         return replace(e, inline=True)  # the function's value now, still a fresh array
 
     def spelled(self, code: str) -> str:
-        """NumPy code of the element-wise registry in this printer's library (NumPy's: as it is)."""
+        """NumPy code of the element-wise registry in this printer's library: 0/1 masks in the call's float type."""
+        if ".astype(float)" in code and self.reference is not None:
+            return code.replace(".astype(float)", f".astype({self.dtype()})")
         return code
+
+    reference: str | None  # provided by NumPyPrinter
+
+    def dtype(self) -> str:  # provided by NumPyPrinter
+        raise NotImplementedError
 
     def written_into(self, into: str, args: list[Expr], out: Expr) -> str | None:
         """The statement computing ``into`` (a ufunc call with an ``out=`` slot) into ``out``, or None."""

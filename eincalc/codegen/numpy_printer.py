@@ -133,6 +133,7 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
     def __init__(self) -> None:
         super().__init__()
         self._constant_names: dict[tuple, str] = {}
+        self.reference: str | None = None  # a parameter whose dtype new arrays take (set by the program)
 
     name = "numpy"
     numpy = "numpy"
@@ -441,13 +442,23 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         """A fresh, writeable copy of the array ``e``."""
         return Expr(f"{e.atom}.copy()", owned=True)
 
+    def dtype(self) -> str:
+        """Code for the float type of the computation: the reference argument's dtype.
+
+        The caller hands every array over in the call's float type (float32 when all are),
+        so new arrays and 0/1 masks take it: float32 code stays float32, at its speed.
+        """
+        return f"{self.reference}.dtype" if self.reference is not None else self.np("float64")
+
     def creation(self, member: str, *args: str) -> Expr:
-        """A new float array: ``numpy.zeros(shape)``, ``full``, ``ones``, ``eye``, ``array(data)``."""
-        return call(self.np(member), *args)
+        """A new float array: ``numpy.zeros(shape, dtype=X.dtype)``, ``full``, ``ones``, ``eye``, ``array(data)``."""
+        if self.reference is None:
+            return call(self.np(member), *args)
+        return call(self.np(member), *args, f"dtype={self.dtype()}")
 
     def as_float(self, code: str) -> str:
-        """``code`` (an atom: a boolean array) as a float array."""
-        return f"{code}.astype(float)"
+        """``code`` (an atom: a boolean array) as an array of the computation's float type."""
+        return f"{code}.astype({self.dtype() if self.reference is not None else 'float'})"
 
     # -- plans --------------------------------------------------------------------------
     def render_plan(self, plan: Plan, operands: list[Expr], ctx: Context) -> Expr:

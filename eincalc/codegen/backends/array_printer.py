@@ -51,10 +51,6 @@ class ArrayLibraryPrinter(NumPyPrinter):
     """Whether the library's functions take NumPy's ``out=`` (torch): ``torch.tanh(z, out=z)``,
     and a comparison written straight into a new float array."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.reference: str | None = None  # a parameter whose dtype new arrays take (set by the program)
-
     # -- names --------------------------------------------------------------------------
     def module(self, dotted: str) -> str:
         """``dotted`` as spelled; records the import of the module holding it (``jax.numpy`` for ``jax.numpy.exp``)."""
@@ -68,10 +64,6 @@ class ArrayLibraryPrinter(NumPyPrinter):
         if member in self.UNSUPPORTED:
             raise UnsupportedNodeError(f"the {self.name} backend has no equivalent of numpy.{member}")
         return self.module(self.NAMES.get(member, f"{self.numpy}.{member}"))
-
-    def dtype(self) -> str:
-        """Code for the float type of the computation: the reference argument's dtype."""
-        return f"{self.reference}.dtype" if self.reference is not None else self.np("float64")
 
     # -- new arrays in the arguments' float type -----------------------------------------
     def contiguous(self, view: Expr, order: tuple[int, ...]) -> Expr | None:

@@ -6,9 +6,11 @@ code eincalc generates for all requested derivatives compiled together, their ra
 the time to derive and compile, and a check that all agree. The largest temporary of the
 compiled program (``ec.cost``) is printed next to the hand-written sweep's. The run
 calls ``ec.keep_freed_memory()`` first (``--default-malloc``: not), so every row sees the
-same malloc thresholds.
+same malloc thresholds. The same derivatives compiled for PyTorch and for JAX (under
+``jax.jit``) are the ec→torch and ec→jax columns. ``--float32`` runs every row in float32
+(every framework), ``--only WORD`` the rows whose name contains WORD.
 
-Run: python bench/bench_networks.py [--quick] [--default-malloc]
+Run: python bench/bench_networks.py [--quick] [--default-malloc] [--float32] [--only WORD]
 """
 
 from __future__ import annotations
@@ -173,10 +175,22 @@ def jax_grads(net: Net, a: dict[str, np.ndarray]) -> Callable[[], list]:
 # --------------------------------------------------------------------------------------
 # reporting
 # --------------------------------------------------------------------------------------
+DTYPE = np.dtype(np.float32 if "--float32" in sys.argv else np.float64)
+"""Every row's arrays (and so every framework's computation) in this float type; ``--float32`` for training's."""
+
+
+def typed(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays in :data:`DTYPE` (the dict itself, converted in place)."""
+    for k, v in a.items():
+        a[k] = v.astype(DTYPE, copy=False)
+    return a
+
+
 def close(got, want) -> bool:
     got = got if isinstance(got, (list, tuple)) else [got]
     want = want if isinstance(want, (list, tuple)) else [want]
-    return all(np.allclose(np.asarray(g), np.asarray(w), rtol=1e-7, atol=1e-10) for g, w in zip(got, want))
+    rtol, atol = (1e-7, 1e-10) if DTYPE == np.float64 else (2e-3, 1e-4)
+    return all(np.allclose(np.asarray(g), np.asarray(w), rtol=rtol, atol=atol) for g, w in zip(got, want))
 
 
 HEADER = (
@@ -228,7 +242,7 @@ def bench_gradients(name: str, net: Net, budget: float) -> None:
     start = time.perf_counter()
     f = net.expr()
     grads = [ec.grad(f, p) for p in net.params()]
-    a = net.arrays()
+    a = typed(net.arrays())
     sizes = sizes_of(net.decls(), a)
     fn = ec.compile(grads, sizes=sizes)
     setup = time.perf_counter() - start
@@ -250,7 +264,7 @@ def bench_hidden_bias(budget: float) -> None:
     start = time.perf_counter()
     f = ec.parse(net.text(), **net.decls())
     g = ec.grad(f, "b2")
-    a = net.arrays()
+    a = typed(net.arrays())
     sizes = sizes_of(net.decls(), a)
     fn = ec.compile(g, sizes=sizes)
     setup = time.perf_counter() - start
@@ -272,6 +286,7 @@ def bench_residual(depth: int, budget: float, width: int = 64, hidden: int = 128
         a[f"W{k}"] = rng.normal(size=(width, hidden)) / np.sqrt(width)
         a[f"b{k}"] = 0.1 * rng.normal(size=hidden)
         a[f"U{k}"] = rng.normal(size=(hidden, width)) / np.sqrt(hidden * depth)
+    typed(a)
     start = time.perf_counter()
     h = ec.tensor("X", ("b", "w"))
     for k in range(depth):
@@ -331,6 +346,7 @@ def bench_hvp(budget: float) -> None:
     hv = ec.grad(ec.sum(ec.grad(f, "W1") * ec.parse("V", V="d0 d1")), "W1")
     a = net.arrays()
     a["V"] = np.random.default_rng(1).normal(size=a["W1"].shape)
+    typed(a)
     sizes = sizes_of(decls, a)
     fn = ec.compile(hv, sizes=sizes)
     setup = time.perf_counter() - start
@@ -388,6 +404,7 @@ def bench_layer_hessian(budget: float) -> None:
     rng = np.random.default_rng(0)
     a = dict(X=rng.normal(size=(64, 20)), W1=rng.normal(size=(20, 32)) / 4, W2=rng.normal(size=(32, 10)) / 6,
              Y=np.eye(10)[rng.integers(0, 10, size=64)])  # fmt: skip
+    typed(a)
     sizes = sizes_of(decls, a)
     start = time.perf_counter()
     f = ec.parse(text, **decls)
@@ -489,6 +506,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
     a = {p: rng.normal(size=sh) / np.sqrt(np.prod(sh[1:]) if len(sh) > 1 else 8) for p, sh in shapes.items()}
     a["X"] = rng.normal(size=(batch, 1, side, side))
     a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    typed(a)
     start = time.perf_counter()
     f = ec.parse(text, **decls)
     grads = [ec.grad(f, p) for p in params]
@@ -593,6 +611,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
          for p, sh in LENET_SHAPES.items()}  # fmt: skip
     a["X"] = rng.normal(size=(batch, 1, 28, 28))
     a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    typed(a)
     start = time.perf_counter()
     f = ec.parse(LENET_TEXT.format(batch=batch), **decls)
     grads = [ec.grad(f, p) for p in params]
@@ -707,7 +726,7 @@ def main() -> None:
     # this the first rows run in a fresh process whose thresholds the later rows raise.
     kept = "--default-malloc" not in sys.argv and ec.keep_freed_memory()
     print(f"peers: torch {'yes' if torch else 'not installed'}, jax {'yes' if jax else 'not installed'}; "
-          f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+          f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; {DTYPE}; "
           f"malloc: {'ec.keep_freed_memory()' if kept else 'default'}")  # fmt: skip
     print(HEADER)
     nets = [

@@ -95,6 +95,11 @@ class FunctionPrinting:
     def np(self, member: str) -> str:  # provided by NumPyPrinter
         raise NotImplementedError
 
+    reference: str | None  # provided by NumPyPrinter
+
+    def dtype(self) -> str:  # provided by NumPyPrinter
+        raise NotImplementedError
+
     def _print_Elementwise(self, node: Elementwise, ctx: Context) -> Expr:
         if node.fn == "pow":
             assert node.param is not None
@@ -151,11 +156,6 @@ class FunctionPrinting:
         if ".astype(float)" in code and self.reference is not None:
             return code.replace(".astype(float)", f".astype({self.dtype()})")
         return code
-
-    reference: str | None  # provided by NumPyPrinter
-
-    def dtype(self) -> str:  # provided by NumPyPrinter
-        raise NotImplementedError
 
     def written_into(self, into: str, args: list[Expr], out: Expr) -> str | None:
         """The statement computing ``into`` (a ufunc call with an ``out=`` slot) into ``out``, or None."""

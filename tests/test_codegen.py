@@ -882,3 +882,16 @@ def test_hessian_of_a_scaled_square_norm_compiles(scale: str, rng: np.random.Gen
     x = rng.standard_normal((7, 3))
     H = compile(ec.hessian(f, "w"))(X=x, w=rng.standard_normal(3))
     np.testing.assert_allclose(H, 2.0 * x.T @ x / (7 if scale == "mean" else 1), rtol=1e-12)
+
+
+def test_new_arrays_take_the_dtype_of_an_array_argument_not_a_scalar(rng: np.random.Generator) -> None:
+    """A module run on its own may be given a Python number for a scalar argument: new
+    arrays take their dtype from an array argument (X), which a number has not."""
+    f = ec.parse("lam * sum(step(X @ w) * (X @ w))", lam="", X="m n", w="n")
+    fn = ec.compile(ec.hessian(f, "w"))
+    assert "dtype=X.dtype" in fn.source and "lam.dtype" not in fn.source
+    namespace: dict = {}
+    exec(fn.source, namespace)
+    X, w = rng.normal(size=(4, 3)), rng.normal(size=3)
+    np.testing.assert_array_equal(namespace["f"](0.5, X, w), np.zeros((3, 3)))  # piecewise linear: H = 0
+    assert namespace["f"](0.5, X.astype(np.float32), w.astype(np.float32)).dtype == np.float32

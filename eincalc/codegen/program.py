@@ -316,13 +316,23 @@ class CompiledFunction:
         dead = [self._functions.pop(source, None) for source in list(self._functions) if source not in live]
         release([loaded[1] for loaded in dead if loaded is not None])
 
+    def _dtype_reference(self) -> str:
+        """The argument whose dtype new arrays take: the first that is an array, not a scalar.
+
+        Through the caller every argument arrives in the call's float type; a module run on
+        its own may be handed a Python number for a scalar, which has no dtype.
+        """
+        names = self._used_names or self.arg_names
+        dims = {v.name: v.dims for v in self.signature.variables}
+        return next((n for n in names if dims.get(n)), names[0])
+
     def _generate(self, sizes: Mapping[Dim, int], nominal: bool) -> str:
         roots = sized_roots(self._roots, sizes)
         order = topo_order(roots)
         printer = self._library.printer()
         printer.module(printer.numpy)  # the array module: arguments are its arrays even when no call is needed
         if self.arg_names:  # every argument is an array of the call's float type; new arrays take it
-            printer.reference = self._params[(self._used_names or self.arg_names)[0]]
+            printer.reference = self._params[self._dtype_reference()]
         counter = itertools.count()
         allocated: list[str] = []  # temporaries named while printing the current node
 

@@ -26,7 +26,7 @@ _FLOAT32 = np.dtype(np.float32)
 _FLOAT_TYPES = (_FLOAT32, _FLOAT64)
 
 
-def _fast_key(shapes: Sequence[tuple[int, ...]], dtype: np.dtype) -> tuple:
+def _shapes_key(shapes: Sequence[tuple[int, ...]], dtype: np.dtype) -> tuple:
     """The fast path's key of a NumPy call: the arguments' shapes (and "float32" for float32 calls)."""
     return tuple(shapes) if dtype == _FLOAT64 else (*shapes, "float32")
 
@@ -97,8 +97,8 @@ class Caller(Generic[Variant]):
         return None
 
     def __call__(self, arrays: tuple[object, ...], named_arrays: dict[str, object]) -> Any:
-        # Fastest path: every argument given (all positionally or all by name), float64 arrays
-        # of shapes seen before: one dict look-up, no binding.
+        # Fastest path: every argument given (all positionally or all by name), float64 or
+        # float32 arrays of shapes seen before: one dict look-up, no binding.
         full = self._every_argument(arrays, named_arrays)
         dtype = full[0].dtype if full and type(full[0]) is np.ndarray else None  # type: ignore[union-attr]
         # float32 calls too: training code runs in float32 (`dtype == None` holds: NumPy reads None as float64)
@@ -109,7 +109,7 @@ class Caller(Generic[Variant]):
                     break
                 shapes.append(a.shape)  # type: ignore[union-attr]
             else:
-                fast = self._fast.get(_fast_key(shapes, dtype))
+                fast = self._fast.get(_shapes_key(shapes, dtype))
                 if fast is not None:
                     return self._in_type(self._finish(self._use(fast[0])(*full, **fast[1])), dtype)
         given = self._gather(arrays, named_arrays)
@@ -151,12 +151,16 @@ class Caller(Generic[Variant]):
             if len(self._by_shapes) >= MAX_SHAPES:
                 self._by_shapes.clear()
             self._by_shapes[tuple((k, a.shape) for k, a in bound.arrays.items())] = (variant, free, stand_ins)
-        if cache and not stand_ins and bound.dtype in (_FLOAT64, _FLOAT32):
-            if len(self._fast) >= MAX_SHAPES:
-                self._fast.clear()
-            self._fast[_fast_key([bound.arrays[k].shape for k in self.names], bound.dtype)] = (variant, free)
+        if cache and not stand_ins and bound.dtype in _FLOAT_TYPES:
+            self._remember(_shapes_key([bound.arrays[k].shape for k in self.names], bound.dtype), variant, free)
         args = [bound.arrays[k] if k in bound.arrays else stand_ins[k] for k in self.names]
         return self._in_type(self._finish(self._use(variant)(*args, **free)), bound.dtype)
+
+    def _remember(self, key: tuple, variant: Variant, free: dict[str, int]) -> None:
+        """The fast path's entry for calls of ``key`` (all are forgotten beyond :data:`MAX_SHAPES`)."""
+        if len(self._fast) >= MAX_SHAPES:
+            self._fast.clear()
+        self._fast[key] = (variant, free)
 
     def _in_type(self, result: Any, dtype: np.dtype) -> Any:
         """The results in the call's float type (float32 stays float32)."""
@@ -255,9 +259,7 @@ class LibraryCaller(Caller[Variant]):
             else:
                 args.append(backend.stand_in(tuple(bound.sizes.get(d, 0) for d in v.dims), bound.dtype))
         if key is not None:  # every argument given and converted to itself: checked once per shapes
-            if len(self._fast) >= MAX_SHAPES:
-                self._fast.clear()
-            self._fast[key] = (variant, free)
+            self._remember(key, variant, free)
         return self._finish(self._use(variant)(*args, **free))
 
 

@@ -144,12 +144,7 @@ class FunctionPrinting:
         else:
             return None
         statement = self.written_into(into, args, e)
-        if statement is None:
-            return None
-        comment = ctx.describe(node)
-        ctx.lines.append(statement + (f"  # {comment}" if comment else ""))
-        ctx.in_place.add(id(node))
-        return replace(e, inline=True)  # the function's value now, still a fresh array
+        return None if statement is None else ctx.written_in_place(node, statement, e)
 
     def spelled(self, code: str) -> str:
         """NumPy code of the element-wise registry in this printer's library: 0/1 masks in the call's float type."""

@@ -425,12 +425,7 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
                 statement = self._subtract_from_in_place(constant, e.text) if node.dims else None
             else:
                 statement = f"{e.text} {'+=' if constant > 0 else '-='} {literal(abs(constant)).text}"
-            if statement is None:
-                return None
-            comment = ctx.describe(node)
-            ctx.lines.append(statement + (f"  # {comment}" if comment else ""))
-            ctx.in_place.add(id(node))
-            return replace(e, inline=True)  # the sum's value now, still a fresh array
+            return None if statement is None else ctx.written_in_place(node, statement, e)
         return None
 
     def _subtract_from_in_place(self, constant: float, name: str) -> str | None:

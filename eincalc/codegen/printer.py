@@ -210,6 +210,13 @@ class Context:
         self.lines.append(f"{name} = {expr.text}" + (f"  # {comment}" if comment else ""))
         return replace(expr, text=name, prec=ATOM, op="", inline=True)
 
+    def written_in_place(self, node: Node, statement: str, into: Expr) -> Expr:
+        """Emit ``statement``, computing ``node`` into the fresh array ``into``, which holds its value from then on."""
+        comment = self.describe(node)
+        self.lines.append(statement + (f"  # {comment}" if comment else ""))
+        self.in_place.add(id(node))
+        return replace(into, inline=True)  # still a fresh array: later writes may go into it
+
     def after(self, statement: Callable[[str], str]) -> None:
         """Emit ``statement(name)`` right after the current node is assigned to ``name``."""
         self.post.append(statement)

@@ -97,9 +97,23 @@ def _full_term(term: Node, ctx: Context) -> bool:
     """
     if isinstance(term, Const) or id(term) in ctx.embeds or _spread_array(term) is not None:
         return False
+    return not _written_into_sums(term)
+
+
+def _subtracts_from_another_term(add: Add, term: Node) -> bool:
+    """Whether ``add`` has a dense term besides ``term``: one it can print ``other - term`` against.
+
+    Constants count (``1.0 - term``); δ ⊗ core terms and gathers added at rows do not —
+    they are written into the array holding the rest.
+    """
+    return any(other is not term and not _written_into_sums(other) for other in add.terms)
+
+
+def _written_into_sums(term: Node) -> bool:
+    """A δ ⊗ core term or a gather added at rows: a sum writes it into the array holding its other terms."""
     if isinstance(term, Einsum) and any(isinstance(op, Delta) for op in term.operands):
-        return False
-    return added_gather(term) is None
+        return True
+    return added_gather(term) is not None
 
 
 def _product_code(sizes: list[str]) -> str:
@@ -251,7 +265,7 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
             and not ctx.is_root(node)
             and len(uses) == 1
             and isinstance(uses[0], Add)
-            and self._subtracts_from_another_term(uses[0], node, ctx)
+            and _subtracts_from_another_term(uses[0], node)
         )
         coef = -node.coef if negate else node.coef
         if negate:
@@ -386,22 +400,6 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
         for g in gathers:
             ctx.after(lambda name, g=g: self.add_at_rows(name, g, ctx))
         return replace(base, owned=True)
-
-    def _subtracts_from_another_term(self, add: Add, term: Node, ctx: Context) -> bool:
-        """Whether ``add`` has a dense term besides ``term``: one it can print ``other - term`` against.
-
-        Constants count (``1.0 - term``); δ ⊗ core terms and gathers added at rows do not —
-        they are written into the array holding the rest.
-        """
-        for other in add.terms:
-            if other is term:
-                continue
-            if isinstance(other, Einsum) and any(isinstance(op, Delta) for op in other.operands):
-                continue
-            if self._added_gather(other, ctx):
-                continue
-            return True
-        return False
 
     def _add_in_place(self, node: Add, constant: float, ctx: Context) -> Expr | None:
         """``a + b`` as ``a += b`` and ``1.0 - a`` as ``numpy.subtract(1.0, a, out=a)``, or None.

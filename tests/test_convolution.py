@@ -448,6 +448,14 @@ def test_average_pooling_is_a_sum_of_strided_slices(size, side, rng):
     np.testing.assert_allclose(ec.compile(g)(X=X), numeric, rtol=1e-6, atol=1e-8)
 
 
+def _check_against_differences(loss, x, k, gx, gk, rng, h=1e-6):
+    """``gx``, ``gk`` against central differences of ``loss(x, k)`` along a random direction each."""
+    d = rng.normal(size=x.shape)
+    check_close(np.vdot(gx, d), (loss(x + h * d, k) - loss(x - h * d, k)) / (2 * h), rtol=1e-6, atol=1e-8)
+    d = rng.normal(size=k.shape)
+    check_close(np.vdot(gk, d), (loss(x, k + h * d) - loss(x, k - h * d)) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
 def _pair(v):
     return v if isinstance(v, tuple) else (v, v)
 
@@ -469,11 +477,7 @@ def test_large_convolution_gradients_against_differences_of_the_loop(stride, pad
     def loss(x, k):
         return float(np.sum(np.tanh(ref_conv2d(x, k, *geometry)) * v))
 
-    h = 1e-6
-    d = rng.normal(size=x.shape)
-    check_close(np.vdot(gx, d), (loss(x + h * d, k) - loss(x - h * d, k)) / (2 * h), rtol=1e-6, atol=1e-8)
-    d = rng.normal(size=k.shape)
-    check_close(np.vdot(gk, d), (loss(x, k + h * d) - loss(x, k - h * d)) / (2 * h), rtol=1e-6, atol=1e-8)
+    _check_against_differences(loss, x, k, gx, gk, rng)
 
 
 def test_pooling_over_large_batches_folds_slices_and_splits_ties(rng):
@@ -515,3 +519,54 @@ def test_col2im_of_short_rows_puts_the_batch_innermost(side, kernel, stride, pad
         assert re.fullmatch(rf"\w+\.shape\[0\], 6, {padded}, {padded}", zeros), fn.source
     want = ref_conv2d_input_gradient(v, k, side, stride, padding)
     np.testing.assert_allclose(fn(X=x, K=k, V=v), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("stride", "padding", "dilation"), [(1, 1, 1), (2, 1, 1), (1, 0, 2), ((1, 2), (2, 0), 1)])
+@pytest.mark.parametrize("batch", [64, 13, 1])
+def test_convolutions_over_large_batches_run_in_chunks_of_images(stride, padding, dilation, batch, rng):
+    """The forward pass, the kernel gradient and the input gradient, each a loop over cache-sized chunks of images.
+
+    Planned for 64 images (im2col matrices of up to 2.2 M entries; rows longer than the
+    batch-innermost col2im takes); called with 64, with 13 (a last chunk shorter than the
+    others) and with 1 (fewer than one chunk).
+    """
+    geometry = (_pair(stride), _pair(padding), _pair(dilation))
+    oh, ow = ref_conv2d(np.zeros((1, 3, 36, 36)), np.zeros((4, 3, 3, 3)), *geometry).shape[2:]
+    text = f"sum(tanh(conv2d(X, K, stride={stride!r}, padding={padding!r}, dilation={dilation!r})) * V)"
+    f = ec.parse(text, X="b 3 36 36", K="4 3 3 3", V=f"b 4 {oh} {ow}")
+    fn = ec.compile([f, ec.grad(f, "X"), ec.grad(f, "K")], sizes={"b": 64})
+    loops = re.findall(r"for (_t\d+) in range\(0, X\.shape\[0\], (\d+)\):", fn.source)
+    assert len(loops) == 3, fn.source  # forward, input gradient, kernel gradient
+    assert all(1 < int(step) < 64 for _, step in loops), loops
+    assert "arange" not in fn.source, fn.source  # no dense 0/1 window tensor
+    x, k = rng.normal(size=(batch, 3, 36, 36)), rng.normal(size=(4, 3, 3, 3)) / 3
+    v = rng.normal(size=(batch, 4, oh, ow))
+    module: dict = {}
+    exec(fn.source, module)  # the code alone: planned for 64 images, right for any number
+    value, gx, gk = module["f"](X=x, K=k, V=v)
+
+    def loss(x, k):
+        return float(np.sum(np.tanh(ref_conv2d(x, k, *geometry)) * v))
+
+    check_close(value, loss(x, k), rtol=1e-12)
+    _check_against_differences(loss, x, k, gx, gk, rng)
+
+
+def test_chunked_convolutions_keep_float32_and_hold_one_chunk(rng):
+    """float32 images give float32 chunks; the cost model counts one chunk of the im2col matrix, not the batch's."""
+    f = ec.parse("sum(relu(conv2d(X, K, padding=1)) * V)", X="b 6 28 28", K="16 6 3 3", V="b 16 28 28")
+    grads = [ec.grad(f, "X"), ec.grad(f, "K")]
+    fn = ec.compile(grads, sizes={"b": 100})
+    assert fn.source.count("in range(0, X.shape[0], ") == 3, fn.source
+    im2col = 100 * 54 * 784
+    assert ec.cost(grads, b=100).largest_intermediate < im2col / 3
+    x = rng.normal(size=(100, 6, 28, 28)).astype(np.float32)
+    k = rng.normal(size=(16, 6, 3, 3)).astype(np.float32)
+    v = rng.normal(size=(100, 16, 28, 28)).astype(np.float32)
+    gx, gk = fn(X=x, K=k, V=v)
+    assert gx.dtype == gk.dtype == np.float32
+    x64, k64 = x.astype(float), k.astype(float)
+    signal = (ref_conv2d(x64, k64, padding=(1, 1)) > 0) * v  # the gradient reaching the convolution's output
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x64, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), (2, 3))
+    check_close(gx, ref_conv2d_input_gradient(signal, k64, 28, padding=1), rtol=1e-4, atol=1e-4)
+    check_close(gk, np.einsum("boyx,bcyxuv->ocuv", signal, windows), rtol=1e-4, atol=1e-3)

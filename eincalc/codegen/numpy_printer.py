@@ -155,6 +155,8 @@ class NumPyPrinter(FunctionPrinting, GatherPrinting, WindowPrinting, Printer):
     """Arrays may be written in place (``a += b``, ``out=``)."""
     permute = "transpose"
     """The array method permuting axes (``x.transpose(0, 2, 1)``)."""
+    chunks = True
+    """Convolutions over large batches run in cache-sized chunks of images (:func:`.windows.chunking`)."""
 
     def np(self, member: str) -> str:
         """``numpy.<member>``, recording the import."""

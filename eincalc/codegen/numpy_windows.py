@@ -14,7 +14,7 @@ from dataclasses import replace
 from eincalc._types import Index, IndexTuple
 from eincalc.codegen.planning import MIN_GROUP_COLUMNS, Plan, plan_einsum
 from eincalc.codegen.printer import ATOM, SUM, Context, Expr, align, binary, call, literal, transpose
-from eincalc.codegen.windows import Lowering, Scatter, index_dims, lower
+from eincalc.codegen.windows import Chunk, Lowering, Scatter, chunking, exact_tiling, index_dims, lower
 from eincalc.expr import Const, Einsum, Shift
 
 
@@ -28,6 +28,7 @@ class WindowPrinting:
         raise NotImplementedError
 
     permute = "transpose"  # the array method permuting axes; backends override it
+    chunks = False  # products over large batches run in chunks of images (NumPy: cache-sized; see chunking)
 
     def creation(self, member: str, *args: str) -> Expr:  # provided by NumPyPrinter
         raise NotImplementedError
@@ -42,7 +43,9 @@ class WindowPrinting:
     def __init__(self) -> None:
         super().__init__()
         self._lowerings: dict[int, tuple[Einsum, Lowering | None]] = {}  # the node is kept: its id stays its own
-        self._views: dict[tuple, tuple[Expr, tuple[int, ...] | None]] = {}  # key -> view (printed once), axis order
+        # key -> view (printed once), its im2col axis order, whether that copy is made (else: chunk by chunk)
+        self._views: dict[tuple, tuple[Expr, tuple[int, ...] | None, bool]] = {}
+        self._scatter_axes: dict[str, IndexTuple] = {}  # col2im target -> its axes
 
     def lowering(self, node: Einsum) -> Lowering | None:
         """:func:`~eincalc.codegen.windows.lower`, once per node."""
@@ -76,8 +79,13 @@ class WindowPrinting:
         pooled = self._tile_sum(node, low, values, coef, ctx)
         if pooled is not None:
             return pooled
-        layout: dict[int, tuple[int, ...]] = {}
         dims = index_dims(node)
+        tiled = bool(low.scatters) and all(exact_tiling([s.shift]) and s.o in low.inner_out for s in low.scatters)
+        joint = bool(low.scatters) and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
+        moved = _batch_last(node, low) if joint and not tiled else None
+        chunk = chunking(node, low, ctx.sizes) if self.chunks and not tiled and moved is None else None
+        layout: dict[int, tuple[int, ...]] = {}
+        per_chunk: dict[int, tuple[int, ...]] = {}  # operands copied (im2col) chunk by chunk: their axis order
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
             key = _view_key(node, k, mine)
@@ -85,27 +93,33 @@ class WindowPrinting:
                 view = self._window(values[k], list(key[1]), len(node.in_idx[k]), [g.shift for g in mine], ctx)
                 order = None
                 if not exact_tiling([g.shift for g in mine]):
-                    # im2col once: a contiguous copy every contraction (the forward pass, the
-                    # kernel gradient) reads without copying the view again; BLAS would copy
-                    # the view anyway
+                    # im2col: a contiguous copy every contraction (the forward pass, the kernel
+                    # gradient) reads without copying the view again; BLAS would copy the view
+                    # anyway. Whole, or chunk by chunk when the products run in chunks
                     order = _im2col_order(
                         dict(low.factors)[k], low.inner_out, lambda ix: math.prod(ctx.sizes[dims[i]] for i in ix)
                     )
-                    copied = self.contiguous(view, order)
-                    if copied is None:
-                        order = None
-                    else:
-                        view = ctx.temp(copied)
-                self._views[key] = (view, order)
-            values[k], order = self._views[key]
+                    if chunk is not None:
+                        ix = dict(low.factors)[k]
+                        order = _leading(order, ix.index(chunk.index))
+                self._views[key] = (view, order, False)
+            view, order, copied = self._views[key]
+            ix = dict(low.factors)[k]
+            if order is not None and not copied and (chunk is None or ix[order[0]] != chunk.index):
+                whole = self.contiguous(view, order)
+                if whole is None:
+                    order = None
+                else:
+                    view, copied = ctx.temp(whole), True
+                self._views[key] = (view, order, copied)
+            values[k] = view
             if order is not None:
                 layout[k] = order
+                if not copied:
+                    per_chunk[k] = order
         kinds = ["ones" if isinstance(node.operands[k], Const) else "array" for k, _ in low.factors]
         factor_idx = [tuple(ix[p] for p in layout[k]) if k in layout else ix for k, ix in low.factors]
-        tiled = bool(low.scatters) and all(exact_tiling([s.shift]) and s.o in low.inner_out for s in low.scatters)
-        joint = bool(low.scatters) and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
         inner_out = low.inner_out
-        moved = _batch_last(node, low) if joint and not tiled else None
         if moved is not None:
             # col2im with the batch innermost (short image rows): one matrix product for
             # all images, and strided adds over runs of row × batch numbers, not of one row
@@ -119,15 +133,84 @@ class WindowPrinting:
         plan = plan_einsum(kinds, factor_idx, inner_out, coef, dims, ctx.sizes, groups=True)
         if tiled or joint:
             plan = _natural_order(plan)  # the scatter reads the contraction in its own order
+        if chunk is not None:
+            return self._chunked(node, low, plan, chunk, values, per_chunk, factor_idx, joint, ctx)
         value = self.render_plan(plan, [values[low.factors[k][0]] for k in plan.inputs], ctx)
         if tiled:
             return self._untile(value, plan.out, low.scatters, node.out_idx, dims, ctx)
         if joint:
-            return self._scatter_all(value, plan.out, low.scatters, node.out_idx, dims, ctx)
+            target = self._scatter_target(plan.out, low.scatters, dims, ctx)
+            self._scatter_into(target, value, plan.out, low.scatters, ctx)
+            return self._cropped(target, low.scatters, node.out_idx)
         axes = low.inner_out
         for s in low.scatters:
             value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
         return value
+
+    def _chunked(
+        self,
+        node: Einsum,
+        low: Lowering,
+        plan: Plan,
+        chunk: Chunk,
+        values: dict[int, Expr],
+        per_chunk: dict[int, tuple[int, ...]],
+        factor_idx: list[IndexTuple],
+        joint: bool,
+        ctx: Context,
+    ) -> Expr:
+        """``node`` computed :attr:`Chunk.size` images at a time: a loop whose body slices every factor carrying them.
+
+        The result is allocated whole before the loop: the scatter's zero array (each
+        chunk adds into its rows), the output (each chunk assigns its rows) or, when the
+        images are summed (a kernel gradient), a zero array each chunk adds into. An
+        operand copied to im2col order is copied one chunk at a time, so the copy is still
+        in the cache when the matrix product reads it.
+        """
+        dims = index_dims(node)
+        n, n_dim = chunk.index, dims[chunk.index]
+        out_axes = tuple(i for i in node.out_idx)
+        if joint:
+            target = self._scatter_target(plan.out, low.scatters, dims, ctx)
+        else:
+            member = "empty" if n in node.out_idx else "zeros"
+            target = ctx.temp(self.creation(member, ctx.shape(tuple(dims[i] for i in out_axes))))
+        start = ctx.new_temp()
+        rows = f"{start}:{start} + {chunk.size}"
+        header = f"for {start} in range(0, {ctx.size(n_dim)}, {chunk.size}):"
+        first_line = len(ctx.lines)
+        operands: dict[int, Expr] = {}
+        counted: str | None = None  # a chunk's array whose first axis is the images
+        for p, (k, ix) in enumerate(low.factors):
+            if k not in values:
+                continue
+            if k in per_chunk:
+                copied = self.contiguous(Expr(f"{values[k].atom}[{_rows_at(ix.index(n), rows)}]", ATOM), per_chunk[k])
+                operands[k] = ctx.temp(copied)  # type: ignore[arg-type]
+                counted = counted or operands[k].text
+            elif n in factor_idx[p]:
+                sliced = Expr(f"{values[k].atom}[{_rows_at(factor_idx[p].index(n), rows)}]", ATOM, readonly=True)
+                if counted is None:
+                    sliced = ctx.temp(sliced)
+                    counted = sliced.text
+                operands[k] = sliced
+            else:
+                operands[k] = values[k]
+        assert counted is not None  # the batch index leads the largest array factor (chunking)
+        sub = replace(ctx, dim_code={**ctx.dim_code, n_dim: f"{counted}.shape[0]"})
+        value = self.render_plan(plan, [operands[low.factors[k][0]] for k in plan.inputs], sub)
+        if joint:
+            self._scatter_into(target, value, plan.out, low.scatters, sub, rows)
+        elif n in node.out_idx:
+            aligned = align(value, plan.out, out_axes, self.permute)
+            ctx.lines.append(f"{target.text}[{_rows_at(out_axes.index(n), rows)}] = {aligned.text}")
+        else:
+            aligned = align(value, plan.out, out_axes, self.permute)
+            ctx.lines.append(f"{target.text} += {aligned.text}")
+        ctx.lines[first_line:] = [header] + ["    " + line for line in ctx.lines[first_line:]]
+        ctx.in_place.add(id(node))  # the target is a fresh array only this node holds
+        result = replace(target, owned=True, inline=True)
+        return self._cropped(result, low.scatters, node.out_idx) if joint else result
 
     def _untile(
         self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context
@@ -156,40 +239,57 @@ class WindowPrinting:
         merged = Expr(f"{e.atom}.reshape({', '.join(shape)}{',' if len(shape) == 1 else ''})", ATOM, owned=True)
         return transpose(merged, tuple(target.index(j) for j in out), self.permute)
 
-    def _scatter_all(
-        self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context
-    ) -> Expr:
-        """Add ``value`` (axes ``axes``: each scatter's ``o`` and ``k`` among them) into a zero array, window by window.
+    def _scatter_target(self, axes: IndexTuple, scatters: tuple[Scatter, ...], dims: dict, ctx: Context) -> Expr:
+        """The zero array col2im adds values with axes ``axes`` into: ``o`` padded to its ``i``, ``k`` dropped.
 
-        One loop per kernel axis, one strided slice each (col2im). The zero array keeps the
-        value's axis order (``o`` standing where ``i`` will be, ``k`` dropped), so every
-        slice of the value is read in memory order; the result is a view in ``out`` order.
+        Keeping the value's axis order (``o`` standing where ``i`` will be) reads every
+        slice of the value in memory order.
         """
         by_o = {s.o: s for s in scatters}
-        by_i = {s.i: s for s in scatters}
         kernel_axes = {s.k for s in scatters}
         target = tuple(by_o[j].i if j in by_o else j for j in axes if j not in kernel_axes)
-        padded = {j: str(s.shift.size + 2 * s.shift.padding) for j, s in by_i.items()}
+        padded = {s.i: str(s.shift.size + 2 * s.shift.padding) for s in scatters}
         sizes = [padded[j] if j in padded else ctx.size(dims[j]) for j in target]
         zeros = ctx.temp(self.creation("zeros", "(" + ", ".join(sizes) + ("," if len(target) == 1 else "") + ")"))
+        self._scatter_axes[zeros.text] = target
+        return zeros
+
+    def _scatter_into(
+        self,
+        zeros: Expr,
+        value: Expr,
+        axes: IndexTuple,
+        scatters: tuple[Scatter, ...],
+        ctx: Context,
+        rows: str = ":",
+    ) -> None:
+        """Add ``value`` (axes ``axes``: each scatter's ``o`` and ``k`` among them) into ``zeros``, window by window.
+
+        One loop per kernel axis, one strided slice each (col2im); ``rows`` slices the
+        leading axis (a chunk of images).
+        """
+        by_i = {s.i: s for s in scatters}
+        target = self._scatter_axes[zeros.text]
         source = value if value.inline else ctx.temp(value)
         loops = {s.k: ctx.new_temp() for s in scatters}
         reads = [loops[j] if j in loops else ":" for j in axes]
         while reads[-1] == ":":
             reads.pop()
-        writes, crop = [], []
-        for j in target:
-            if j not in by_i:
-                writes.append(":")
-                crop.append(":")
-                continue
-            sh = by_i[j].shift
-            writes.append(_window_slice(sh, loops[by_i[j].k]))
-            crop.append(f"{sh.padding}:{sh.padding + sh.size}" if sh.padding else ":")
+        writes = [_window_slice(by_i[j].shift, loops[by_i[j].k]) if j in by_i else ":" for j in target]
+        writes[0] = rows if rows != ":" else writes[0]
         for depth, s in enumerate(scatters):
             ctx.lines.append(f"{'    ' * depth}for {loops[s.k]} in range({s.shift.kernel}):")
         added = self.add_into(zeros.text, ", ".join(writes), f"{source.atom}[{', '.join(reads)}]")
         ctx.lines.append("    " * len(scatters) + added)
+
+    def _cropped(self, zeros: Expr, scatters: tuple[Scatter, ...], out: IndexTuple) -> Expr:
+        """The scattered array without its padding, in ``out`` order (a view)."""
+        by_i = {s.i: s for s in scatters}
+        target = self._scatter_axes[zeros.text]
+        crop = []
+        for j in target:
+            sh = by_i[j].shift if j in by_i else None
+            crop.append(f"{sh.padding}:{sh.padding + sh.size}" if sh is not None and sh.padding else ":")
         result = Expr(zeros.text, ATOM, owned=True, inline=True)
         if any(c != ":" for c in crop):
             result = Expr(f"{zeros.text}[{', '.join(crop)}]", ATOM, owned=True)
@@ -322,6 +422,16 @@ def _window_slice(shift: Shift, offset: str) -> str:
     return f"{start}:{start} + {(shift.out - 1) * shift.stride + 1}{step}"
 
 
+def _rows_at(position: int, rows: str) -> str:
+    """The subscript slicing ``rows`` of axis ``position``: ``:, _t5:_t5 + 4``."""
+    return ", ".join([":"] * position + [rows])
+
+
+def _leading(order: tuple[int, ...], position: int) -> tuple[int, ...]:
+    """``order`` with axis ``position`` moved to the front (the chunked images lead the im2col copy)."""
+    return (position, *(p for p in order if p != position))
+
+
 def _im2col_order(ix: IndexTuple, kept: IndexTuple, size: Callable[[list[Index]], int]) -> tuple[int, ...]:
     """The axis order of the im2col copy of a window view with indices ``ix``.
 
@@ -404,11 +514,6 @@ def _view_key(node: Einsum, k: int, mine: list) -> tuple:
     """One view per (array, windowed axes, window tensors): products sharing it share the code."""
     axes = tuple(node.in_idx[k].index(g.i) for g in mine)
     return (id(node.operands[k]), axes, tuple(id(g.shift) for g in mine))
-
-
-def exact_tiling(shifts: list[Shift]) -> bool:
-    """True when the windows tile their axes exactly (pooling: stride = size, no padding): a reshape."""
-    return all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts)
 
 
 def _lowers(node: Einsum, low: Lowering, shift: Shift) -> bool:

@@ -19,7 +19,8 @@ some second derivatives) are left to the planner, which then multiplies by the d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from eincalc._types import Dim, Index, IndexTuple
@@ -102,8 +103,73 @@ def lower(node: Einsum) -> Lowering | None:
     return Lowering(tuple(gathers), tuple((k, idx[k]) for k in others), tuple(inner), tuple(scatters))
 
 
+CHUNK_ENTRIES = 1 << 17
+"""Entries of a product's largest array (im2col matrix, col2im values) one chunk of images holds.
+
+A convolution's im2col matrix over a whole batch (54 × 784 numbers per image, 100
+images: 34 MB) is written to memory and read back; one chunk of 512 KB stays in the
+core's cache between the copy and the matrix product (and between the product and the
+col2im adds). Measured on the 28×28 CNN (6→16 channels, 3×3, batch 100, one thread):
+chunks of 2–4 images (85–170 K entries) 27 % faster over the whole gradient than no
+chunks; 8 images 23 %, 16 images 18 %.
+"""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Compute a product ``size`` entries of its batch index ``index`` at a time (a loop over chunks)."""
+
+    index: Index
+    size: int
+
+
+def chunking(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> Chunk | None:
+    """How to split ``node`` into chunks of images, or None (one pass).
+
+    The batch index is the leading axis of the product's largest array (the windowed
+    operand of a gather, the values a scatter adds); it must lead every array factor
+    carrying it (a chunk is then one slice of each) and the output when kept, and be no
+    window's index. Chunks pay when that array exceeds :data:`CHUNK_ENTRIES`.
+    """
+    dims = index_dims(node)
+    size = _entries(dims, sizes)
+    arrays = [ix for k, ix in low.factors if not isinstance(node.operands[k], Const)]
+    # the arrays a pass over the whole batch writes and reads back: im2col copies of
+    # overlapping windows (tiles are views) and the values col2im adds
+    copied = {g.operand for g in low.gathers if not exact_tiling([g.shift])}
+    candidates = [(size(ix), ix[0]) for k, ix in low.factors if k in copied]
+    if low.scatters and low.inner_out and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters):
+        candidates.append((size(low.inner_out), low.inner_out[0]))
+    if not candidates:
+        return None
+    largest, n = max(candidates, key=lambda c: c[0])
+    windowed = {j for g in low.gathers for j in (g.i, g.k, g.o)} | {j for s in low.scatters for j in (s.i, s.k, s.o)}
+    if n in windowed or any(n in ix and ix[0] != n for ix in arrays):
+        return None
+    if n in low.inner_out and low.inner_out[0] != n:
+        return None
+    if sum(1 for d in dims.values() if d == dims[n]) > 1:
+        return None  # another index of the same dim: its size code must not change with the chunk
+    count = sizes[dims[n]]
+    per_image = largest // max(count, 1)
+    step = max(1, CHUNK_ENTRIES // max(per_image, 1))
+    if largest <= CHUNK_ENTRIES or count <= step:
+        return None
+    return Chunk(n, step)
+
+
+def exact_tiling(shifts: list[Shift]) -> bool:
+    """True when the windows tile their axes exactly (pooling: stride = size, no padding): a reshape, no copy."""
+    return all(s.stride == s.kernel and s.padding == 0 and s.dilation == 1 and s.size % s.kernel == 0 for s in shifts)
+
+
 def _plain(idx: IndexTuple) -> bool:
     return len(set(idx)) == len(idx)
+
+
+def _entries(dims: Mapping[Index, Dim], sizes: Mapping[Dim, int]) -> Callable[[IndexTuple], int]:
+    """The number of entries over some indices: ``size(("b", "c")) == sizes[b] · sizes[c]``."""
+    return lambda idx: math.prod(sizes[dims[i]] for i in idx)
 
 
 def index_dims(node: Einsum) -> dict[Index, Dim]:
@@ -114,13 +180,7 @@ def index_dims(node: Einsum) -> dict[Index, Dim]:
 def lowered_cost(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple[int, int]:
     """Flops and largest intermediate of the lowered code (windows copied once by the contraction)."""
     dims = index_dims(node)
-
-    def size(idx: IndexTuple) -> int:
-        total = 1
-        for i in idx:
-            total *= sizes[dims[i]]
-        return total
-
+    size = _entries(dims, sizes)
     arrays = [(k, ix) for k, ix in low.factors if not isinstance(node.operands[k], Const)]
     windows = [size(ix) for k, ix in arrays if any(g.operand == k for g in low.gathers)]
     if len(arrays) > 1:
@@ -133,4 +193,10 @@ def lowered_cost(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple
     else:
         flops = largest = size(arrays[0][1])
     scattered = size(low.inner_out) * max(1, len(low.scatters)) if low.scatters else 0
-    return flops + sum(windows) + scattered, max([largest, size(low.inner_out), *windows])
+    flops += sum(windows) + scattered
+    chunk = chunking(node, low, sizes)
+    if chunk is not None:  # the windows, the product and the values col2im adds exist one chunk at a time
+        count = sizes[dims[chunk.index]]
+        held = [largest, *windows] + ([size(low.inner_out)] if low.scatters else [])
+        return flops, max(-(-n * chunk.size // count) for n in held)
+    return flops, max([largest, size(low.inner_out), *windows])

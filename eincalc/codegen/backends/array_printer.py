@@ -46,6 +46,7 @@ class ArrayLibraryPrinter(NumPyPrinter):
     ELEMENTWISE: Mapping[str, tuple[str, tuple[str, ...]]] = {}
     """Element-wise function -> (code template, modules it imports), replacing the translated NumPy code."""
     in_place = True
+    chunks = False  # a library's own kernels (and threads) do better than a Python loop over images
     """Whether arrays can be written through views (NumPy, CuPy, torch) or not (JAX, Dask)."""
     ufunc_out = False
     """Whether the library's functions take NumPy's ``out=`` (torch): ``torch.tanh(z, out=z)``,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
 from eincalc.codegen.gathers import GatherTerm
-from eincalc.codegen.numpy_windows import exact_tiling
 from eincalc.codegen.printer import ATOM, Context, Expr, literal
+from eincalc.codegen.windows import exact_tiling
 from eincalc.expr import Shift
 
 

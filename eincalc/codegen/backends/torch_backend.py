@@ -17,10 +17,9 @@ import re
 
 from eincalc.codegen.backends.array_printer import ArrayLibraryPrinter
 from eincalc.codegen.backends.torch_convolutions import convolution_call
-from eincalc.codegen.numpy_windows import exact_tiling
 from eincalc.codegen.planning import Plan, Step, spec_of
 from eincalc.codegen.printer import ATOM, Context, Expr, binary, call, literal
-from eincalc.codegen.windows import Lowering
+from eincalc.codegen.windows import Lowering, exact_tiling
 from eincalc.errors import UnsupportedNodeError
 from eincalc.expr import Einsum, Shift
 

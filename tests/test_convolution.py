@@ -570,3 +570,50 @@ def test_chunked_convolutions_keep_float32_and_hold_one_chunk(rng):
     windows = np.lib.stride_tricks.sliding_window_view(np.pad(x64, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), (2, 3))
     check_close(gx, ref_conv2d_input_gradient(signal, k64, 28, padding=1), rtol=1e-4, atol=1e-4)
     check_close(gk, np.einsum("boyx,bcyxuv->ocuv", signal, windows), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(("padding", "dilation"), [(1, 1), (0, 1), (2, 1), (2, 2), (0, 2), (3, 2)])
+@pytest.mark.parametrize("batch", [40, 3])
+def test_input_gradient_with_as_many_channels_is_a_correlation_with_the_flipped_kernel(padding, dilation, batch, rng):
+    """8 → 8 channels: the input gradient is the padded signal's windows times the reversed kernel, not col2im.
+
+    Checked against the loop definition of the transposed convolution and, for every
+    geometry, central differences of the loss; planned for 40 images (chunks), run on 40
+    and on 3.
+    """
+    side = 14
+    oh = side + 2 * padding - dilation * 2
+    f = ec.parse(
+        f"sum(tanh(conv2d(X, K, padding={padding}, dilation={dilation})) * V)",
+        X=f"b 8 {side} {side}", K="8 8 3 3", V=f"b 8 {oh} {oh}",
+    )  # fmt: skip
+    fn = ec.compile([ec.grad(f, "X"), ec.grad(f, "K")], sizes={"b": 40})
+    assert "K[:, :, ::-1, ::-1]" in fn.source, fn.source
+    assert "in range(3):" not in fn.source, fn.source  # no col2im loop over kernel offsets
+    x, k = rng.normal(size=(batch, 8, side, side)), rng.normal(size=(8, 8, 3, 3)) / 5
+    v = rng.normal(size=(batch, 8, oh, oh))
+    module: dict = {}
+    exec(fn.source, module)
+    gx, gk = module["f"](X=x, K=k, V=v)
+    geometry = ((1, 1), (padding, padding), (dilation, dilation))
+
+    def loss(x, k):
+        return float(np.sum(np.tanh(ref_conv2d(x, k, *geometry)) * v))
+
+    if dilation == 1:
+        signal = (1 - np.tanh(ref_conv2d(x, k, *geometry)) ** 2) * v
+        check_close(gx, ref_conv2d_input_gradient(signal, k, side, padding=padding), rtol=1e-10, atol=1e-12)
+    _check_against_differences(loss, x, k, gx, gk, rng)
+
+
+@pytest.mark.parametrize(("channels_in", "correlation"), [(16, True), (3, False)])
+def test_col2im_stays_where_the_signal_has_many_more_channels(channels_in, correlation, rng):
+    """16 → 16: a correlation; 3 → 16 (the signal's im2col 5× the col2im values): col2im adds."""
+    c = channels_in
+    f = ec.parse("sum(conv2d(X, K, padding=1) * V)", X=f"b {c} 20 20", K=f"16 {c} 3 3", V="b 16 20 20")
+    fn = ec.compile(ec.grad(f, "X"), sizes={"b": 8})
+    assert ("::-1" in fn.source) == correlation, fn.source
+    assert ("in range(3):" in fn.source) != correlation, fn.source
+    k, v = rng.normal(size=(16, channels_in, 3, 3)), rng.normal(size=(8, 16, 20, 20))
+    want = ref_conv2d_input_gradient(v, k, 20, padding=1)
+    check_close(fn(X=np.zeros((8, channels_in, 20, 20)), K=k, V=v), want, rtol=1e-12, atol=1e-12)

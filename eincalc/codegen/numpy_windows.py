@@ -14,7 +14,16 @@ from dataclasses import replace
 from eincalc._types import Index, IndexTuple
 from eincalc.codegen.planning import MIN_GROUP_COLUMNS, Plan, plan_einsum
 from eincalc.codegen.printer import ATOM, SUM, Context, Expr, align, binary, call, literal, transpose
-from eincalc.codegen.windows import Chunk, Lowering, Scatter, chunking, exact_tiling, index_dims, lower
+from eincalc.codegen.windows import (
+    Chunk,
+    Lowering,
+    Scatter,
+    as_correlation,
+    chunking,
+    exact_tiling,
+    index_dims,
+    lower,
+)
 from eincalc.expr import Const, Einsum, Shift
 
 
@@ -82,6 +91,22 @@ class WindowPrinting:
         dims = index_dims(node)
         tiled = bool(low.scatters) and all(exact_tiling([s.shift]) and s.o in low.inner_out for s in low.scatters)
         joint = bool(low.scatters) and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
+        correlation = as_correlation(node, low, ctx.sizes) if not tiled else None
+        if correlation is not None:
+            # the input gradient as a convolution of the padded signal with the flipped kernel,
+            # copied once with its kept axes first (one matrix product per image, as forward)
+            low, kernel = correlation
+            ix = node.in_idx[kernel]
+            flips = ", ".join("::-1" if any(g.k == j for g in low.gathers) else ":" for j in ix)
+            order = tuple(sorted(range(len(ix)), key=lambda p: (ix[p] not in node.out_idx, p)))
+            flipped = self.contiguous(Expr(f"{values[kernel].atom}[{flips}]", ATOM), order)
+            if flipped is not None:
+                values[kernel] = ctx.temp(flipped)
+                factors = tuple((k, tuple(fix[p] for p in order) if k == kernel else fix) for k, fix in low.factors)
+                low = replace(low, factors=factors)
+            else:
+                values[kernel] = Expr(f"{values[kernel].atom}[{flips}]", ATOM, readonly=True)
+            joint = False
         moved = _batch_last(node, low) if joint and not tiled else None
         chunk = chunking(node, low, ctx.sizes) if self.chunks and not tiled and moved is None else None
         layout: dict[int, tuple[int, ...]] = {}

@@ -167,6 +167,57 @@ def _plain(idx: IndexTuple) -> bool:
     return len(set(idx)) == len(idx)
 
 
+CORRELATION_RATIO = 2.0
+"""An input gradient is computed as a correlation when its im2col matrix is at most this many times the col2im values.
+
+``Σ_o K[o, c, u, v] G[b, o, y, x]`` added into ``dX[b, c, y + u − p, x + v − p]`` (col2im:
+``C·k²`` numbers per pixel added into strided windows) equals the correlation of ``G``
+padded by ``k − 1 − p`` with the flipped kernel (an im2col copy of ``O·k²`` numbers per
+pixel and one matrix product). NumPy adds into strided windows at about 1.2 ns a number
+and copies windows at about 0.5: measured (batch 64–100, one thread, chunked) 1.8× faster
+as a correlation at 16 → 16 channels (32×32), level at 16 → 32, 5 % slower at 6 → 16 and
+2× slower at 3 → 16.
+"""
+
+
+def as_correlation(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple[Lowering, int] | None:
+    """An input gradient (two factors, every window scattered) as windows of the signal, or None.
+
+    With stride 1, ``dX[i] = Σ_k K[k] G[i − k·d + p]`` is ``Σ_k' K[K−1−k'] G[i + k'·d −
+    ((K−1)·d − p)]``: the signal windowed by a shift of padding ``(K−1)·d − p`` and the
+    kernel read backwards along its offsets. Returns the gather lowering (the signal's
+    window-start index named as the output's, its offset as the kernel's) and the
+    position of the kernel, whose offset axes the caller reverses.
+    """
+    if low.gathers or len(low.factors) != 2 or any(isinstance(node.operands[k], Const) for k, _ in low.factors):
+        return None
+    if not low.scatters or any(not {s.o, s.k} <= set(low.inner_out) for s in low.scatters):
+        return None  # not every window's start and offset kept for col2im
+    if any(s.shift.stride != 1 or (s.shift.kernel - 1) * s.shift.dilation < s.shift.padding for s in low.scatters):
+        return None
+    starts = {s.o for s in low.scatters}
+    offsets = {s.k for s in low.scatters}
+    (a, ia), (b, ib) = low.factors
+    if starts <= set(ia) and offsets <= set(ib) and not (starts & set(ib) or offsets & set(ia)):
+        (signal, ix), kernel = (a, ia), b
+    elif starts <= set(ib) and offsets <= set(ia) and not (starts & set(ia) or offsets & set(ib)):
+        (signal, ix), kernel = (b, ib), a
+    else:
+        return None
+    size = _entries(index_dims(node), sizes)
+    window = math.prod(s.shift.kernel for s in low.scatters)
+    if size(ix) * window > CORRELATION_RATIO * size(low.inner_out):
+        return None
+    gathers, by_o = [], {s.o: s for s in low.scatters}
+    for s in low.scatters:
+        sh = s.shift
+        flipped = Shift.make(sh.out, sh.kernel, 1, sh.dilation, (sh.kernel - 1) * sh.dilation - sh.padding)
+        gathers.append(Gather(signal, flipped, s.o, s.k, s.i))
+    windowed = tuple(by_o[j].i if j in by_o else j for j in ix) + tuple(s.k for s in low.scatters)
+    factors = tuple((k, windowed if k == signal else kix) for k, kix in low.factors)
+    return Lowering(tuple(gathers), factors, node.out_idx, ()), kernel
+
+
 def _entries(dims: Mapping[Index, Dim], sizes: Mapping[Dim, int]) -> Callable[[IndexTuple], int]:
     """The number of entries over some indices: ``size(("b", "c")) == sizes[b] · sizes[c]``."""
     return lambda idx: math.prod(sizes[dims[i]] for i in idx)
@@ -181,6 +232,9 @@ def lowered_cost(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> tuple
     """Flops and largest intermediate of the lowered code (windows copied once by the contraction)."""
     dims = index_dims(node)
     size = _entries(dims, sizes)
+    correlation = as_correlation(node, low, sizes)
+    if correlation is not None:
+        low = correlation[0]  # printed as the signal's windows (an input gradient)
     arrays = [(k, ix) for k, ix in low.factors if not isinstance(node.operands[k], Const)]
     windows = [size(ix) for k, ix in arrays if any(g.operand == k for g in low.gathers)]
     if len(arrays) > 1:

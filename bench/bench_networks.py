@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from network_cnns import bench_cnn, bench_lenet
+from network_cnns import bench_cnn, bench_lenet, bench_vgg
 from network_rows import DTYPE, HEADER, close, jax, jnp, live, on_libraries, row, sizes_of, torch, typed
 
 import eincalc as ec
@@ -424,11 +424,12 @@ def main() -> None:
         ("CNN 28x28 avg", lambda: bench_cnn(28, budget)),
         ("CNN 28x28 max", lambda: bench_cnn(28, budget, pool="max")),
         ("LeNet", lambda: bench_lenet(budget)),
+        ("VGG", lambda: bench_vgg(budget)),
         ("HVP", lambda: bench_hvp(budget)),
         ("layer Hessian", lambda: bench_layer_hessian(budget)),
         ("derivation", lambda: bench_derivation([2, 8, 40] if quick else [2, 8, 40, 160])),
     ]
-    slow = {"residual 32", "CNN 28x28 avg", "CNN 28x28 max", "LeNet"}
+    slow = {"residual 32", "CNN 28x28 avg", "CNN 28x28 max", "LeNet", "VGG"}
     # --only WORD runs the rows whose name contains WORD (case-insensitive), e.g. --only lenet
     only = sys.argv[sys.argv.index("--only") + 1].lower() if "--only" in sys.argv else None
     for name, run in rows:

@@ -49,6 +49,21 @@ def _col2im(cols: np.ndarray, k: int, c: int, pad: int | None = None) -> np.ndar
     return out[:, p : h - p, p : w - p, :]
 
 
+def _max_pool(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2×2 max-pool of (b, h, w, c) by a reshape, and each entry's share of its window's gradient."""
+    b, side, _, c = h.shape
+    tiles = h.reshape(b, side // 2, 2, side // 2, 2, c)
+    pooled = tiles.max(axis=(2, 4))
+    hits = tiles == pooled[:, :, None, :, None, :]
+    return pooled, hits / hits.sum(axis=(2, 4), keepdims=True)  # ties split evenly, as eincalc and JAX do
+
+
+def _unpool(g: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """The adjoint of :func:`_max_pool`: each pooled gradient shared among its window's maxima."""
+    b, half, _, c = g.shape
+    return (share * g.reshape(b, half, 1, half, 1, c)).reshape(b, 2 * half, 2 * half, c)
+
+
 def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> None:
     """conv 1→6 (3×3), relu, conv 6→16 (3×3), relu, avg- or max-pool 2, dense 64, relu, dense 10; cross-entropy."""
     half = side // 2
@@ -177,18 +192,6 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
     fn = ec.compile(grads, sizes={"b": batch})
     setup = time.perf_counter() - start
 
-    def max_pool(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """2×2 max-pool of (b, h, w, c) by a reshape, and each entry's share of its window's gradient."""
-        b, side, _, c = h.shape
-        tiles = h.reshape(b, side // 2, 2, side // 2, 2, c)
-        pooled = tiles.max(axis=(2, 4))
-        hits = tiles == pooled[:, :, None, :, None, :]
-        return pooled, hits / hits.sum(axis=(2, 4), keepdims=True)  # ties split evenly, as eincalc and JAX do
-
-    def unpool(g: np.ndarray, share: np.ndarray) -> np.ndarray:
-        b, half, _, c = g.shape
-        return (share * g.reshape(b, half, 1, half, 1, c)).reshape(b, 2 * half, 2 * half, c)
-
     def hand() -> list[np.ndarray]:
         """An im2col backward pass, channels last, one matrix product per layer."""
         k1 = a["K1"].transpose(2, 3, 1, 0).reshape(25, 6)  # (offset, channel) rows, as _im2col lays out patches
@@ -196,10 +199,10 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         w1 = a["W1"].transpose(1, 2, 0, 3).reshape(256, 120)  # rows in the channels-last flattening order
         cols1 = _im2col(a["X"].transpose(0, 2, 3, 1), 5, pad=0)  # (b, 24, 24, 25)
         z1 = cols1 @ k1 + a["c1"]
-        p1, share1 = max_pool(np.maximum(z1, 0.0))  # (b, 12, 12, 6)
+        p1, share1 = _max_pool(np.maximum(z1, 0.0))  # (b, 12, 12, 6)
         cols2 = _im2col(p1, 5, pad=0)  # (b, 8, 8, 150)
         z2 = cols2 @ k2 + a["c2"]
-        p2, share2 = max_pool(np.maximum(z2, 0.0))  # (b, 4, 4, 16)
+        p2, share2 = _max_pool(np.maximum(z2, 0.0))  # (b, 4, 4, 16)
         flat = p2.reshape(batch, 256)
         z3 = flat @ w1 + a["d1"]
         h3 = np.maximum(z3, 0.0)
@@ -214,9 +217,9 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         gW2, gd2 = h3.T @ dz4, dz4.sum(axis=0)
         dz3 = (dz4 @ a["W2"].T) * (z3 > 0)
         gW1, gd1 = flat.T @ dz3, dz3.sum(axis=0)
-        dz2 = unpool((dz3 @ w1.T).reshape(batch, 4, 4, 16), share2) * (z2 > 0)
+        dz2 = _unpool((dz3 @ w1.T).reshape(batch, 4, 4, 16), share2) * (z2 > 0)
         gK2, gc2 = cols2.reshape(-1, 150).T @ dz2.reshape(-1, 16), dz2.sum(axis=(0, 1, 2))
-        dz1 = unpool(_col2im(dz2 @ k2.T, 5, 6, pad=0), share1) * (z1 > 0)
+        dz1 = _unpool(_col2im(dz2 @ k2.T, 5, 6, pad=0), share1) * (z1 > 0)
         gK1, gc1 = cols1.reshape(-1, 25).T @ dz1.reshape(-1, 6), dz1.sum(axis=(0, 1, 2))
         return [
             _kernel_grads(gK1, 5, 1, 6), gc1, _kernel_grads(gK2, 5, 6, 16), gc2,
@@ -257,4 +260,107 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
     temp = ec.cost(grads, b=batch).largest_intermediate
     hand_temp = batch * max(24 * 24 * 25, 8 * 8 * 150)  # the larger im2col matrix (the first layer's)
     row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,
+        f"{temp / hand_temp:.2f}", ok)  # fmt: skip
+
+
+VGG_TEXT = (
+    "-sum(Y * log_softmax(relu(einsum('bcij,cije->be', max_pool2d(relu(conv2d(max_pool2d(relu(conv2d(relu(conv2d("
+    "X, K1, padding=1) + c1[:, None, None]), K2, padding=1) + c2[:, None, None]), size=2), K3, padding=1) "
+    "+ c3[:, None, None]), size=2), W1) + d1) @ W2 + d2, axis=1)) / {batch}"
+)
+VGG_SHAPES = dict(K1=(16, 3, 3, 3), c1=(16,), K2=(16, 16, 3, 3), c2=(16,), K3=(32, 16, 3, 3), c3=(32,),
+                  W1=(32, 8, 8, 64), d1=(64,), W2=(64, 10), d2=(10,))  # fmt: skip
+
+
+def bench_vgg(budget: float, batch: int = 64) -> None:
+    """A VGG-style network on 32×32×3 (CIFAR's shape): two 3×3 convolutions 3→16→16, max-pool, 3×3 16→32, max-pool,
+    dense 64, dense 10; ReLU, padding 1 (layers with as many output channels as input ones, as VGG's and ResNet's)."""
+    decls = {p: " ".join(map(str, sh)) for p, sh in VGG_SHAPES.items()}
+    decls.update(X="b 3 32 32", Y="b 10")
+    params = list(VGG_SHAPES)
+    rng = np.random.default_rng(0)
+    fan_in = dict(K1=27, K2=144, K3=144, W1=2048, W2=64)
+    a = {p: rng.normal(size=sh) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=sh)
+         for p, sh in VGG_SHAPES.items()}  # fmt: skip
+    a["X"] = rng.normal(size=(batch, 3, 32, 32))
+    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    typed(a)
+    start = time.perf_counter()
+    f = ec.parse(VGG_TEXT.format(batch=batch), **decls)
+    grads = [ec.grad(f, p) for p in params]
+    fn = ec.compile(grads, sizes={"b": batch})
+    setup = time.perf_counter() - start
+
+    def hand() -> list[np.ndarray]:
+        """An im2col backward pass, channels last, one matrix product per layer."""
+        k1, k2, k3 = (a[k].transpose(2, 3, 1, 0).reshape(-1, a[k].shape[0]) for k in ("K1", "K2", "K3"))
+        w1 = a["W1"].transpose(1, 2, 0, 3).reshape(2048, 64)  # rows in the channels-last flattening order
+        cols1 = _im2col(a["X"].transpose(0, 2, 3, 1), 3)  # (b, 32, 32, 27)
+        z1 = cols1 @ k1 + a["c1"]
+        h1 = np.maximum(z1, 0.0)
+        cols2 = _im2col(h1, 3)  # (b, 32, 32, 144)
+        z2 = cols2 @ k2 + a["c2"]
+        p2, share2 = _max_pool(np.maximum(z2, 0.0))  # (b, 16, 16, 16)
+        cols3 = _im2col(p2, 3)  # (b, 16, 16, 144)
+        z3 = cols3 @ k3 + a["c3"]
+        p3, share3 = _max_pool(np.maximum(z3, 0.0))  # (b, 8, 8, 32)
+        flat = p3.reshape(batch, 2048)
+        z4 = flat @ w1 + a["d1"]
+        h4 = np.maximum(z4, 0.0)
+        z = h4 @ a["W2"] + a["d2"]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        gW2, gd2 = h4.T @ dz, dz.sum(axis=0)
+        dz4 = (dz @ a["W2"].T) * (z4 > 0)
+        gW1, gd1 = flat.T @ dz4, dz4.sum(axis=0)
+        dz3 = _unpool((dz4 @ w1.T).reshape(batch, 8, 8, 32), share3) * (z3 > 0)
+        gK3, gc3 = cols3.reshape(-1, 144).T @ dz3.reshape(-1, 32), dz3.sum(axis=(0, 1, 2))
+        dz2 = _unpool(_col2im(dz3 @ k3.T, 3, 16), share2) * (z2 > 0)
+        gK2, gc2 = cols2.reshape(-1, 144).T @ dz2.reshape(-1, 16), dz2.sum(axis=(0, 1, 2))
+        dz1 = _col2im(dz2 @ k2.T, 3, 16) * (z1 > 0)
+        gK1, gc1 = cols1.reshape(-1, 27).T @ dz1.reshape(-1, 16), dz1.sum(axis=(0, 1, 2))
+        return [
+            _kernel_grads(gK1, 3, 3, 16), gc1, _kernel_grads(gK2, 3, 16, 16), gc2, _kernel_grads(gK3, 3, 16, 32), gc3,
+            gW1.reshape(8, 8, 32, 64).transpose(2, 0, 1, 3), gd1, gW2, gd2,
+        ]  # fmt: skip
+
+    peers = on_libraries(grads, a, sizes={"b": batch})
+    if torch is not None:
+        F = torch.nn.functional
+
+        def logits(t: dict, leaves: list) -> object:
+            K1, c1, K2, c2, K3, c3, W1, d1, W2, d2 = leaves
+            h = F.relu(F.conv2d(F.relu(F.conv2d(t["X"], K1, c1, padding=1)), K2, c2, padding=1))
+            h = F.max_pool2d(F.relu(F.conv2d(F.max_pool2d(h, 2), K3, c3, padding=1)), 2)
+            return F.relu(torch.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2
+
+        peers["torch"] = torch_xent_grads(a, params, logits, batch)
+    if jax is not None:
+
+        def jloss(K1, c1, K2, c2, K3, c3, W1, d1, W2, d2, X, Y):
+            dn = ("NCHW", "OIHW", "NCHW")
+            same = ((1, 1), (1, 1))
+
+            def conv(h, K, c):
+                return jax.nn.relu(
+                    jax.lax.conv_general_dilated(h, K, (1, 1), same, dimension_numbers=dn) + c[:, None, None]
+                )
+
+            def pool(h):
+                b, ch, side, _ = h.shape
+                return h.reshape(b, ch, side // 2, 2, side // 2, 2).max(axis=(3, 5))
+
+            h = pool(conv(pool(conv(conv(X, K1, c1), K2, c2)), K3, c3))
+            z = jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2
+            return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
+
+        jg = jax.jit(jax.grad(jloss, argnums=tuple(range(len(params)))))
+        jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
+        peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
+    want = hand()
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
+    temp = ec.cost(grads, b=batch).largest_intermediate
+    hand_temp = batch * 32 * 32 * 144  # the second layer's im2col matrix
+    row(f"VGG-style 32×32×3 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,
         f"{temp / hand_temp:.2f}", ok)  # fmt: skip

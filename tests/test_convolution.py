@@ -522,20 +522,21 @@ def test_col2im_of_short_rows_puts_the_batch_innermost(side, kernel, stride, pad
 
 
 @pytest.mark.parametrize(("stride", "padding", "dilation"), [(1, 1, 1), (2, 1, 1), (1, 0, 2), ((1, 2), (2, 0), 1)])
-@pytest.mark.parametrize("batch", [64, 13, 1])
+@pytest.mark.parametrize("batch", [64, 13, 1, 0])
 def test_convolutions_over_large_batches_run_in_chunks_of_images(stride, padding, dilation, batch, rng):
     """The forward pass, the kernel gradient and the input gradient, each a loop over cache-sized chunks of images.
 
     Planned for 64 images (im2col matrices of up to 2.2 M entries; rows longer than the
     batch-innermost col2im takes); called with 64, with 13 (a last chunk shorter than the
-    others) and with 1 (fewer than one chunk).
+    others), with 1 (fewer than one chunk) and with none (no chunk: the loop's names are
+    never assigned, and nothing deletes them).
     """
     geometry = (_pair(stride), _pair(padding), _pair(dilation))
     oh, ow = ref_conv2d(np.zeros((1, 3, 36, 36)), np.zeros((4, 3, 3, 3)), *geometry).shape[2:]
     text = f"sum(tanh(conv2d(X, K, stride={stride!r}, padding={padding!r}, dilation={dilation!r})) * V)"
     f = ec.parse(text, X="b 3 36 36", K="4 3 3 3", V=f"b 4 {oh} {ow}")
     fn = ec.compile([f, ec.grad(f, "X"), ec.grad(f, "K")], sizes={"b": 64})
-    loops = re.findall(r"for (_t\d+) in range\(0, X\.shape\[0\], (\d+)\):", fn.source)
+    loops = re.findall(r"for (_c\d+) in range\(0, X\.shape\[0\], (\d+)\):", fn.source)
     assert len(loops) == 3, fn.source  # forward, input gradient, kernel gradient
     assert all(1 < int(step) < 64 for _, step in loops), loops
     assert "arange" not in fn.source, fn.source  # no dense 0/1 window tensor

@@ -200,7 +200,10 @@ class WindowPrinting:
         else:
             member = "empty" if n in node.out_idx else "zeros"
             target = ctx.temp(self.creation(member, ctx.shape(tuple(dims[i] for i in out_axes))))
-        start = ctx.new_temp()
+        # the loop's own names (_c0, _c1, …): not temporaries the function deletes later,
+        # which would fail after a loop over no images
+        local = replace(ctx, new_temp=_loop_names())
+        start = local.new_temp()
         rows = f"{start}:{start} + {chunk.size}"
         header = f"for {start} in range(0, {ctx.size(n_dim)}, {chunk.size}):"
         first_line = len(ctx.lines)
@@ -211,18 +214,18 @@ class WindowPrinting:
                 continue
             if k in per_chunk:
                 copied = self.contiguous(Expr(f"{values[k].atom}[{_rows_at(ix.index(n), rows)}]", ATOM), per_chunk[k])
-                operands[k] = ctx.temp(copied)  # type: ignore[arg-type]
+                operands[k] = local.temp(copied)  # type: ignore[arg-type]
                 counted = counted or operands[k].text
             elif n in factor_idx[p]:
                 sliced = Expr(f"{values[k].atom}[{_rows_at(factor_idx[p].index(n), rows)}]", ATOM, readonly=True)
                 if counted is None:
-                    sliced = ctx.temp(sliced)
+                    sliced = local.temp(sliced)
                     counted = sliced.text
                 operands[k] = sliced
             else:
                 operands[k] = values[k]
         assert counted is not None  # the batch index leads the largest array factor (chunking)
-        sub = replace(ctx, dim_code={**ctx.dim_code, n_dim: f"{counted}.shape[0]"})
+        sub = replace(local, dim_code={**ctx.dim_code, n_dim: f"{counted}.shape[0]"})
         value = self.render_plan(plan, [operands[low.factors[k][0]] for k in plan.inputs], sub)
         if joint:
             self._scatter_into(target, value, plan.out, low.scatters, sub, rows)
@@ -445,6 +448,12 @@ def _window_slice(shift: Shift, offset: str) -> str:
     start = offset if shift.dilation == 1 else f"{shift.dilation} * {offset}"
     step = f":{shift.stride}" if shift.stride != 1 else ""
     return f"{start}:{start} + {(shift.out - 1) * shift.stride + 1}{step}"
+
+
+def _loop_names() -> Callable[[], str]:
+    """New names for the body of a loop over chunks (``_c0``, ``_c1`` and so on)."""
+    count = itertools.count()
+    return lambda: f"_c{next(count)}"
 
 
 def _rows_at(position: int, rows: str) -> str:

@@ -405,6 +405,30 @@ def test_no_identity_is_materialised() -> None:
             assert "eye(" not in src and "identity" not in src, src
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["outer(ones('n'), x) + eye('n')", "eye('n') + x[:, None] * ones('n n')", "x + eye('n') + 2 * eye('n')"],
+)
+def test_a_broadcast_summed_with_an_identity_only_is_a_full_array(text: str) -> None:
+    """The identity is written into the sum's array: the broadcast term must fill that array itself (a copy of
+    ``x`` alone was 1-D, and the diagonal write failed). Found by the long fuzz run."""
+    f = ec.parse(text, x="n")
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(compile(f)(x=x), ec.evaluate(f, x=x))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["X + outer(y, sum(ones('n n'), axis=1))", "X + y[:, None] * sum(ones('n n'), axis=0)", "X + outer(y, ones('n'))"],
+)
+def test_a_bias_over_summed_ones_keeps_their_count(text: str) -> None:
+    """``outer(y, Σ_b 1)`` is ``n · y`` spread, not ``y`` spread: a broadcast added to a full array keeps the scale the
+    summed ones give (it was dropped: wrong values, silently). Found by the long fuzz run."""
+    f = ec.parse(text, X="n n", y="n")
+    X, y = np.arange(9.0).reshape(3, 3), np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(compile(f)(X=X, y=y), ec.evaluate(f, X=X, y=y), rtol=1e-14)
+
+
 def test_imports_are_recorded() -> None:
     printer = NumPyPrinter()
     assert printer.import_lines() == []

@@ -85,6 +85,8 @@ def _spread_array(node: Node) -> int | None:
     idx = node.in_idx[k]
     if len(set(idx)) < len(idx) or not set(idx) <= set(node.out_idx) or len(idx) == len(node.out_idx):
         return None
+    if any(not set(ix) <= set(node.out_idx) for ix in node.in_idx):
+        return None  # ones summed over an index: a count that scales the array
     return k
 
 
@@ -110,8 +112,13 @@ def _subtracts_from_another_term(add: Add, term: Node) -> bool:
 
 
 def _written_into_sums(term: Node) -> bool:
-    """A δ ⊗ core term or a gather added at rows: a sum writes it into the array holding its other terms."""
-    if isinstance(term, Einsum) and any(isinstance(op, Delta) for op in term.operands):
+    """A δ ⊗ core term, an identity or a gather added at rows: a sum writes it into the array holding its other terms.
+
+    An identity a sum reads is written as 1s on that array's diagonal (``_print_Delta``);
+    one that is also returned is an array of its own, which this answer only makes
+    slower, never wrong (a broadcast term then fills the sum's array itself).
+    """
+    if isinstance(term, Delta) or (isinstance(term, Einsum) and any(isinstance(op, Delta) for op in term.operands)):
         return True
     return added_gather(term) is not None
 

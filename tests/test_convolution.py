@@ -10,12 +10,16 @@ dense 0/1 window tensor.
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_diff import MODES, check_derivative
 
 import eincalc as ec
+from eincalc.codegen import windows
 from eincalc.testing import check_close, numeric_jacobian
 
 COVERED = {"shift", "conv1d", "conv2d", "windows", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d"}
@@ -618,3 +622,40 @@ def test_col2im_stays_where_the_signal_has_many_more_channels(channels_in, corre
     k, v = rng.normal(size=(16, channels_in, 3, 3)), rng.normal(size=(8, 16, 20, 20))
     want = ref_conv2d_input_gradient(v, k, 20, padding=1)
     check_close(fn(X=np.zeros((8, channels_in, 20, 20)), K=k, V=v), want, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def _geometries(draw):
+    """A 1-D or 2-D convolution's sizes and geometry with at least one output position."""
+    k, stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 2))
+    side = draw(st.integers(max(1, dilation * (k - 1) + 1 - 2 * padding), 9))
+    return dict(b=draw(st.integers(0, 5)), c=draw(st.integers(1, 4)), o=draw(st.integers(1, 4)), side=side, k=k,
+                stride=stride, padding=padding, dilation=dilation, axes=draw(st.sampled_from([1, 2])))  # fmt: skip
+
+
+@given(_geometries(), st.sampled_from([8, 1 << 17]))
+def test_random_geometries_compile_to_the_interpreters_value(g, chunk_entries):
+    """Value, input and kernel gradient of ``sum(tanh(conv) * V)`` in 1-D and 2-D: compiled (chunks forced or not;
+    col2im or correlation as the channels decide) against the reference interpreter, which multiplies the dense
+    0/1 windows."""
+    geometry = f"stride={g['stride']}, padding={g['padding']}, dilation={g['dilation']}"
+    oh = (g["side"] + 2 * g["padding"] - g["dilation"] * (g["k"] - 1) - 1) // g["stride"] + 1
+    n = g["axes"]
+    x_shape = (g["b"], g["c"], *[g["side"]] * n)
+    k_shape = (g["o"], g["c"], *[g["k"]] * n)
+    v_shape = (g["b"], g["o"], *[oh] * n)
+
+    def decl(shape, batch=True):
+        return " ".join(["b"] * batch + [str(d) for d in shape[batch:]])
+
+    f = ec.parse(f"sum(tanh(conv{n}d(X, K, {geometry})) * V)", X=decl(x_shape), K=decl(k_shape, False), V=decl(v_shape))
+    outputs = [f, ec.grad(f, "X"), ec.grad(f, "K")]
+    rng = np.random.default_rng(g["side"] * 7 + g["k"])
+    arrays = dict(X=rng.normal(size=x_shape), K=rng.normal(size=k_shape), V=rng.normal(size=v_shape))
+    with mock.patch.object(windows, "CHUNK_ENTRIES", chunk_entries):
+        got = ec.compile(outputs, sizes={"b": 4})
+    module: dict = {}
+    exec(got.source, module)  # planned for 4 images, run on 0 to 5
+    for value, node in zip(module["f"](**arrays), outputs):
+        check_close(value, ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)

@@ -14,7 +14,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from test_diff import MODES, check_derivative
 
@@ -540,7 +540,7 @@ def test_convolutions_over_large_batches_run_in_chunks_of_images(stride, padding
     text = f"sum(tanh(conv2d(X, K, stride={stride!r}, padding={padding!r}, dilation={dilation!r})) * V)"
     f = ec.parse(text, X="b 3 36 36", K="4 3 3 3", V=f"b 4 {oh} {ow}")
     fn = ec.compile([f, ec.grad(f, "X"), ec.grad(f, "K")], sizes={"b": 64})
-    loops = re.findall(r"for (_c\d+) in range\(0, X\.shape\[0\], (\d+)\):", fn.source)
+    loops = re.findall(r"for (_r\d+) in range\(0, X\.shape\[0\], (\d+)\):", fn.source)
     assert len(loops) == 3, fn.source  # forward, input gradient, kernel gradient
     assert all(1 < int(step) < 64 for _, step in loops), loops
     assert "arange" not in fn.source, fn.source  # no dense 0/1 window tensor
@@ -657,5 +657,46 @@ def test_random_geometries_compile_to_the_interpreters_value(g, chunk_entries):
         got = ec.compile(outputs, sizes={"b": 4})
     module: dict = {}
     exec(got.source, module)  # planned for 4 images, run on 0 to 5
+    for value, node in zip(module["f"](**arrays), outputs):
+        check_close(value, ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)
+
+
+@st.composite
+def _pools(draw):
+    """A pooling (max or mean) of a convolution's output: window, stride and padding at most half the window."""
+    size = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 3))
+    padding = draw(st.integers(0, size // 2))
+    side = draw(st.integers(max(1, size - 2 * padding), 8))
+    return dict(kind=draw(st.sampled_from(["max", "avg"])), size=size, stride=stride, padding=padding, side=side,
+                b=draw(st.integers(1, 4)), c=draw(st.integers(1, 3)), axes=draw(st.sampled_from([1, 2])))  # fmt: skip
+    # no empty batch: padded max pooling pads with min(x) - 1, which NumPy refuses for no entries
+
+
+@given(_pools(), st.sampled_from([8, 1 << 17]))
+@example(dict(kind="max", size=2, stride=1, padding=1, side=2, b=1, c=2, axes=2), 8)  # a constant and a chunk loop
+def test_random_pools_of_convolutions_compile_to_the_interpreters_value(g, chunk_entries):
+    """``sum(pool(relu(conv(X, K, padding=1))) * V)`` and its gradients for random pooling geometries (tiles,
+    overlapping and padded windows; ties where ReLU gives zeros), chunks forced or not, against the interpreter."""
+    n, side = g["axes"], g["side"]
+    out = (side + 2 * g["padding"] - g["size"]) // g["stride"] + 1
+    pool = f"{g['kind']}_pool{n}d(relu(conv{n}d(X, K, padding=1)), size={g['size']}, stride={g['stride']}, "
+    pool += f"padding={g['padding']})"
+    dims = " ".join([str(side)] * n)
+    f = ec.parse(
+        f"sum({pool} * V)", X=f"b {g['c']} {dims}", K=f"{g['c']} {g['c']} " + " ".join(["3"] * n),
+        V=f"b {g['c']} " + " ".join([str(out)] * n),
+    )  # fmt: skip
+    outputs = [f, ec.grad(f, "X"), ec.grad(f, "K")]
+    rng = np.random.default_rng(side * 5 + g["size"])
+    arrays = dict(
+        X=rng.normal(size=(g["b"], g["c"], *[side] * n)),
+        K=rng.normal(size=(g["c"], g["c"], *[3] * n)),
+        V=rng.normal(size=(g["b"], g["c"], *[out] * n)),
+    )
+    with mock.patch.object(windows, "CHUNK_ENTRIES", chunk_entries):
+        got = ec.compile(outputs, sizes={"b": 3})
+    module: dict = {}
+    exec(got.source, module)
     for value, node in zip(module["f"](**arrays), outputs):
         check_close(value, ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)

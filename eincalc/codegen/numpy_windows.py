@@ -200,7 +200,7 @@ class WindowPrinting:
         else:
             member = "empty" if n in node.out_idx else "zeros"
             target = ctx.temp(self.creation(member, ctx.shape(tuple(dims[i] for i in out_axes))))
-        # the loop's own names (_c0, _c1, …): not temporaries the function deletes later,
+        # the loop's own names (_r0, _r1, …): not temporaries the function deletes later,
         # which would fail after a loop over no images
         local = replace(ctx, new_temp=_loop_names())
         start = local.new_temp()
@@ -451,9 +451,13 @@ def _window_slice(shift: Shift, offset: str) -> str:
 
 
 def _loop_names() -> Callable[[], str]:
-    """New names for the body of a loop over chunks (``_c0``, ``_c1`` and so on)."""
+    """New names for the body of a loop over chunks (``_r0``, ``_r1`` and so on).
+
+    Not ``_c``: module-level constants are named so, and a loop assigning one would make
+    it a local of the function everywhere (Python's scoping).
+    """
     count = itertools.count()
-    return lambda: f"_c{next(count)}"
+    return lambda: f"_r{next(count)}"
 
 
 def _rows_at(position: int, rows: str) -> str:

@@ -74,7 +74,7 @@ RESERVED_NAMES = frozenset(
 calls: ``range`` in col2im loops and Dask's paired gathers, ``slice(None)`` in scatters,
 ``.astype(float)``); a variable with such a name is renamed."""
 
-GENERATED_NAME = re.compile(r"_[tc]\d+")  # temporaries and module-level constants (_c0 = …)
+GENERATED_NAME = re.compile(r"_[tcr]\d+")  # temporaries, module-level constants (_c0 = …), chunk loops' names
 """Generated temporaries; a variable named like one is renamed (``_t0`` → ``_t0_``)."""
 
 NOMINAL_SIZE = 1000

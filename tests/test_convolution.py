@@ -700,3 +700,24 @@ def test_random_pools_of_convolutions_compile_to_the_interpreters_value(g, chunk
     exec(got.source, module)
     for value, node in zip(module["f"](**arrays), outputs):
         check_close(value, ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)
+
+
+@given(_geometries())
+def test_random_geometries_on_torch_equal_the_interpreter(g):
+    """The same random convolutions compiled for PyTorch (its conv kernels, or NumPy's lowering where they do not
+    apply), called with NumPy arrays, against the reference interpreter."""
+    pytest.importorskip("torch")
+    geometry = f"stride={g['stride']}, padding={g['padding']}, dilation={g['dilation']}"
+    oh = (g["side"] + 2 * g["padding"] - g["dilation"] * (g["k"] - 1) - 1) // g["stride"] + 1
+    n = g["axes"]
+    shapes = dict(
+        X=(g["b"], g["c"], *[g["side"]] * n), K=(g["o"], g["c"], *[g["k"]] * n), V=(g["b"], g["o"], *[oh] * n)
+    )
+    decls = {v: " ".join(["b"] * (v != "K") + [str(d) for d in shape[v != "K" :]]) for v, shape in shapes.items()}
+    f = ec.parse(f"sum(tanh(conv{n}d(X, K, {geometry})) * V)", **decls)
+    outputs = [f, ec.grad(f, "X"), ec.grad(f, "K")]
+    rng = np.random.default_rng(g["side"] * 11 + g["k"])
+    arrays = {v: rng.normal(size=shape) for v, shape in shapes.items()}
+    got = ec.compile(outputs, backend="torch")(**arrays)
+    for value, node in zip(got, outputs):
+        check_close(value.numpy(), ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)

@@ -134,6 +134,8 @@ def chunking(node: Einsum, low: Lowering, sizes: Mapping[Dim, int]) -> Chunk | N
     dims = index_dims(node)
     size = _entries(dims, sizes)
     arrays = [ix for k, ix in low.factors if not isinstance(node.operands[k], Const)]
+    if len(arrays) == 1 and not low.scatters and set(arrays[0]) <= set(low.inner_out):
+        return None  # the windows copied and nothing more (a padded max pool's): no product to keep in cache
     # the arrays a pass over the whole batch writes and reads back: im2col copies of
     # overlapping windows (tiles are views) and the values col2im adds
     copied = {g.operand for g in low.gathers if not exact_tiling([g.shift])}

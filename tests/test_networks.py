@@ -8,10 +8,13 @@ form) and central differences; the shape of the code is checked through ``ec.cos
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import eincalc as ec
 from eincalc.testing import check_close, numeric_jacobian
@@ -337,3 +340,65 @@ def test_float32_gradients_are_computed_in_float32(act, rng, monkeypatch):
     monkeypatch.setattr(caller, "bind_arguments", lambda *args: checked.append(1) or real_bind(*args))
     assert all(g.dtype == np.float32 for g in fn(**a32))
     assert checked == []
+
+
+# --------------------------------------------------------------------------------------
+# random networks: every code-shaping rule (sharing, in-place writes, layouts, residual
+# sums, factoring) against the reference interpreter
+# --------------------------------------------------------------------------------------
+ACTIVATIONS = ["tanh", "relu", "sigmoid", "softplus", "exp"]
+
+
+@st.composite
+def _networks(draw):
+    depth = draw(st.integers(1, 4))
+    widths = [draw(st.integers(1, 5)) for _ in range(depth + 1)]
+    layers = []
+    for k in range(depth):
+        residual = k < depth - 1 and widths[k] == widths[k + 1] and draw(st.booleans())
+        layers.append((draw(st.sampled_from(ACTIVATIONS)), draw(st.booleans()), residual))
+    return dict(widths=widths, layers=layers, loss=draw(st.sampled_from(["xent", "mse", "sum"])),
+                batch=draw(st.integers(1, 4)), hvp=draw(st.booleans()))  # fmt: skip
+
+
+BACKENDS = ["numpy"] + [b for b in ("torch",) if importlib.util.find_spec(b) is not None]
+
+
+@given(_networks(), st.sampled_from(BACKENDS))
+def test_random_networks_compile_to_the_interpreters_gradients(net, backend):
+    """Value and all parameter gradients of a random MLP (activations, optional biases, residual blocks, three
+    losses) compiled together, and a Hessian-vector product w.r.t. the first weights, against the interpreter;
+    NumPy code and, where installed, PyTorch code called with NumPy arrays."""
+    widths, depth = net["widths"], len(net["layers"])
+    decls = {"X": f"b {widths[0]}", "Y": f"b {widths[-1]}"}
+    h = "X"
+    for k, (act, bias, residual) in enumerate(net["layers"], 1):
+        decls[f"W{k}"] = f"{widths[k - 1]} {widths[k]}"
+        z = f"{h} @ W{k}"
+        if bias:
+            decls[f"c{k}"] = str(widths[k])
+            z += f" + c{k}"
+        if k < depth:
+            h = f"({h} + {act}({z}))" if residual else f"{act}({z})"
+        else:
+            h = z
+    text = {
+        "xent": f"-sum(Y * log_softmax({h}, axis=1))",
+        "mse": f"sum(({h} - Y) ** 2) / 2",
+        "sum": f"sum(tanh({h}) * Y)",
+    }[net["loss"]]
+    f = ec.parse(text, **decls)
+    params = [v for v in decls if v not in ("X", "Y")]
+    outputs = [f, *(ec.grad(f, p) for p in params)]
+    if net["hvp"]:
+        decls["V"] = decls["W1"]
+        outputs.append(ec.hvp(f, "W1", ec.tensor("V", tuple(decls["V"].split()))))
+    rng = np.random.default_rng(sum(widths) * 13 + depth)
+    arrays = {v: rng.normal(size=tuple(net["batch"] if d == "b" else int(d) for d in spec.split())) / 2
+              for v, spec in decls.items()}  # fmt: skip
+    fn = ec.compile(outputs, sizes={"b": net["batch"]}, backend=backend)
+    got = fn(**{v: a for v, a in arrays.items() if v in fn.arg_names})  # a constant loss may drop some
+    for value, node in zip(got, outputs):
+        value = value.numpy() if backend == "torch" else value
+        want = ec.evaluate(node, **{v: a for v, a in arrays.items() if v in node.variables()})
+        check_close(value, want, rtol=1e-9, atol=1e-11)

@@ -358,7 +358,7 @@ def _networks(draw):
         residual = k < depth - 1 and widths[k] == widths[k + 1] and draw(st.booleans())
         layers.append((draw(st.sampled_from(ACTIVATIONS)), draw(st.booleans()), residual))
     return dict(widths=widths, layers=layers, loss=draw(st.sampled_from(["xent", "mse", "sum"])),
-                batch=draw(st.integers(1, 4)), hvp=draw(st.booleans()))  # fmt: skip
+                batch=draw(st.integers(1, 4)), hvp=draw(st.booleans()), hessian=draw(st.booleans()))  # fmt: skip
 
 
 BACKENDS = ["numpy"] + [b for b in ("torch",) if importlib.util.find_spec(b) is not None]
@@ -367,7 +367,8 @@ BACKENDS = ["numpy"] + [b for b in ("torch",) if importlib.util.find_spec(b) is 
 @given(_networks(), st.sampled_from(BACKENDS))
 def test_random_networks_compile_to_the_interpreters_gradients(net, backend):
     """Value and all parameter gradients of a random MLP (activations, optional biases, residual blocks, three
-    losses) compiled together, and a Hessian-vector product w.r.t. the first weights, against the interpreter;
+    losses) compiled together, with a Hessian-vector product and the dense Hessian w.r.t. the first weights, against
+    the interpreter;
     NumPy code and, where installed, PyTorch code called with NumPy arrays."""
     widths, depth = net["widths"], len(net["layers"])
     decls = {"X": f"b {widths[0]}", "Y": f"b {widths[-1]}"}
@@ -396,7 +397,9 @@ def test_random_networks_compile_to_the_interpreters_gradients(net, backend):
     rng = np.random.default_rng(sum(widths) * 13 + depth)
     arrays = {v: rng.normal(size=tuple(net["batch"] if d == "b" else int(d) for d in spec.split())) / 2
               for v, spec in decls.items()}  # fmt: skip
-    fn = ec.compile(outputs, sizes={"b": net["batch"]}, backend=backend)
+    if net["hessian"]:
+        outputs.append(ec.hessian(f, "W1"))  # δ ⊗ core terms and their factoring
+    fn = ec.compile(outputs, sizes={"b": net["batch"]}, backend=backend, dense=True)
     got = fn(**{v: a for v, a in arrays.items() if v in fn.arg_names})  # a constant loss may drop some
     for value, node in zip(got, outputs):
         value = value.numpy() if backend == "torch" else value

@@ -4,6 +4,7 @@ hand-written im2col backward pass (channels last), PyTorch and JAX."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from network_rows import (
@@ -47,6 +48,12 @@ def _col2im(cols: np.ndarray, k: int, c: int, pad: int | None = None) -> np.ndar
     for n, (u, v) in enumerate((u, v) for u in range(k) for v in range(k)):
         out[:, u : u + oh, v : v + ow, :] += cols[:, :, :, n * c : (n + 1) * c]
     return out[:, p : h - p, p : w - p, :]
+
+
+def _xent_signal(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """The gradient of the mean cross-entropy ``-Σ Y log softmax(z) / batch`` w.r.t. the logits ``z``."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True) * Y.sum(axis=1, keepdims=True) - Y) / len(z)
 
 
 def _max_pool(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,9 +116,7 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         z3 = flat @ w1 + a["d1"]
         h3 = np.maximum(z3, 0.0)
         z = h3 @ a["W2"]
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        dz = _xent_signal(z, a["Y"])
         gW2 = h3.T @ dz
         dz3 = (dz @ a["W2"].T) * (z3 > 0)
         gW1, gd1 = flat.T @ dz3, dz3.sum(axis=0)
@@ -164,6 +169,46 @@ def bench_cnn(side: int, budget: float, batch: int = 100, pool: str = "avg") -> 
         f"{temp / hand_temp:.2f}", ok)  # fmt: skip
 
 
+def _compiled_network(
+    text: str, shapes: dict[str, tuple[int, ...]], image: tuple[int, ...], fan_in: dict[str, int], batch: int
+) -> tuple[dict[str, np.ndarray], list[str], list[ec.Node], Callable, float]:
+    """A classifier's arrays (weights scaled by their fan-in, biases small), its parameters, the gradients of its
+    loss ``text`` compiled together, and the seconds derivation and compilation took."""
+    decls = {p: " ".join(map(str, sh)) for p, sh in shapes.items()}
+    decls.update(X="b " + " ".join(map(str, image)), Y="b 10")
+    params = list(shapes)
+    rng = np.random.default_rng(0)
+    # fan-in scaling: a conv kernel's fan-in is c·k·k (its trailing axes), a dense weight's its leading axes
+    a = {p: rng.normal(size=sh) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=sh)
+         for p, sh in shapes.items()}  # fmt: skip
+    a["X"] = rng.normal(size=(batch, *image))
+    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
+    typed(a)
+    start = time.perf_counter()
+    f = ec.parse(text.format(batch=batch), **decls)
+    grads = [ec.grad(f, p) for p in params]
+    fn = ec.compile(grads, sizes={"b": batch})
+    return a, params, grads, fn, time.perf_counter() - start
+
+
+def _jax_grads(jloss: Callable, a: dict[str, np.ndarray], params: list[str]) -> Callable:
+    """``jax.jit(jax.grad(jloss))`` w.r.t. ``params`` (called with the parameters, then X and Y)."""
+    jg = jax.jit(jax.grad(jloss, argnums=tuple(range(len(params)))))
+    jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
+    return lambda: [g.block_until_ready() for g in jg(*jargs)]
+
+
+def _checked_row(
+    name: str, hand: Callable, fn: Callable, grads: list[ec.Node], a: dict, peers: dict, hand_temp: int,
+    setup: float, budget: float,
+) -> None:  # fmt: skip
+    """Every framework's gradients checked against the hand-written pass, then the row measured and printed."""
+    want = hand()
+    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
+    temp = ec.cost(grads, b=len(a["X"])).largest_intermediate
+    row(name, hand, lambda: fn(**a), setup, budget, peers, f"{temp / hand_temp:.2f}", ok)
+
+
 LENET_TEXT = (
     "-sum(Y * log_softmax(relu(relu(einsum('bcij,cije->be', max_pool2d(relu(conv2d(max_pool2d(relu(conv2d(X, K1) "
     "+ einsum('c,bcij->bcij', c1, ones('b 6 24 24'))), size=2), K2) "
@@ -175,22 +220,8 @@ LENET_SHAPES = dict(K1=(6, 1, 5, 5), c1=(6,), K2=(16, 6, 5, 5), c2=(16,), W1=(16
 
 def bench_lenet(budget: float, batch: int = 64) -> None:
     """LeNet-5 on 28×28: conv 5×5 1→6, relu, max-pool 2, conv 5×5 6→16, relu, max-pool 2, dense 120-84-10."""
-    decls = {p: " ".join(map(str, sh)) for p, sh in LENET_SHAPES.items()}
-    decls.update(X="b 1 28 28", Y="b 10")
-    params = list(LENET_SHAPES)
-    rng = np.random.default_rng(0)
-    # fan-in scaling: a conv kernel's fan-in is c·k·k (its trailing axes), a dense weight's its leading axes
     fan_in = dict(K1=25, K2=150, W1=256, W2=120, W3=84)
-    a = {p: rng.normal(size=sh) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=sh)
-         for p, sh in LENET_SHAPES.items()}  # fmt: skip
-    a["X"] = rng.normal(size=(batch, 1, 28, 28))
-    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
-    typed(a)
-    start = time.perf_counter()
-    f = ec.parse(LENET_TEXT.format(batch=batch), **decls)
-    grads = [ec.grad(f, p) for p in params]
-    fn = ec.compile(grads, sizes={"b": batch})
-    setup = time.perf_counter() - start
+    a, params, grads, fn, setup = _compiled_network(LENET_TEXT, LENET_SHAPES, (1, 28, 28), fan_in, batch)
 
     def hand() -> list[np.ndarray]:
         """An im2col backward pass, channels last, one matrix product per layer."""
@@ -209,9 +240,7 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
         z4 = h3 @ a["W2"] + a["d2"]
         h4 = np.maximum(z4, 0.0)
         z = h4 @ a["W3"] + a["d3"]
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        dz = _xent_signal(z, a["Y"])
         gW3, gd3 = h4.T @ dz, dz.sum(axis=0)
         dz4 = (dz @ a["W3"].T) * (z4 > 0)
         gW2, gd2 = h3.T @ dz4, dz4.sum(axis=0)
@@ -252,15 +281,9 @@ def bench_lenet(budget: float, batch: int = 64) -> None:
             z = jax.nn.relu(jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2) @ W3 + d3
             return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
 
-        jg = jax.jit(jax.grad(jloss, argnums=tuple(range(len(params)))))
-        jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
-        peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
-    want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
-    temp = ec.cost(grads, b=batch).largest_intermediate
+        peers["jax"] = _jax_grads(jloss, a, params)
     hand_temp = batch * max(24 * 24 * 25, 8 * 8 * 150)  # the larger im2col matrix (the first layer's)
-    row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,
-        f"{temp / hand_temp:.2f}", ok)  # fmt: skip
+    _checked_row(f"LeNet-5 28×28 b{batch} (max-pool)", hand, fn, grads, a, peers, hand_temp, setup, budget)
 
 
 VGG_TEXT = (
@@ -275,21 +298,8 @@ VGG_SHAPES = dict(K1=(16, 3, 3, 3), c1=(16,), K2=(16, 16, 3, 3), c2=(16,), K3=(3
 def bench_vgg(budget: float, batch: int = 64) -> None:
     """A VGG-style network on 32×32×3 (CIFAR's shape): two 3×3 convolutions 3→16→16, max-pool, 3×3 16→32, max-pool,
     dense 64, dense 10; ReLU, padding 1 (layers with as many output channels as input ones, as VGG's and ResNet's)."""
-    decls = {p: " ".join(map(str, sh)) for p, sh in VGG_SHAPES.items()}
-    decls.update(X="b 3 32 32", Y="b 10")
-    params = list(VGG_SHAPES)
-    rng = np.random.default_rng(0)
     fan_in = dict(K1=27, K2=144, K3=144, W1=2048, W2=64)
-    a = {p: rng.normal(size=sh) / np.sqrt(fan_in[p]) if p in fan_in else 0.1 * rng.normal(size=sh)
-         for p, sh in VGG_SHAPES.items()}  # fmt: skip
-    a["X"] = rng.normal(size=(batch, 3, 32, 32))
-    a["Y"] = np.eye(10)[rng.integers(0, 10, size=batch)]
-    typed(a)
-    start = time.perf_counter()
-    f = ec.parse(VGG_TEXT.format(batch=batch), **decls)
-    grads = [ec.grad(f, p) for p in params]
-    fn = ec.compile(grads, sizes={"b": batch})
-    setup = time.perf_counter() - start
+    a, params, grads, fn, setup = _compiled_network(VGG_TEXT, VGG_SHAPES, (3, 32, 32), fan_in, batch)
 
     def hand() -> list[np.ndarray]:
         """An im2col backward pass, channels last, one matrix product per layer."""
@@ -308,9 +318,7 @@ def bench_vgg(budget: float, batch: int = 64) -> None:
         z4 = flat @ w1 + a["d1"]
         h4 = np.maximum(z4, 0.0)
         z = h4 @ a["W2"] + a["d2"]
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        dz = (p * a["Y"].sum(axis=1, keepdims=True) - a["Y"]) / batch
+        dz = _xent_signal(z, a["Y"])
         gW2, gd2 = h4.T @ dz, dz.sum(axis=0)
         dz4 = (dz @ a["W2"].T) * (z4 > 0)
         gW1, gd1 = flat.T @ dz4, dz4.sum(axis=0)
@@ -355,12 +363,6 @@ def bench_vgg(budget: float, batch: int = 64) -> None:
             z = jax.nn.relu(jnp.einsum("bcij,cije->be", h, W1) + d1) @ W2 + d2
             return -(Y * jax.nn.log_softmax(z, axis=1)).sum() / batch
 
-        jg = jax.jit(jax.grad(jloss, argnums=tuple(range(len(params)))))
-        jargs = [jnp.asarray(a[k]) for k in (*params, "X", "Y")]
-        peers["jax"] = lambda: [g.block_until_ready() for g in jg(*jargs)]
-    want = hand()
-    ok = close(fn(**a), want) and all(close([np.asarray(x) for x in run()], want) for run in live(peers))
-    temp = ec.cost(grads, b=batch).largest_intermediate
+        peers["jax"] = _jax_grads(jloss, a, params)
     hand_temp = batch * 32 * 32 * 144  # the second layer's im2col matrix
-    row(f"VGG-style 32×32×3 b{batch} (max-pool)", hand, lambda: fn(**a), setup, budget, peers,
-        f"{temp / hand_temp:.2f}", ok)  # fmt: skip
+    _checked_row(f"VGG-style 32×32×3 b{batch} (max-pool)", hand, fn, grads, a, peers, hand_temp, setup, budget)

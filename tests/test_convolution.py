@@ -721,3 +721,13 @@ def test_random_geometries_on_torch_equal_the_interpreter(g):
     got = ec.compile(outputs, backend="torch")(**arrays)
     for value, node in zip(got, outputs):
         check_close(value.numpy(), ec.evaluate(node, **arrays), rtol=1e-10, atol=1e-12)
+
+
+def test_the_cost_model_holds_what_batch_last_col2im_holds():
+    """Short image rows: col2im with the batch innermost runs whole (no chunk loop), and ``ec.cost`` counts its
+    values whole (it counted one chunk of them, a product the code never splits)."""
+    f = ec.parse("sum(conv2d(X, K) * V)", X="b 6 12 12", K="16 6 5 5", V="b 16 8 8")
+    g = ec.grad(f, "X")
+    source = ec.compile(g, sizes={"b": 64}).source
+    assert "for _r" not in source and "numpy.ascontiguousarray(V.transpose(1, 2, 3, 0))" in source, source
+    assert ec.cost(g, b=64).largest_intermediate == 64 * 6 * 5 * 5 * 8 * 8  # K.T @ V over all images, one array

@@ -83,11 +83,10 @@ def _spread_array(node: Node) -> int | None:
         return None
     (k,) = arrays
     idx = node.in_idx[k]
-    if len(set(idx)) < len(idx) or not set(idx) <= set(node.out_idx) or len(idx) == len(node.out_idx):
+    if len(set(idx)) < len(idx) or len(idx) == len(node.out_idx):
         return None
-    if any(not set(ix) <= set(node.out_idx) for ix in node.in_idx):
-        return None  # ones summed over an index: a count that scales the array
-    return k
+    # nothing summed: ones summed over an index are a count that scales the array
+    return k if all(set(ix) <= set(node.out_idx) for ix in node.in_idx) else None
 
 
 def _full_term(term: Node, ctx: Context) -> bool:

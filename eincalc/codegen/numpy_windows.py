@@ -19,10 +19,13 @@ from eincalc.codegen.windows import (
     Lowering,
     Scatter,
     as_correlation,
+    batch_last,
     chunking,
     exact_tiling,
     index_dims,
+    joint_scatters,
     lower,
+    tiles_back,
 )
 from eincalc.expr import Const, Einsum, Shift
 
@@ -54,7 +57,6 @@ class WindowPrinting:
         self._lowerings: dict[int, tuple[Einsum, Lowering | None]] = {}  # the node is kept: its id stays its own
         # key -> view (printed once), its im2col axis order, whether that copy is made (else: chunk by chunk)
         self._views: dict[tuple, tuple[Expr, tuple[int, ...] | None, bool]] = {}
-        self._scatter_axes: dict[str, IndexTuple] = {}  # col2im target -> its axes
 
     def lowering(self, node: Einsum) -> Lowering | None:
         """:func:`~eincalc.codegen.windows.lower`, once per node."""
@@ -89,9 +91,7 @@ class WindowPrinting:
         if pooled is not None:
             return pooled
         dims = index_dims(node)
-        tiled = bool(low.scatters) and all(exact_tiling([s.shift]) and s.o in low.inner_out for s in low.scatters)
-        joint = bool(low.scatters) and all({s.o, s.k} <= set(low.inner_out) for s in low.scatters)
-        correlation = as_correlation(node, low, ctx.sizes) if not tiled else None
+        correlation = as_correlation(node, low, ctx.sizes)
         if correlation is not None:
             # the input gradient as a convolution of the padded signal with the flipped kernel,
             # copied once with its kept axes first (one matrix product per image, as forward)
@@ -106,14 +106,15 @@ class WindowPrinting:
                 low = replace(low, factors=factors)
             else:
                 values[kernel] = Expr(f"{values[kernel].atom}[{flips}]", ATOM, readonly=True)
-            joint = False
-        moved = _batch_last(node, low) if joint and not tiled else None
-        chunk = chunking(node, low, ctx.sizes) if self.chunks and not tiled and moved is None else None
+        tiled, joint = tiles_back(low), joint_scatters(low)
+        moved = batch_last(node, low)
+        chunk = chunking(node, low, ctx.sizes) if self.chunks else None
         layout: dict[int, tuple[int, ...]] = {}
         per_chunk: dict[int, tuple[int, ...]] = {}  # operands copied (im2col) chunk by chunk: their axis order
         for k in dict.fromkeys(g.operand for g in low.gathers):
             mine = [g for g in low.gathers if g.operand == k]
             key = _view_key(node, k, mine)
+            ix = dict(low.factors)[k]
             if key not in self._views:
                 view = self._window(values[k], list(key[1]), len(node.in_idx[k]), [g.shift for g in mine], ctx)
                 order = None
@@ -121,15 +122,11 @@ class WindowPrinting:
                     # im2col: a contiguous copy every contraction (the forward pass, the kernel
                     # gradient) reads without copying the view again; BLAS would copy the view
                     # anyway. Whole, or chunk by chunk when the products run in chunks
-                    order = _im2col_order(
-                        dict(low.factors)[k], low.inner_out, lambda ix: math.prod(ctx.sizes[dims[i]] for i in ix)
-                    )
+                    order = _im2col_order(ix, low.inner_out, lambda jx: math.prod(ctx.sizes[dims[i]] for i in jx))
                     if chunk is not None:
-                        ix = dict(low.factors)[k]
                         order = _leading(order, ix.index(chunk.index))
                 self._views[key] = (view, order, False)
             view, order, copied = self._views[key]
-            ix = dict(low.factors)[k]
             if order is not None and not copied and (chunk is None or ix[order[0]] != chunk.index):
                 whole = self.contiguous(view, order)
                 if whole is None:
@@ -164,9 +161,9 @@ class WindowPrinting:
         if tiled:
             return self._untile(value, plan.out, low.scatters, node.out_idx, dims, ctx)
         if joint:
-            target = self._scatter_target(plan.out, low.scatters, dims, ctx)
-            self._scatter_into(target, value, plan.out, low.scatters, ctx)
-            return self._cropped(target, low.scatters, node.out_idx)
+            target, target_axes = self._scatter_target(plan.out, low.scatters, dims, ctx)
+            self._scatter_into(target, target_axes, value, plan.out, low.scatters, ctx)
+            return self._cropped(target, target_axes, low.scatters, node.out_idx)
         axes = low.inner_out
         for s in low.scatters:
             value, axes = self._scatter(value, axes, s, node.out_idx, low, dims, ctx)
@@ -194,12 +191,11 @@ class WindowPrinting:
         """
         dims = index_dims(node)
         n, n_dim = chunk.index, dims[chunk.index]
-        out_axes = tuple(i for i in node.out_idx)
         if joint:
-            target = self._scatter_target(plan.out, low.scatters, dims, ctx)
+            target, target_axes = self._scatter_target(plan.out, low.scatters, dims, ctx)
         else:
             member = "empty" if n in node.out_idx else "zeros"
-            target = ctx.temp(self.creation(member, ctx.shape(tuple(dims[i] for i in out_axes))))
+            target, target_axes = ctx.temp(self.creation(member, ctx.shape(node.dims))), node.out_idx
         # the loop's own names (_r0, _r1, …): not temporaries the function deletes later,
         # which would fail after a loop over no images
         local = replace(ctx, new_temp=_loop_names())
@@ -228,17 +224,17 @@ class WindowPrinting:
         sub = replace(local, dim_code={**ctx.dim_code, n_dim: f"{counted}.shape[0]"})
         value = self.render_plan(plan, [operands[low.factors[k][0]] for k in plan.inputs], sub)
         if joint:
-            self._scatter_into(target, value, plan.out, low.scatters, sub, rows)
+            self._scatter_into(target, target_axes, value, plan.out, low.scatters, sub, (n, rows))
         elif n in node.out_idx:
-            aligned = align(value, plan.out, out_axes, self.permute)
-            ctx.lines.append(f"{target.text}[{_rows_at(out_axes.index(n), rows)}] = {aligned.text}")
+            aligned = align(value, plan.out, node.out_idx, self.permute)
+            ctx.lines.append(f"{target.text}[{_rows_at(node.out_idx.index(n), rows)}] = {aligned.text}")
         else:
-            aligned = align(value, plan.out, out_axes, self.permute)
+            aligned = align(value, plan.out, node.out_idx, self.permute)
             ctx.lines.append(f"{target.text} += {aligned.text}")
         ctx.lines[first_line:] = [header] + ["    " + line for line in ctx.lines[first_line:]]
         ctx.in_place.add(id(node))  # the target is a fresh array only this node holds
         result = replace(target, owned=True, inline=True)
-        return self._cropped(result, low.scatters, node.out_idx) if joint else result
+        return self._cropped(result, target_axes, low.scatters, node.out_idx) if joint else result
 
     def _untile(
         self, value: Expr, axes: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple, dims: dict, ctx: Context
@@ -267,11 +263,13 @@ class WindowPrinting:
         merged = Expr(f"{e.atom}.reshape({', '.join(shape)}{',' if len(shape) == 1 else ''})", ATOM, owned=True)
         return transpose(merged, tuple(target.index(j) for j in out), self.permute)
 
-    def _scatter_target(self, axes: IndexTuple, scatters: tuple[Scatter, ...], dims: dict, ctx: Context) -> Expr:
-        """The zero array col2im adds values with axes ``axes`` into: ``o`` padded to its ``i``, ``k`` dropped.
+    def _scatter_target(
+        self, axes: IndexTuple, scatters: tuple[Scatter, ...], dims: dict, ctx: Context
+    ) -> tuple[Expr, IndexTuple]:
+        """The zero array col2im adds values with axes ``axes`` into, and its axes.
 
-        Keeping the value's axis order (``o`` standing where ``i`` will be) reads every
-        slice of the value in memory order.
+        ``o`` stands padded where its ``i`` will be, ``k`` is dropped: the value's axis
+        order, so every slice of the value is read in memory order.
         """
         by_o = {s.o: s for s in scatters}
         kernel_axes = {s.k for s in scatters}
@@ -279,41 +277,41 @@ class WindowPrinting:
         padded = {s.i: str(s.shift.size + 2 * s.shift.padding) for s in scatters}
         sizes = [padded[j] if j in padded else ctx.size(dims[j]) for j in target]
         zeros = ctx.temp(self.creation("zeros", "(" + ", ".join(sizes) + ("," if len(target) == 1 else "") + ")"))
-        self._scatter_axes[zeros.text] = target
-        return zeros
+        return zeros, target
 
     def _scatter_into(
         self,
         zeros: Expr,
+        target: IndexTuple,
         value: Expr,
         axes: IndexTuple,
         scatters: tuple[Scatter, ...],
         ctx: Context,
-        rows: str = ":",
+        rows: tuple[Index, str] | None = None,
     ) -> None:
-        """Add ``value`` (axes ``axes``: each scatter's ``o`` and ``k`` among them) into ``zeros``, window by window.
+        """Add ``value`` (axes ``axes``: each scatter's ``o`` and ``k``) into ``zeros``, window by window.
 
-        One loop per kernel axis, one strided slice each (col2im); ``rows`` slices the
-        leading axis (a chunk of images).
+        ``zeros`` has axes ``target`` (:meth:`_scatter_target`). One loop per kernel axis,
+        one strided slice each (col2im); ``rows`` (an index of ``target`` and its slice)
+        restricts the adds to a chunk of images.
         """
         by_i = {s.i: s for s in scatters}
-        target = self._scatter_axes[zeros.text]
         source = value if value.inline else ctx.temp(value)
         loops = {s.k: ctx.new_temp() for s in scatters}
         reads = [loops[j] if j in loops else ":" for j in axes]
         while reads[-1] == ":":
             reads.pop()
         writes = [_window_slice(by_i[j].shift, loops[by_i[j].k]) if j in by_i else ":" for j in target]
-        writes[0] = rows if rows != ":" else writes[0]
+        if rows is not None:
+            writes[target.index(rows[0])] = rows[1]
         for depth, s in enumerate(scatters):
             ctx.lines.append(f"{'    ' * depth}for {loops[s.k]} in range({s.shift.kernel}):")
         added = self.add_into(zeros.text, ", ".join(writes), f"{source.atom}[{', '.join(reads)}]")
         ctx.lines.append("    " * len(scatters) + added)
 
-    def _cropped(self, zeros: Expr, scatters: tuple[Scatter, ...], out: IndexTuple) -> Expr:
-        """The scattered array without its padding, in ``out`` order (a view)."""
+    def _cropped(self, zeros: Expr, target: IndexTuple, scatters: tuple[Scatter, ...], out: IndexTuple) -> Expr:
+        """The scattered array (axes ``target``) without its padding, in ``out`` order (a view)."""
         by_i = {s.i: s for s in scatters}
-        target = self._scatter_axes[zeros.text]
         crop = []
         for j in target:
             sh = by_i[j].shift if j in by_i else None
@@ -488,52 +486,6 @@ def _im2col_order(ix: IndexTuple, kept: IndexTuple, size: Callable[[list[Index]]
         kept_first = [p for p, i in enumerate(ix) if i in kept]
         return (*kept_first, *summed)
     return (*lead, *summed, *rest)
-
-
-BATCH_LAST_MAX_ROW = 15
-"""The longest image row (the innermost window-start axis) for which col2im puts the batch innermost.
-
-Measured on the input gradient alone (6←16 and 16←32 channels, batch 16–256, kernels 3×3
-and 5×5, strides 1 and 2, one thread): rows of 5 to 15 numbers took 20–57 % less time
-batch innermost, rows of 2–4 from 25 % less to the same, rows of 16 and more from 7 %
-less to 85 % more (28: +10 to +85 %).
-"""
-
-
-def _batch_last(node: Einsum, low: Lowering) -> tuple[int, int, IndexTuple] | None:
-    """Where col2im pays with the batch innermost: (signal position, number of batch axes, product order) or None.
-
-    A convolution's input gradient ``Σ_c K[c, d, u, v] G[b, c, y, x]`` added into ``dX[b,
-    d, y + u, x + v]`` multiplies one small matrix per image and then adds runs of one
-    image row; for short rows (LeNet's 8×8 maps) one product over all images, ``(c,
-    y·x·b)``, and adds over rows of ``x·b`` numbers are faster. It applies to two array
-    factors: the signal carrying every window start and leading with the batch axes (the
-    output's axes before the first one the kernel or a window carries), and the kernel
-    carrying every window offset.
-    """
-    if low.gathers or len(low.factors) != 2 or any(isinstance(node.operands[k], Const) for k, _ in low.factors):
-        return None
-    starts = {s.o for s in low.scatters}
-    offsets = {s.k for s in low.scatters}
-    signal = [p for p, (_, ix) in enumerate(low.factors) if starts <= set(ix) and not offsets & set(ix)]
-    if len(signal) != 1:
-        return None
-    (pos,) = signal
-    ix, kernel = low.factors[pos][1], low.factors[1 - pos][1]
-    if not offsets <= set(kernel) or starts & set(kernel):
-        return None
-    n_lead = next(n for n, i in enumerate(low.inner_out) if i in starts or i in offsets or i in kernel)
-    if not n_lead or ix[:n_lead] != low.inner_out[:n_lead]:
-        return None
-    innermost = max(low.scatters, key=lambda s: low.inner_out.index(s.o))
-    if innermost.shift.out > BATCH_LAST_MAX_ROW:
-        return None
-    # the order one tensordot gives, whichever factor comes first: (d, u, v, y, x, b)
-    moved = ix[n_lead:] + ix[:n_lead]
-    order = tuple(i for i in kernel + moved if i in low.inner_out)
-    if len(order) != len(low.inner_out) or set(order) != set(low.inner_out):
-        return None  # an axis both factors keep (a grouped convolution)
-    return pos, n_lead, order
 
 
 def _natural_order(plan: Plan) -> Plan:
